@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each makes its own virtual
+# environment in .venv (Python 3.10+ and the package registries are all they need).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# PyTorch is optional: where its CPU wheel lies on this machine's disk, the reference tests use
+# it; nothing is downloaded for it (--no-index), so elsewhere those tests skip.
+TORCH_WHEELS ?= /opt/wheels
+
+.PHONY: demo test clean
+
+$(BIN)/charlm: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@if ls $(TORCH_WHEELS)/torch-2.13.0* >/dev/null 2>&1; then \
+	  $(BIN)/pip install --quiet --find-links $(TORCH_WHEELS) torch==2.13.0 \
+	    || echo "PyTorch not installed: its reference tests will be skipped."; \
+	else echo "No PyTorch wheel on this machine: its reference tests will be skipped."; fi
+	touch $(BIN)/charlm
+
+test: $(BIN)/charlm
+	$(BIN)/python -m pytest -q
+
+demo: $(BIN)/charlm
+	@mkdir -p demo-out
+	cd demo-out && ../$(BIN)/charlm train --cell lstm --hidden 128 --embed 32 --layers 1 \
+	  --dropout 0 --batch 32 --bptt 64 --lr 3e-3 --time 90s --eval-every 200 --force
+	cd demo-out && ../$(BIN)/charlm sample --level char -n 3 --length 200 --seed 1
+	cd demo-out && ../$(BIN)/charlm score "the apple and pair salad" "the apple and pear salad"
+
+clean:
+	rm -rf $(VENV) demo-out build *.egg-info

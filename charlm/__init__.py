@@ -1,0 +1,8 @@
+"""charlm: character- and word-level recurrent language models on a pure NumPy core."""
+
+from .errors import CharlmError, ConfigError, CorpusError, ModelFileError, TrainingDiverged
+
+__version__ = "0.1.0"
+
+__all__ = ["CharlmError", "ConfigError", "CorpusError", "ModelFileError", "TrainingDiverged",
+           "__version__"]

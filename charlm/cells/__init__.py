@@ -1,0 +1,93 @@
+"""The recurrent cells: basic RNN, GRU and LSTM, each a module of pure functions.
+
+Letters used in every cell module:
+
+- ``T``   time steps of the sequence, ``m`` examples in the batch,
+- ``n_x`` size of the input ``x<t>``, ``n_a`` size of the hidden state ``a<t>``,
+- ``G``   number of fused gate blocks (RNN 1, simplified GRU 2, GRU 3, LSTM 4).
+
+Arrays are time-major: a sequence of inputs is ``x`` of shape ``(T, m, n_x)``.
+
+Every cell module offers the same four functions::
+
+    init_params(n_x, n_a, rng, dtype, **opts)            -> params
+    forward(x, state, params, **opts)                    -> (a, state_T, cache)
+    backward(da, cache, params, **opts)                  -> (dx, dstate_0, grads)
+    step(xz_t, state, params, **opts)                    -> (a_t, state)
+
+``forward`` runs the whole sequence and returns every hidden state ``a`` (T, m, n_a), the final
+state (to carry into the next window or to keep sampling from) and a cache that the caller
+hands back to ``backward``: nothing is kept on a module or an object, so sampling can never
+disturb a training step. ``backward`` is backpropagation through time: ``da`` (T, m, n_a) is
+the gradient of the loss with respect to every ``a<t>``, and it returns the gradients of the
+inputs, of the initial state and of every parameter (same keys as ``params``).
+
+The course writes each pre-activation as ``W [a<t-1>, x<t>] + b`` with ``W = [W_aa | W_ax]``.
+The ``x`` part does not depend on the recurrence, so it is computed for all T steps in one
+matrix product before the time loop (:func:`input_product`); only ``a<t-1> W_aa`` stays inside
+it. Likewise the weight gradients are one product over all steps after the backward loop
+(:func:`weight_grads`). Same mathematics, far fewer and far larger matrix products.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+def sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """σ(z) = 1 / (1 + e^-z), computed as (1 + tanh(z/2)) / 2: one ufunc pass, never overflows."""
+    out = np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1.0
+    out *= 0.5
+    return out
+
+
+def uniform_init(shape, n_a: int, rng: np.random.Generator, dtype) -> np.ndarray:
+    """U(-1/sqrt(n_a), 1/sqrt(n_a)), the usual initialisation of recurrent weights."""
+    k = 1.0 / np.sqrt(n_a)
+    return rng.uniform(-k, k, size=shape).astype(dtype)
+
+
+def init_fused(n_x: int, n_a: int, G: int, rng: np.random.Generator, dtype) -> dict:
+    """Weights of G fused gate blocks: W_ax (G n_a, n_x), W_aa (G n_a, n_a), b (G n_a,)."""
+    return {
+        "W_ax": uniform_init((G * n_a, n_x), n_a, rng, dtype),
+        "W_aa": uniform_init((G * n_a, n_a), n_a, rng, dtype),
+        "b": uniform_init((G * n_a,), n_a, rng, dtype),
+    }
+
+
+def input_product(x: np.ndarray, W_ax: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``W_ax x<t> + b`` for every step at once.
+
+    x: (T, m, n_x); W_ax: (G n_a, n_x); b: (G n_a,)  ->  (T, m, G n_a).
+    """
+    T, m, n_x = x.shape
+    xz = x.reshape(T * m, n_x) @ W_ax.T
+    xz += b
+    return xz.reshape(T, m, -1)
+
+
+def weight_grads(dz: np.ndarray, x: np.ndarray, W_ax: np.ndarray) -> tuple:
+    """Gradients of the hoisted input product, summed over all steps in one product each.
+
+    dz: (T, m, G n_a) gradient of the pre-activations; x: (T, m, n_x); W_ax: (G n_a, n_x)
+    -> dx (T, m, n_x), dW_ax (G n_a, n_x), db (G n_a,).
+    """
+    T, m, n_x = x.shape
+    dz2 = dz.reshape(T * m, -1)
+    dx = (dz2 @ W_ax).reshape(T, m, n_x)
+    dW_ax = dz2.T @ x.reshape(T * m, n_x)
+    return dx, dW_ax, dz2.sum(axis=0)
+
+
+def recurrent_grad(dz: np.ndarray, a_prev: np.ndarray) -> np.ndarray:
+    """dW for a product ``a_prev<t> W^T`` used at every step: (T, m, k), (T, m, n) -> (k, n)."""
+    k, n = dz.shape[-1], a_prev.shape[-1]
+    return dz.reshape(-1, k).T @ a_prev.reshape(-1, n)
+
+
+# Imported last: the cell modules use the helpers above.
+from . import gru, lstm, rnn  # noqa: E402
+
+CELLS = {"rnn": rnn, "gru": gru, "lstm": lstm}

@@ -1,0 +1,124 @@
+"""Gated recurrent unit, as the course writes it (memory cell c<t> = a<t>).
+
+Full GRU::
+
+    Γr    = σ(W_r [c<t-1>, x<t>] + b_r)             relevance gate
+    Γu    = σ(W_u [c<t-1>, x<t>] + b_u)             update gate
+    c̃<t>  = tanh(W_c [Γr * c<t-1>, x<t>] + b_c)     candidate
+    c<t>  = Γu * c̃<t> + (1 - Γu) * c<t-1>
+    a<t>  = c<t>
+
+Simplified GRU (``simplified=True``): no Γr, so ``c̃<t> = tanh(W_c [c<t-1>, x<t>] + b_c)``.
+
+Γr multiplies c<t-1> *before* the product with W_c, as in the course (and Cho et al. 2014).
+PyTorch's ``nn.GRU`` applies it after the product (``r * (W_hn h + b_hn)``): a different model,
+so the reference tests compare against the course equations written in torch autograd.
+
+Fused layout: gate blocks in the order [u, r, c] (simplified: [u, c]) along the first axis of
+W_ax (G n_a, n_x), W_aa (G n_a, n_a) and b (G n_a,). The x parts for all steps are one product
+before the loop. Per step the full GRU makes two products: c<t-1> with the [u, r] rows, then
+(Γr * c<t-1>) with the c rows; the simplified GRU makes one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import init_fused, input_product, recurrent_grad, sigmoid, weight_grads
+
+
+def _blocks(simplified: bool) -> int:
+    return 2 if simplified else 3
+
+
+def init_params(n_x, n_a, rng, dtype=np.float32, simplified=False, **_):
+    return init_fused(n_x, n_a, _blocks(simplified), rng, dtype)
+
+
+def forward(x, c0, params, simplified=False, **_):
+    """x (T, m, n_x), c0 (m, n_a) -> a (T, m, n_a), c<T> (m, n_a), cache."""
+    T, m, _ = x.shape
+    n = c0.shape[1]
+    W_aa = params["W_aa"]
+    z = input_product(x, params["W_ax"], params["b"])  # (T, m, G n): becomes the activations
+    c = np.empty((T, m, n), dtype=z.dtype)
+    rc = None if simplified else np.empty((T, m, n), dtype=z.dtype)  # Γr * c<t-1>
+    W_gates_T = W_aa[: 2 * n].T
+    W_c_T = W_aa[2 * n:].T
+    c_prev = c0
+    for t in range(T):
+        zt = z[t]
+        if simplified:
+            zt += c_prev @ W_aa.T
+            sigmoid(zt[:, :n], out=zt[:, :n])              # Γu
+            np.tanh(zt[:, n:], out=zt[:, n:])              # c̃
+            c_tilde = zt[:, n:]
+        else:
+            zt[:, : 2 * n] += c_prev @ W_gates_T
+            sigmoid(zt[:, : 2 * n], out=zt[:, : 2 * n])    # Γu, Γr
+            np.multiply(zt[:, n: 2 * n], c_prev, out=rc[t])  # Γr * c<t-1>
+            zt[:, 2 * n:] += rc[t] @ W_c_T
+            np.tanh(zt[:, 2 * n:], out=zt[:, 2 * n:])      # c̃
+            c_tilde = zt[:, 2 * n:]
+        # c<t> = c<t-1> + Γu * (c̃ - c<t-1>), the same as Γu c̃ + (1 - Γu) c<t-1>
+        np.subtract(c_tilde, c_prev, out=c[t])
+        c[t] *= zt[:, :n]
+        c[t] += c_prev
+        c_prev = c[t]
+    return c, c_prev, (x, c0, c, z, rc, simplified)
+
+
+def backward(da, cache, params, **_):
+    """da (T, m, n_a) = dL/da<t>  ->  dx (T, m, n_x), dc0 (m, n_a), grads."""
+    x, c0, c, z, rc, simplified = cache
+    T, m, n = c.shape
+    W_aa = params["W_aa"]
+    dz = np.empty_like(z)
+    dc_next = np.zeros_like(c0)
+    for t in reversed(range(T)):
+        c_prev = c0 if t == 0 else c[t - 1]
+        gamma_u = z[t, :, :n]
+        c_tilde = z[t, :, -n:]
+        dc = da[t] + dc_next
+        # c<t> = Γu c̃ + (1 - Γu) c<t-1>
+        dzu, dzc = dz[t, :, :n], dz[t, :, -n:]
+        np.multiply(dc, c_tilde - c_prev, out=dzu)       # dΓu
+        dzu *= gamma_u * (1.0 - gamma_u)                 # through σ
+        np.multiply(dc, gamma_u, out=dzc)                # dc̃
+        dzc *= 1.0 - c_tilde * c_tilde                   # through tanh
+        dc_prev = dc * (1.0 - gamma_u)
+        if simplified:
+            dc_prev += dz[t] @ W_aa                      # c<t-1> in both [u, c] products
+        else:
+            gamma_r = z[t, :, n: 2 * n]
+            drc = dzc @ W_aa[2 * n:]                     # d(Γr * c<t-1>)
+            dzr = dz[t, :, n: 2 * n]
+            np.multiply(drc, c_prev, out=dzr)            # dΓr
+            dzr *= gamma_r * (1.0 - gamma_r)             # through σ
+            dc_prev += drc * gamma_r
+            dc_prev += dz[t, :, : 2 * n] @ W_aa[: 2 * n]  # c<t-1> in the [u, r] product
+        dc_next = dc_prev
+    c_prevs = np.concatenate([c0[None], c[:-1]])
+    dx, dW_ax, db = weight_grads(dz, x, params["W_ax"])
+    if simplified:
+        dW_aa = recurrent_grad(dz, c_prevs)
+    else:
+        dW_aa = np.concatenate([recurrent_grad(dz[..., : 2 * n], c_prevs),
+                                recurrent_grad(dz[..., 2 * n:], rc)])
+    return dx, dc_next, {"W_aa": dW_aa, "W_ax": dW_ax, "b": db}
+
+
+def step(xz, c_prev, params, simplified=False, **_):
+    """One step from xz = W_ax x<t> + b (m, G n_a) -> a<t>, c<t> (both (m, n_a))."""
+    n = c_prev.shape[1]
+    W_aa = params["W_aa"]
+    if simplified:
+        zt = xz + c_prev @ W_aa.T
+        gamma_u = sigmoid(zt[:, :n])
+        c_tilde = np.tanh(zt[:, n:])
+    else:
+        g = sigmoid(xz[:, : 2 * n] + c_prev @ W_aa[: 2 * n].T)
+        gamma_u = g[:, :n]
+        c_tilde = np.tanh(xz[:, 2 * n:] + (g[:, n:] * c_prev) @ W_aa[2 * n:].T)
+    c = c_prev + gamma_u * (c_tilde - c_prev)
+    return c, c

@@ -1,0 +1,116 @@
+"""Long short-term memory cell, as the course writes it.
+
+Equations::
+
+    c̃<t> = tanh(W_c [a<t-1>, x<t>] + b_c)
+    Γu   = σ(W_u [a<t-1>, x<t>] + b_u)          update gate
+    Γf   = σ(W_f [a<t-1>, x<t>] + b_f)          forget gate
+    Γo   = σ(W_o [a<t-1>, x<t>] + b_o)          output gate
+    c<t> = Γu * c̃<t> + Γf * c<t-1>
+    a<t> = Γo * tanh(c<t>)
+
+Peephole connections (``peephole=True``) let the three gates see the previous memory cell too:
+each gate's pre-activation gains ``p_g * c<t-1>`` (one weight per unit, ``p`` of shape
+(3 n_a,) in the order [u, f, o]), as the course describes them: "the gate values may depend not
+only on a<t-1> and x<t> but also on c<t-1>".
+
+Fused layout: the four blocks [u, f, o, c] stacked along the first axis of W_ax (4 n_a, n_x),
+W_aa (4 n_a, n_a) and b (4 n_a,): one product per step, then slices. The x parts for all steps
+are one product before the loop (see the package docstring).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import init_fused, input_product, recurrent_grad, sigmoid, uniform_init, weight_grads
+
+
+def init_params(n_x, n_a, rng, dtype=np.float32, peephole=False, **_):
+    params = init_fused(n_x, n_a, 4, rng, dtype)
+    if peephole:
+        params["p"] = uniform_init((3 * n_a,), n_a, rng, dtype)
+    return params
+
+
+def _activate(zt: np.ndarray, c_prev: np.ndarray, p: np.ndarray | None, n: int) -> None:
+    """Turn pre-activations zt (m, 4n) into [Γu, Γf, Γo, c̃] in place."""
+    if p is not None:
+        zt[:, : 3 * n] += np.tile(c_prev, 3) * p
+    sigmoid(zt[:, : 3 * n], out=zt[:, : 3 * n])
+    np.tanh(zt[:, 3 * n:], out=zt[:, 3 * n:])
+
+
+def forward(x, state, params, peephole=False, **_):
+    """x (T, m, n_x), state = (a0, c0) each (m, n_a)  ->  a (T, m, n_a), (a<T>, c<T>), cache."""
+    a0, c0 = state
+    T, m, _ = x.shape
+    n = a0.shape[1]
+    W_aa_T = params["W_aa"].T
+    p = params.get("p") if peephole else None
+    z = input_product(x, params["W_ax"], params["b"])  # (T, m, 4n): becomes the activations
+    a = np.empty((T, m, n), dtype=z.dtype)
+    c = np.empty((T, m, n), dtype=z.dtype)
+    tanh_c = np.empty((T, m, n), dtype=z.dtype)
+    a_prev, c_prev = a0, c0
+    for t in range(T):
+        zt = z[t]
+        zt += a_prev @ W_aa_T
+        _activate(zt, c_prev, p, n)
+        gamma_u, gamma_f, gamma_o, c_tilde = (zt[:, k * n: (k + 1) * n] for k in range(4))
+        np.multiply(gamma_u, c_tilde, out=c[t])
+        c[t] += gamma_f * c_prev                       # c<t> = Γu c̃ + Γf c<t-1>
+        np.tanh(c[t], out=tanh_c[t])
+        np.multiply(gamma_o, tanh_c[t], out=a[t])      # a<t> = Γo tanh(c<t>)
+        a_prev, c_prev = a[t], c[t]
+    return a, (a_prev, c_prev), (x, a0, c0, a, c, tanh_c, z, p is not None)
+
+
+def backward(da, cache, params, **_):
+    """da (T, m, n_a)  ->  dx (T, m, n_x), (da0, dc0) each (m, n_a), grads."""
+    x, a0, c0, a, c, tanh_c, z, peephole = cache
+    T, m, n = a.shape
+    W_aa = params["W_aa"]
+    p = params["p"] if peephole else None
+    dz = np.empty_like(z)
+    da_next = np.zeros_like(a0)
+    dc_next = np.zeros_like(c0)
+    for t in reversed(range(T)):
+        c_prev = c0 if t == 0 else c[t - 1]
+        gamma_u, gamma_f, gamma_o, c_tilde = (z[t, :, k * n: (k + 1) * n] for k in range(4))
+        dzu, dzf, dzo, dzc = (dz[t, :, k * n: (k + 1) * n] for k in range(4))
+        dat = da[t] + da_next
+        # a<t> = Γo tanh(c<t>)
+        np.multiply(dat, tanh_c[t], out=dzo)
+        dzo *= gamma_o * (1.0 - gamma_o)
+        dc = dc_next + dat * gamma_o * (1.0 - tanh_c[t] * tanh_c[t])
+        # c<t> = Γu c̃ + Γf c<t-1>
+        np.multiply(dc, c_tilde, out=dzu)
+        dzu *= gamma_u * (1.0 - gamma_u)
+        np.multiply(dc, c_prev, out=dzf)
+        dzf *= gamma_f * (1.0 - gamma_f)
+        np.multiply(dc, gamma_u, out=dzc)
+        dzc *= 1.0 - c_tilde * c_tilde
+        dc_next = dc * gamma_f
+        if p is not None:  # the peepholes p_g * c<t-1>
+            dc_next += dzu * p[:n] + dzf * p[n: 2 * n] + dzo * p[2 * n:]
+        da_next = dz[t] @ W_aa
+    a_prevs = np.concatenate([a0[None], a[:-1]])
+    dx, dW_ax, db = weight_grads(dz, x, params["W_ax"])
+    grads = {"W_aa": recurrent_grad(dz, a_prevs), "W_ax": dW_ax, "b": db}
+    if p is not None:
+        c_prevs = np.concatenate([c0[None], c[:-1]])
+        grads["p"] = np.concatenate(
+            [(dz[..., k * n: (k + 1) * n] * c_prevs).sum(axis=(0, 1)) for k in range(3)])
+    return dx, (da_next, dc_next), grads
+
+
+def step(xz, state, params, peephole=False, **_):
+    """One step from xz = W_ax x<t> + b (m, 4 n_a) -> a<t>, (a<t>, c<t>)."""
+    a_prev, c_prev = state
+    n = a_prev.shape[1]
+    zt = xz + a_prev @ params["W_aa"].T
+    _activate(zt, c_prev, params.get("p") if peephole else None, n)
+    c = zt[:, :n] * zt[:, 3 * n:] + zt[:, n: 2 * n] * c_prev
+    a = zt[:, 2 * n: 3 * n] * np.tanh(c)
+    return a, (a, c)

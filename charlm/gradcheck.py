@@ -1,0 +1,170 @@
+"""Numerical gradient checks: every analytic backward pass against centred differences.
+
+All checks run in float64 on small random shapes with a random upstream gradient, so a wrong
+term anywhere shows up. For an array ``w`` the numerical gradient of a scalar ``f`` is the
+five-point centred difference for every element ``i``::
+
+    (-f(w + 2h e_i) + 8 f(w + h e_i) - 8 f(w - h e_i) + f(w - 2h e_i)) / 12h
+
+whose truncation error is O(h^4), so a step large enough to keep round-off small (h = 1e-3)
+is still exact to about 1e-10. (Basic RNNs with relu use h = 1e-4: a larger step could cross
+a kink.) The error reported for an array is the largest element-wise relative error::
+
+    |a_i - n_i| / max(|a_i| + |n_i|, FLOOR * max_j |n_j|)
+
+``FLOOR`` only matters for elements whose gradient is zero or near it (embedding rows of ids
+that do not occur, relu units that are off): they are judged against the array's scale
+instead of dividing round-off by zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .cells import CELLS
+from .layers import embed_backward, embed_forward, softmax_xent
+from .model import Model, ModelConfig
+from .vocab import SPECIALS, Vocab
+
+TOLERANCE = 1e-6   # the largest relative error a check may show and pass
+STEP = 1e-3        # h of the centred difference
+FLOOR = 1e-4
+RELU_STEP = 1e-4   # smaller, so that no step crosses the kink of a relu
+
+CELL_VARIANTS = [
+    ("rnn", {"activation": "tanh"}, "rnn tanh"),
+    ("rnn", {"activation": "relu"}, "rnn relu"),
+    ("gru", {"simplified": False}, "gru"),
+    ("gru", {"simplified": True}, "gru simplified"),
+    ("lstm", {"peephole": False}, "lstm"),
+    ("lstm", {"peephole": True}, "lstm peephole"),
+]
+
+
+@dataclass
+class CheckResult:
+    component: str
+    param: str
+    max_rel_error: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_rel_error < TOLERANCE
+
+
+def rel_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+    if not analytic.size:
+        return 0.0
+    scale = max(float(np.abs(numeric).max()), 1e-12)
+    denom = np.maximum(np.abs(analytic) + np.abs(numeric), FLOOR * scale)
+    return float(np.max(np.abs(analytic - numeric) / denom))
+
+
+def numerical_grad(f: Callable[[], float], w: np.ndarray, h: float = STEP) -> np.ndarray:
+    """Five-point centred differences of f() with respect to every element of w (changed in
+    place, then restored)."""
+    g = np.zeros_like(w, dtype=np.float64)
+    flat, gflat = w.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        f2, f1, fm1, fm2 = [_at(f, flat, i, old + d) for d in (2 * h, h, -h, -2 * h)]
+        flat[i] = old
+        gflat[i] = (-f2 + 8 * f1 - 8 * fm1 + fm2) / (12 * h)
+    return g
+
+
+def _at(f, flat, i, value) -> float:
+    flat[i] = value
+    return f()
+
+
+def _state_arrays(state) -> list[np.ndarray]:
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def check_cell(cell_name: str, opts: dict, rng: np.random.Generator,
+               T: int = 4, m: int = 3, n_x: int = 5, n_a: int = 6) -> list[tuple[str, float]]:
+    """BPTT of one cell over T steps: weights, inputs x and the initial state(s)."""
+    cell = CELLS[cell_name]
+    params = cell.init_params(n_x, n_a, rng, np.float64, **opts)
+    x = rng.standard_normal((T, m, n_x))
+    if cell_name == "lstm":
+        state = (rng.standard_normal((m, n_a)), rng.standard_normal((m, n_a)))
+    else:
+        state = rng.standard_normal((m, n_a))
+    upstream = rng.standard_normal((T, m, n_a))  # L = Σ a * upstream, so dL/da = upstream
+    h = RELU_STEP if opts.get("activation") == "relu" else STEP
+
+    def f() -> float:
+        return float((cell.forward(x, state, params, **opts)[0] * upstream).sum())
+
+    _, _, cache = cell.forward(x, state, params, **opts)
+    dx, dstate, grads = cell.backward(upstream, cache, params, **opts)
+    rows = [(k, rel_error(grads[k], numerical_grad(f, params[k], h))) for k in params]
+    rows.append(("x", rel_error(dx, numerical_grad(f, x, h))))
+    names = ["a0", "c0"] if cell_name == "lstm" else ["a0"]
+    for name, s, ds in zip(names, _state_arrays(state), _state_arrays(dstate)):
+        rows.append((name, rel_error(ds, numerical_grad(f, s, h))))
+    return rows
+
+
+def check_embedding(rng: np.random.Generator, V: int = 7, n_e: int = 4) -> list:
+    ids = rng.integers(0, V, size=(5, 3))
+    E = rng.standard_normal((V, n_e))
+    upstream = rng.standard_normal((5, 3, n_e))
+    f = lambda: float((embed_forward(ids, E) * upstream).sum())  # noqa: E731
+    return [("E", rel_error(embed_backward(ids, upstream, V), numerical_grad(f, E)))]
+
+
+def check_softmax(rng: np.random.Generator, N: int = 12, V: int = 7, m: int = 3) -> list:
+    logits = rng.standard_normal((N, V)) * 3
+    y = rng.integers(0, V, size=N)
+    f = lambda: softmax_xent(logits.copy(), y, m)[0]  # noqa: E731
+    return [("logits", rel_error(softmax_xent(logits.copy(), y, m)[2], numerical_grad(f, logits)))]
+
+
+def tiny_vocab(V: int) -> Vocab:
+    return Vocab([*SPECIALS, *[chr(ord("a") + i) for i in range(V - len(SPECIALS))]], "char")
+
+
+def check_model(cell_name: str, opts: dict, rng: np.random.Generator, embed: int = 4,
+                layers: int = 2, T: int = 4, m: int = 2, V: int = 7, hidden: int = 5) -> list:
+    """The whole stacked model end to end: L = Σ_t L<t> / m with respect to every parameter and
+    the initial state of every layer."""
+    cfg = ModelConfig(cell=cell_name, layers=layers, hidden=hidden, embed=embed, dropout=0.0,
+                      dtype="float64", **opts)
+    model = Model.create(cfg, tiny_vocab(V), rng)
+    X = rng.integers(0, V, size=(T, m))
+    Y = rng.integers(0, V, size=(T, m))
+    state = [tuple(rng.standard_normal((m, hidden)) for _ in _state_arrays(s))
+             if isinstance(s, tuple) else rng.standard_normal((m, hidden))
+             for s in model.zero_state(m)]
+    f = lambda: model.loss(X, Y, state)[0]  # noqa: E731
+    grads, dstate = model.backward(model.loss(X, Y, state)[3])
+    h = RELU_STEP if opts.get("activation") == "relu" else STEP
+    rows = [(k, rel_error(grads[k], numerical_grad(f, model.params[k], h)))
+            for k in model.params]
+    for l, (s, ds) in enumerate(zip(state, dstate), start=1):
+        for j, (a, da) in enumerate(zip(_state_arrays(s), _state_arrays(ds))):
+            rows.append((f"L{l}.{'ac'[j]}0", rel_error(da, numerical_grad(f, a, h))))
+    return rows
+
+
+def run_all(seed: int = 0) -> Iterator[CheckResult]:
+    """Every check charlm has, one result per (component, parameter)."""
+    rng = np.random.default_rng(seed)
+    for cell_name, opts, label in CELL_VARIANTS:
+        for param, err in check_cell(cell_name, opts, rng):
+            yield CheckResult(f"{label} (BPTT, T=4)", param, err)
+    for param, err in check_embedding(rng):
+        yield CheckResult("embedding", param, err)
+    for param, err in check_softmax(rng):
+        yield CheckResult("softmax cross-entropy", param, err)
+    for cell_name, opts, label in CELL_VARIANTS:
+        for param, err in check_model(cell_name, opts, rng):
+            yield CheckResult(f"model 2x{label}", param, err)
+    for param, err in check_model("lstm", {}, rng, embed=0, layers=1):
+        yield CheckResult("model 1xlstm one-hot", param, err)

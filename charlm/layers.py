@@ -1,0 +1,78 @@
+"""The non-recurrent layers: embedding, inverted dropout, softmax output with cross-entropy.
+
+Letters: ``T`` steps, ``m`` batch, ``V`` vocabulary size, ``n_e`` embedding size, ``n_a``
+hidden size. Token ids are small unsigned integers of shape (T, m).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+# ---------------------------------------------------------------- embedding
+def embed_forward(ids: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """x<t> = E^T o<t> for the one-hot vector o<t> of each id: a row lookup.
+
+    ids (T, m), E (V, n_e) -> x (T, m, n_e).
+    """
+    return E[ids]
+
+
+def embed_backward(ids: np.ndarray, dx: np.ndarray, V: int) -> np.ndarray:
+    """dE = Σ_t o<t> dx<t>^T: the rows of dx summed per id.
+
+    Sorting the ids once and summing runs of equal ids with ``np.add.reduceat`` does this in a
+    few vectorised passes (``np.add.at`` would be the slow, element-by-element way).
+    ids (T, m), dx (T, m, n_e) -> dE (V, n_e).
+    """
+    flat = ids.reshape(-1)
+    n_e = dx.shape[-1]
+    order = np.argsort(flat, kind="stable")
+    sorted_ids = flat[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    dE = np.zeros((V, n_e), dtype=dx.dtype)
+    if len(flat):
+        dE[sorted_ids[starts]] = np.add.reduceat(dx.reshape(-1, n_e)[order], starts, axis=0)
+    return dE
+
+
+def one_hot(ids: np.ndarray, V: int, dtype) -> np.ndarray:
+    """True one-hot inputs (``--embed 0``): ids (T, m) -> (T, m, V)."""
+    out = np.zeros(ids.shape + (V,), dtype=dtype)
+    np.put_along_axis(out, ids[..., None].astype(np.intp), 1.0, axis=-1)
+    return out
+
+
+# ------------------------------------------------------------------ dropout
+def dropout_mask(shape, p: float, rng: np.random.Generator, dtype) -> np.ndarray:
+    """Inverted dropout: keep each unit with probability 1 - p and scale it by 1 / (1 - p),
+    so nothing needs rescaling at evaluation, where no mask is applied at all."""
+    return (rng.random(shape, dtype=np.float32) >= p).astype(dtype) * dtype(1.0 / (1.0 - p))
+
+
+# ------------------------------------------------------ softmax cross-entropy
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log ŷ = z - logsumexp(z) along the last axis, shifted by the max so exp never overflows."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    z -= np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return z
+
+
+def softmax_xent(logits: np.ndarray, y: np.ndarray, m: int):
+    """L = Σ_t L<t>, L<t> = -log ŷ<t>[y<t>], summed over steps and averaged over the batch.
+
+    logits (N, V) for all N = T·m positions at once, y (N,) targets.
+    Returns (L, summed negative log-likelihood, dlogits (N, V)): dL/dz = (ŷ - onehot(y)) / m.
+    """
+    N = logits.shape[0]
+    rows = np.arange(N)
+    z = logits - logits.max(axis=1, keepdims=True)
+    z_y = z[rows, y].astype(np.float64)
+    np.exp(z, out=z)
+    s = z.sum(axis=1, keepdims=True)
+    # -log ŷ[y] = log Σ exp(z) - z[y], exact even where ŷ[y] underflows
+    nll = float((np.log(s[:, 0].astype(np.float64)) - z_y).sum())
+    z /= s                                              # ŷ, the softmax
+    z[rows, y] -= 1.0                                   # ŷ - y
+    z /= m
+    return nll / m, nll, z

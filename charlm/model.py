@@ -1,0 +1,218 @@
+"""The language model: embedding -> L recurrent layers -> softmax over the vocabulary.
+
+Letters: ``T`` steps, ``m`` batch, ``V`` vocabulary size, ``n_e`` embedding size (0 = one-hot
+inputs of size V), ``n_a`` hidden size, ``L`` layers.
+
+The deep RNN of the course: layer l reads the hidden states of layer l-1,
+``a[l]<t> = cell(a[l]<t-1>, a[l-1]<t>)`` with ``a[0]<t> = x<t>``, and the output is
+``ŷ<t> = softmax(W_y a[L]<t> + b_y)``. Inverted dropout is applied to every layer's output
+(between layers and before the softmax) while training only.
+
+A model is a config plus a dict of named float arrays; gradients use the same keys:
+``E`` (V, n_e), ``L1.W_aa``, ``L1.W_ax``, ``L1.b`` (and ``L1.p`` for peephole LSTMs), …,
+``W_y`` (V, n_a), ``b_y`` (V,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from .cells import CELLS
+from .errors import ConfigError
+from .layers import (dropout_mask, embed_backward, embed_forward, log_softmax, one_hot,
+                     softmax_xent)
+from .vocab import Vocab
+
+
+@dataclass
+class ModelConfig:
+    """The shape of a model. Defaults are charlm's default model."""
+
+    cell: str = "lstm"
+    layers: int = 2
+    hidden: int = 512
+    embed: int = 64
+    activation: str = "tanh"   # rnn only
+    peephole: bool = False     # lstm only
+    simplified: bool = False   # gru only
+    dropout: float = 0.2
+    dtype: str = "float32"
+
+    def validate(self) -> None:
+        if self.cell not in CELLS:
+            raise ConfigError(f"Unknown cell {self.cell!r}. Use one of: {', '.join(CELLS)}.")
+        for name in ("layers", "hidden"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be at least 1 (got {getattr(self, name)}).")
+        if self.embed < 0:
+            raise ConfigError(f"--embed must be 0 (one-hot inputs) or more (got {self.embed}).")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must be in [0, 1) (got {self.dropout}).")
+        if self.activation not in ("tanh", "relu"):
+            raise ConfigError(f"Unknown activation {self.activation!r}. Use 'tanh' or 'relu'.")
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"Unknown dtype {self.dtype!r}. Use 'float32' or 'float64'.")
+        if self.peephole and self.cell != "lstm":
+            raise ConfigError("--peephole applies to the LSTM only. Add --cell lstm or drop it.")
+        if self.simplified and self.cell != "gru":
+            raise ConfigError("--simplified applies to the GRU only. Add --cell gru or drop it.")
+        if self.activation != "tanh" and self.cell != "rnn":
+            raise ConfigError("--activation applies to the basic RNN only. "
+                              "Add --cell rnn or drop it.")
+
+    @property
+    def cell_opts(self) -> dict:
+        return {"activation": self.activation, "peephole": self.peephole,
+                "simplified": self.simplified}
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class Model:
+    """A config, a vocabulary and the parameters; all computation is in pure functions."""
+
+    def __init__(self, config: ModelConfig, vocab: Vocab, params: dict[str, np.ndarray]):
+        self.config = config
+        self.vocab = vocab
+        self.params = params
+        self.cell = CELLS[config.cell]
+        self.dtype = np.dtype(config.dtype).type
+
+    @classmethod
+    def create(cls, config: ModelConfig, vocab: Vocab, rng: np.random.Generator) -> "Model":
+        """Fresh parameters: N(0, 1) embedding, U(±1/sqrt(n)) for the rest."""
+        config.validate()
+        dt = np.dtype(config.dtype).type
+        V, H = len(vocab), config.hidden
+        params: dict[str, np.ndarray] = {}
+        if config.embed:
+            params["E"] = rng.standard_normal((V, config.embed)).astype(dt)
+        n_x = config.embed or V
+        cell = CELLS[config.cell]
+        for l in range(1, config.layers + 1):
+            for k, v in cell.init_params(n_x, H, rng, dt, **config.cell_opts).items():
+                params[f"L{l}.{k}"] = v
+            n_x = H
+        k = 1.0 / np.sqrt(H)
+        params["W_y"] = rng.uniform(-k, k, (V, H)).astype(dt)
+        params["b_y"] = rng.uniform(-k, k, (V,)).astype(dt)
+        return cls(config, vocab, params)
+
+    @property
+    def V(self) -> int:
+        return len(self.vocab)
+
+    def layer_params(self, l: int) -> dict[str, np.ndarray]:
+        prefix = f"L{l}."
+        return {k[len(prefix):]: v for k, v in self.params.items() if k.startswith(prefix)}
+
+    def n_params(self) -> int:
+        return int(sum(v.size for v in self.params.values()))
+
+    # ------------------------------------------------------------------ state
+    def zero_state(self, m: int) -> list:
+        """a<0> = 0 (and c<0> = 0 for the LSTM) for every layer, batch m."""
+        z = lambda: np.zeros((m, self.config.hidden), dtype=self.dtype)  # noqa: E731
+        if self.config.cell == "lstm":
+            return [(z(), z()) for _ in range(self.config.layers)]
+        return [z() for _ in range(self.config.layers)]
+
+    # ---------------------------------------------------------------- forward
+    def _inputs(self, X: np.ndarray) -> np.ndarray:
+        if self.config.embed:
+            return embed_forward(X, self.params["E"])
+        return one_hot(X, self.V, self.dtype)
+
+    def forward(self, X: np.ndarray, state: list, rng: np.random.Generator | None = None):
+        """Run the network over ids X (T, m).
+
+        ``rng`` turns dropout on (training); None is evaluation. Returns logits (T·m, V), the
+        final state of every layer and the cache for :meth:`backward`.
+        """
+        opts = self.config.cell_opts
+        p_drop = self.config.dropout if rng is not None else 0.0
+        h = self._inputs(X)
+        caches, masks, new_state = [], [], []
+        for l in range(1, self.config.layers + 1):
+            h, s, cache = self.cell.forward(h, state[l - 1], self.layer_params(l), **opts)
+            caches.append(cache)
+            new_state.append(s)
+            mask = dropout_mask(h.shape, p_drop, rng, self.dtype) if p_drop > 0 else None
+            if mask is not None:
+                h = h * mask
+            masks.append(mask)
+        T, m, H = h.shape
+        hf = h.reshape(T * m, H)
+        logits = hf @ self.params["W_y"].T
+        logits += self.params["b_y"]
+        return logits, new_state, (X, caches, masks, hf)
+
+    def loss(self, X: np.ndarray, Y: np.ndarray, state: list,
+             rng: np.random.Generator | None = None):
+        """L = Σ_t L<t> averaged over the batch, for ids X, targets Y (T, m).
+
+        Returns (L, summed NLL over all T·m targets, final state, cache for backward).
+        """
+        logits, new_state, cache = self.forward(X, state, rng)
+        L, nll, dlogits = softmax_xent(logits, Y.reshape(-1).astype(np.intp), X.shape[1])
+        return L, nll, new_state, (cache, dlogits)
+
+    def backward(self, loss_cache) -> tuple[dict[str, np.ndarray], list]:
+        """Backpropagation through the softmax, every layer and time step, and the embedding.
+
+        Returns the gradients (same keys as ``params``) and the gradient of the initial state.
+        """
+        (X, caches, masks, hf), dlogits = loss_cache
+        T, m = X.shape
+        grads: dict[str, np.ndarray] = {}
+        # logits = h W_y^T + b_y
+        grads["W_y"] = dlogits.T @ hf
+        grads["b_y"] = dlogits.sum(axis=0)
+        dh = (dlogits @ self.params["W_y"]).reshape(T, m, -1)
+        dstate = []
+        opts = self.config.cell_opts
+        for l in range(self.config.layers, 0, -1):
+            if masks[l - 1] is not None:
+                dh *= masks[l - 1]                       # through the dropout mask
+            dh, ds, g = self.cell.backward(dh, caches[l - 1], self.layer_params(l), **opts)
+            dstate.append(ds)
+            for k, v in g.items():
+                grads[f"L{l}.{k}"] = v
+        if self.config.embed:
+            grads["E"] = embed_backward(X, dh, self.V)  # x<t> = E^T o<t>
+        return grads, dstate[::-1]
+
+    # ------------------------------------------------- evaluation and sampling
+    def log_probs(self, X: np.ndarray, state: list) -> tuple[np.ndarray, list]:
+        """log ŷ<t> for every step: X (T, m) -> (T, m, V) log-probabilities, final state."""
+        logits, new_state, _ = self.forward(X, state)
+        T, m = X.shape
+        return log_softmax(logits).reshape(T, m, -1), new_state
+
+    def step(self, ids: np.ndarray, state: list) -> tuple[np.ndarray, list]:
+        """One time step for ids (m,): logits (m, V) of the next token and the new state."""
+        opts = self.config.cell_opts
+        p = self.params
+        if self.config.embed:
+            h = p["E"][ids]
+        else:
+            h = np.zeros((len(ids), self.V), dtype=self.dtype)
+            h[np.arange(len(ids)), ids] = 1.0
+        new_state = []
+        for l in range(1, self.config.layers + 1):
+            lp = self.layer_params(l)
+            xz = h @ lp["W_ax"].T
+            xz += lp["b"]
+            h, s = self.cell.step(xz, state[l - 1], lp, **opts)
+            new_state.append(s)
+        logits = h @ p["W_y"].T
+        logits += p["b_y"]
+        return logits, new_state
