@@ -6,3 +6,7 @@ __version__ = "0.1.0"
 
 __all__ = ["CharlmError", "ConfigError", "CorpusError", "ModelFileError", "TrainingDiverged",
            "__version__"]
+
+from .api import LanguageModel, load_model, train  # noqa: E402
+
+__all__ += ["LanguageModel", "load_model", "train"]

@@ -1,0 +1,151 @@
+"""The model file: one ``.npz`` holding everything a model and its training run need.
+
+Contents (all plain arrays; loading never unpickles anything):
+
+- ``param/<name>``: the model's parameters (the best on validation, when training validates);
+- ``train/param/<name>``, ``train/optim/<slot>/<name>``, ``train/state/<layer>/<a|c>``: the
+  latest parameters, optimizer state and carried hidden state of the run, for ``--resume``;
+- ``meta``: one JSON string with the format version, the model config, the vocabulary and the
+  training state (step, epoch, data position, random generator state, best validation loss,
+  loss history, …).
+
+Files are written atomically: to a temporary file in the same directory, flushed to disk, then
+renamed over the destination, so a crash at any moment leaves the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelFileError
+from .model import Model, ModelConfig
+from .vocab import Vocab
+
+FORMAT = "charlm-model"
+FORMAT_VERSION = 1
+
+
+def save(path: str | Path, model: Model, meta_train: dict | None = None,
+         extra: dict[str, np.ndarray] | None = None) -> None:
+    """Write ``model`` (and optionally a training state) to ``path`` atomically."""
+    path = Path(path)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
+            "config": model.config.to_json(), "vocab": model.vocab.to_json(),
+            "train": meta_train}
+    arrays = {f"param/{k}": v for k, v in model.params.items()}
+    arrays.update(extra or {})
+    arrays["meta"] = np.array(json.dumps(meta))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """The meta dict and every array of a model file, checked to be a charlm model."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"No model file at {path}.")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a directory, not a model file.")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as e:  # an object array would need pickle: refused, never unpickled
+        if "pickle" in str(e):
+            raise ModelFileError(f"{path} holds pickled Python objects, which charlm never "
+                                 "loads (they could run code). Use a model file charlm wrote.")
+        raise ModelFileError(f"{path} is not a readable model file ({e}).")
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
+        raise ModelFileError(f"{path} is not a charlm model file or is damaged "
+                             f"({type(e).__name__}: {e}). Train a new one with `charlm train`.")
+    if "meta" not in arrays or arrays["meta"].dtype.kind != "U":
+        raise ModelFileError(f"{path} is an .npz file but not a charlm model (no meta entry).")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError as e:
+        raise ModelFileError(f"{path} has a damaged meta entry ({e}).")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is an .npz file but not a charlm model.")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(f"{path} has model format version {version}, newer than this "
+                             f"charlm understands ({FORMAT_VERSION}). Upgrade charlm.")
+    return meta, arrays
+
+
+def load(path: str | Path) -> tuple[Model, dict, dict[str, np.ndarray]]:
+    """Load a model file: (model with its best parameters, training meta, the other arrays)."""
+    meta, arrays = read(path)
+    try:
+        config = ModelConfig.from_json(meta["config"])
+        config.validate()
+        vocab = Vocab.from_json(meta["vocab"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{path} has a damaged config or vocabulary ({e}).")
+    except Exception as e:  # ConfigError from validate: the file, not the user, is wrong
+        raise ModelFileError(f"{path} has an invalid config: {e}")
+    params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+    check_arrays(path, params, _expected_shapes(config, vocab))
+    model = Model(config, vocab, {k: v.astype(config.dtype, copy=False) for k, v in params.items()})
+    rest = {k: v for k, v in arrays.items() if not k.startswith("param/")}
+    return model, meta.get("train") or {}, rest
+
+
+def _expected_shapes(config: ModelConfig, vocab: Vocab) -> dict[str, tuple]:
+    """Parameter shapes for a config, without allocating the parameters."""
+    from .cells import CELLS
+    V, H = len(vocab), config.hidden
+    shapes: dict[str, tuple] = {}
+    if config.embed:
+        shapes["E"] = (V, config.embed)
+    n_x = config.embed or V
+    probe = np.random.default_rng(0)
+    for l in range(1, config.layers + 1):
+        # the cells know their own layouts: a probe of width 1 shows the number of gate blocks
+        for k, v in CELLS[config.cell].init_params(1, 1, probe, np.float32,
+                                                   **config.cell_opts).items():
+            rows = v.shape[0]
+            if v.ndim == 1:
+                shapes[f"L{l}.{k}"] = (rows * H,)
+            elif k == "W_ax":
+                shapes[f"L{l}.{k}"] = (rows * H, n_x)
+            else:
+                shapes[f"L{l}.{k}"] = (rows * H, H)
+        n_x = H
+    shapes["W_y"] = (V, H)
+    shapes["b_y"] = (V,)
+    return shapes
+
+
+def check_arrays(path, params: dict[str, np.ndarray], expected: dict[str, tuple]) -> None:
+    missing = sorted(set(expected) - set(params))
+    if missing:
+        raise ModelFileError(f"{path} lacks parameters {', '.join(missing)}: the file is "
+                             "damaged or from another program.")
+    for k, shape in expected.items():
+        a = params[k]
+        if a.shape != tuple(shape) or a.dtype.kind != "f":
+            raise ModelFileError(f"{path}: parameter {k} has shape {a.shape} ({a.dtype}), "
+                                 f"expected {tuple(shape)} floats. The file is damaged.")
+        if not np.all(np.isfinite(a)):
+            raise ModelFileError(f"{path}: parameter {k} holds NaN or infinite values.")

@@ -1,0 +1,107 @@
+"""Sampling novel sequences from a trained model.
+
+As the course does it: start from ``a<0> = 0``, feed the start-of-sequence input, read the
+softmax ŷ<t>, draw ``y<t>`` from it with the seeded generator's ``choice``, feed ``y<t>`` back
+as ``x<t+1>``, and stop at ``<EOS>`` or at the length cap.
+
+The start-of-sequence input is the ``<EOS>`` token: in the training stream every sequence
+starts right after an ``<EOS>``, so that is the context the model has learned for "a new
+sequence begins". ``<UNK>`` is rejected unless allowed: its probability is set to zero and
+the rest renormalised, which is exactly the distribution of "draw again until it is not
+``<UNK>``" without the retries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .errors import ConfigError
+from .model import Model
+from .vocab import EOS_ID, UNK_ID
+
+
+@dataclass
+class Sample:
+    ids: list[int] = field(default_factory=list)
+    log_prob: float = 0.0   # natural log of P(ids) under the model (temperature 1, no filters)
+    stopped_at_eos: bool = False
+
+
+def check_options(temperature: float, top_k: int, top_p: float, length: int) -> None:
+    if not np.isfinite(temperature) or temperature < 0:
+        raise ConfigError(f"--temperature must be 0 (greedy) or positive (got {temperature}).")
+    if top_k < 0:
+        raise ConfigError(f"--top-k must be 0 (off) or positive (got {top_k}).")
+    if not (0.0 < top_p <= 1.0):
+        raise ConfigError(f"--top-p must be in (0, 1] (got {top_p}).")
+    if length < 1:
+        raise ConfigError(f"--length must be at least 1 (got {length}).")
+
+
+def _softmax64(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z -= z.max()
+    np.exp(z, out=z)
+    z /= z.sum()
+    return z
+
+
+def next_distribution(logits: np.ndarray, temperature: float, top_k: int, top_p: float,
+                      allow_unk: bool) -> np.ndarray:
+    """The distribution to draw from: logits (V,) -> probabilities (V,) in float64."""
+    if not allow_unk:
+        logits = logits.copy()
+        logits[UNK_ID] = -np.inf
+    if temperature == 0:
+        p = np.zeros(len(logits))
+        p[int(np.argmax(logits))] = 1.0
+        return p
+    p = _softmax64(logits / temperature)
+    if top_k and top_k < len(p):
+        cut = np.partition(p, -top_k)[-top_k]
+        p[p < cut] = 0.0
+    if top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        keep = np.cumsum(p[order]) - p[order] < top_p   # the smallest set reaching top_p
+        p[order[~keep]] = 0.0
+    return p / p.sum()
+
+
+def prime_state(model: Model, prime_ids: np.ndarray) -> tuple[list, int]:
+    """Feed ``<EOS>`` and the prime through the model: the state and the last input id."""
+    state = model.zero_state(1)
+    x = EOS_ID
+    for tok in prime_ids:
+        _, state = model.step(np.array([x]), state)
+        x = int(tok)
+    return state, x
+
+
+def sample(model: Model, rng: np.random.Generator, *, length: int = 200,
+           temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+           prime_ids: np.ndarray | None = None, allow_unk: bool = False,
+           stop_at_eos: bool = True,
+           on_token: Callable[[int], None] | None = None) -> Sample:
+    """Draw one sequence of at most ``length`` tokens (not counting the prime)."""
+    check_options(temperature, top_k, top_p, length)
+    state, x = prime_state(model, prime_ids if prime_ids is not None else np.zeros(0, int))
+    out = Sample()
+    V = model.V
+    for _ in range(length):
+        logits, state = model.step(np.array([x]), state)
+        logits = logits[0]
+        p = next_distribution(logits, temperature, top_k, top_p, allow_unk)
+        y = int(rng.choice(V, p=p))
+        z = logits.astype(np.float64)
+        out.log_prob += float(z[y] - z.max() - np.log(np.exp(z - z.max()).sum()))
+        if y == EOS_ID and stop_at_eos:
+            out.stopped_at_eos = True
+            break
+        out.ids.append(y)
+        if on_token is not None:
+            on_token(y)
+        x = y
+    return out

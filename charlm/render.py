@@ -1,0 +1,41 @@
+"""Small pure formatting helpers shared by the command line (no terminal library here)."""
+
+from __future__ import annotations
+
+import math
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def format_prob(log_p: float) -> str:
+    """exp(log_p) in scientific notation, even far below the smallest float: -21.28 -> 5.7e-10."""
+    if log_p == 0:
+        return "1"
+    if not math.isfinite(log_p):
+        return "0"
+    l10 = log_p / math.log(10)
+    exp = math.floor(l10)
+    mant = 10 ** (l10 - exp)
+    if round(mant, 1) >= 10:
+        mant, exp = mant / 10, exp + 1
+    return f"{mant:.1f}e{exp:+03d}" if exp < -4 or exp > 4 else f"{math.exp(log_p):.4g}"
+
+
+def sparkline(values: list[float], width: int = 60) -> str:
+    """A one-line chart of ``values`` (resampled to at most ``width`` points)."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return ""
+    if len(vals) > width:
+        vals = [vals[int(i * len(vals) / width)] for i in range(width)]
+    lo, hi = min(vals), max(vals)
+    span = (hi - lo) or 1.0
+    return "".join(BLOCKS[min(len(BLOCKS) - 1, int((v - lo) / span * len(BLOCKS)))]
+                   for v in vals)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"

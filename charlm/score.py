@@ -1,0 +1,82 @@
+"""Scoring: the probability of a sentence as a chain of conditional probabilities.
+
+    P(y<1>, …, y<T>) = P(y<1>) · P(y<2> | y<1>) · … · P(<EOS> | y<1>, …, y<T>)
+
+Each factor is read off the softmax at one step. Scoring starts as sampling does: ``a<0> = 0``
+and the ``<EOS>`` token as the first input (see ``generate``), and the final ``<EOS>`` is
+part of the sentence, so probabilities of all finished sequences sum to one.
+
+Letters: ``T`` tokens in a sentence (plus one ``<EOS>``), ``m`` sentences in a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .model import Model
+from .vocab import EOS_ID, UNK_ID
+
+
+@dataclass
+class Scored:
+    text: str
+    ids: np.ndarray        # (T + 1,) the targets: the sentence's tokens and <EOS>
+    log_probs: np.ndarray  # (T + 1,) natural-log conditional probability of each target
+
+    @property
+    def log_prob(self) -> float:
+        return float(self.log_probs.sum())
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_oov(self) -> int:
+        return int((self.ids == UNK_ID).sum())
+
+    @property
+    def perplexity(self) -> float:
+        return float(np.exp(-self.log_prob / self.n_tokens))
+
+
+def batch_log_probs(model: Model, seqs: list[np.ndarray]) -> list[np.ndarray]:
+    """Per-target log-probabilities of several id sequences at once (each from a<0> = 0).
+
+    The sequences are padded with ``<EOS>`` to the longest; padded positions are dropped.
+    """
+    if not seqs:
+        return []
+    T = max(len(s) for s in seqs) + 1
+    m = len(seqs)
+    X = np.full((T, m), EOS_ID, dtype=np.int64)
+    Y = np.full((T, m), EOS_ID, dtype=np.int64)
+    for j, s in enumerate(seqs):
+        X[1: len(s) + 1, j] = s
+        Y[: len(s), j] = s
+    logp, _ = model.log_probs(X, model.zero_state(m))
+    picked = np.take_along_axis(logp, Y[..., None], axis=2)[..., 0].astype(np.float64)
+    return [picked[: len(s) + 1, j] for j, s in enumerate(seqs)]
+
+
+def score(model: Model, text: str) -> Scored:
+    ids = model.vocab.encode(text).astype(np.int64)
+    lp = batch_log_probs(model, [ids])[0]
+    return Scored(text, np.append(ids, EOS_ID), lp)
+
+
+def score_many(model: Model, texts: Iterable[str], batch: int = 64,
+               on_batch: Callable[[int], None] | None = None) -> Iterable[Scored]:
+    """Score sentences in batches of similar length; yields results in the input's order
+    batch by batch."""
+    texts = list(texts)
+    encoded = [model.vocab.encode(t).astype(np.int64) for t in texts]
+    for a in range(0, len(texts), batch):
+        chunk = encoded[a: a + batch]
+        for t, ids, lp in zip(texts[a: a + batch], chunk, batch_log_probs(model, chunk)):
+            yield Scored(t, np.append(ids, EOS_ID), lp)
+        if on_batch is not None:
+            on_batch(len(chunk))

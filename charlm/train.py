@@ -1,0 +1,399 @@
+"""The training loop: corpus text -> trained model file.
+
+Truncated backpropagation through time: the training stream is laid out as ``batch`` rows and
+cut into windows of ``bptt`` steps (``data.Batches``); the hidden state at the end of a window
+starts the next one (carried, but no gradient flows back through it) and is reset to zero at
+the start of every epoch. Each step: forward and loss ``L = Σ_t L<t>`` (averaged over the
+batch), backward, clipping, optimizer update.
+
+The trainer never prints: it reports through ``callback(event)`` with plain dicts (``kind`` is
+``start``, ``step``, ``eval``, ``sample``, ``warning``, ``saved``), and asks ``should_stop()``
+between steps so that an interrupt ends it cleanly with a resumable checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import checkpoint
+from .data import Batches
+from .errors import ConfigError, CorpusError, TrainingDiverged
+from .generate import sample as draw_sample
+from .model import Model, ModelConfig
+from .optim import OPTIMIZERS, clip_gradients, make_optimizer
+from .vocab import Vocab, split_sequences
+
+MAX_DIVERGENCES = 5   # consecutive non-finite steps before training gives up
+
+
+@dataclass
+class TrainConfig:
+    """Everything about a run that is not the model's shape."""
+
+    level: str = "char"
+    prose: bool = False
+    lowercase: bool = False
+    vocab_size: int = 10000
+    min_count: int = 1
+    unk_token: str = "<unk>"
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    momentum: float = 0.0
+    schedule: str = "constant"      # constant | decay | plateau
+    decay: float = 0.5              # factor for decay and plateau
+    decay_after: int = 1            # decay: first epoch after which lr is multiplied
+    clip: float = 5.0
+    clip_mode: str = "norm"
+    batch: int = 32
+    bptt: int = 128
+    seed: int = 1234
+    epochs: int = 0                 # 0: no limit
+    steps: int = 0                  # 0: no limit
+    time_budget: float = 0.0        # seconds; 0: no limit
+    valid_fraction: float = 0.1
+    eval_every: int = 500
+    eval_batch: int = 32
+    sample_every: int = 0
+    sample_length: int = 0          # 0: 200 characters or 50 words
+
+    def validate(self) -> None:
+        for name in ("batch", "bptt", "eval_batch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1 "
+                                  f"(got {getattr(self, name)}).")
+        for name in ("lr", "clip", "momentum", "decay"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or v < 0:
+                raise ConfigError(f"--{name} must be a finite number ≥ 0 (got {v}).")
+        if self.lr == 0:
+            raise ConfigError("--lr must be positive (got 0).")
+        if not 0 <= self.valid_fraction < 1:
+            raise ConfigError(f"--valid-fraction must be in [0, 1) (got {self.valid_fraction}).")
+        for name in ("epochs", "steps", "eval_every", "sample_every", "time_budget"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must not be negative.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"Unknown optimizer {self.optimizer!r}. "
+                              f"Use one of: {', '.join(OPTIMIZERS)}.")
+        if self.schedule not in ("constant", "decay", "plateau"):
+            raise ConfigError(f"Unknown schedule {self.schedule!r}. "
+                              "Use constant, decay or plateau.")
+        if self.clip_mode not in ("norm", "value"):
+            raise ConfigError(f"Unknown clip mode {self.clip_mode!r}. Use norm or value.")
+        if self.level not in ("char", "word"):
+            raise ConfigError(f"Unknown level {self.level!r}. Use char or word.")
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '10m', '1h30m', '1.5h' -> seconds."""
+    s = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", s)
+    if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([hms])", "", s).strip():
+        raise ConfigError(f"Cannot read the duration {text!r}. Write it like 90s, 10m or 1h30m.")
+    unit = {"h": 3600, "m": 60, "s": 1}
+    return sum(float(n) * unit[u] for n, u in parts)
+
+
+# ------------------------------------------------------------------------ data
+@dataclass
+class Corpus:
+    vocab: Vocab
+    train_ids: np.ndarray
+    valid_ids: np.ndarray | None
+
+
+def split_validation(text: str, fraction: float) -> tuple[str, str]:
+    """The last ``fraction`` of the text as validation, cut at the first line break after
+    that point so that no line is split."""
+    cut = int(len(text) * (1.0 - fraction))
+    nl = text.find("\n", cut)
+    cut = len(text) if nl < 0 else nl + 1
+    return text[:cut], text[cut:]
+
+
+def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = None) -> Corpus:
+    """Vocabulary from the training text only; validation tokens outside it become <UNK>."""
+    text = "\n".join(t if t.endswith("\n") or not t else t + "\n" for t in texts)
+    if not text.strip():
+        raise CorpusError("The corpus is empty (or only whitespace). Give a text file with "
+                          "some content.")
+    if valid_text is None and cfg.valid_fraction > 0:
+        text, valid_text = split_validation(text, cfg.valid_fraction)
+        if not valid_text.strip():
+            raise CorpusError("The corpus is too small to set aside a validation part. "
+                              "Use a larger corpus, --valid FILE, or --valid-fraction 0.")
+    seqs = lambda t: split_sequences(t, prose=cfg.prose, level=cfg.level)  # noqa: E731
+    vocab = Vocab.build(seqs(text), cfg.level, max_size=cfg.vocab_size,
+                        min_count=cfg.min_count, lowercase=cfg.lowercase,
+                        unk_token=cfg.unk_token)
+    if len(vocab) <= 3:
+        raise CorpusError(f"The corpus has only {len(vocab) - 2} distinct token(s); a language "
+                          "model needs at least two. Use a more varied text.")
+    train_ids = vocab.encode_sequences(seqs(text))
+    valid_ids = vocab.encode_sequences(seqs(valid_text)) if valid_text is not None else None
+    if len(train_ids) < cfg.batch * 2:
+        raise CorpusError(f"The training text has {len(train_ids)} tokens, too few for "
+                          f"--batch {cfg.batch}. Use a larger corpus or a smaller --batch.")
+    if valid_ids is not None and len(valid_ids) < cfg.eval_batch:
+        raise CorpusError(f"The validation text has {len(valid_ids)} tokens, fewer than "
+                          f"--eval-batch {cfg.eval_batch}. Give more validation text.")
+    return Corpus(vocab, train_ids, valid_ids)
+
+
+def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
+             on_progress: Callable[[int], None] | None = None) -> tuple[float, int]:
+    """Mean negative log-likelihood per token (nats) over a whole stream, as training sees it:
+    ``m`` rows with the state carried across windows. Returns (mean NLL, tokens)."""
+    batches = Batches.from_stream(ids, m, T)
+    state = model.zero_state(m)
+    total = 0.0
+    for k in range(len(batches)):
+        X, Y = batches.window(k)
+        _, nll, state, _ = model.loss(X, Y, state)
+        total += nll
+        if on_progress is not None:
+            on_progress(X.size)
+    n = batches.tokens
+    return total / n, n
+
+
+# ------------------------------------------------------------------- the loop
+@dataclass
+class RunState:
+    """Where a run is: saved in the model file's meta, restored by --resume."""
+
+    step: int = 0
+    epoch: int = 0
+    window: int = 0                 # next window within the epoch
+    tokens_seen: int = 0
+    elapsed: float = 0.0
+    lr: float = 0.0
+    best_valid: float | None = None
+    best_step: int = 0
+    plateau_best: float | None = None
+    divergences: int = 0
+    history: list = field(default_factory=list)   # one dict per evaluation
+    finished: bool = False
+
+
+class Trainer:
+    """One training run. ``run()`` trains until a limit, an interrupt or divergence."""
+
+    def __init__(self, model: Model, corpus: Corpus, cfg: TrainConfig, out: Path,
+                 callback: Callable[[dict], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None):
+        cfg.validate()
+        self.model, self.corpus, self.cfg, self.out = model, corpus, cfg, Path(out)
+        self.callback = callback or (lambda e: None)
+        self.should_stop = should_stop or (lambda: False)
+        self.batches = Batches.from_stream(corpus.train_ids, cfg.batch, cfg.bptt)
+        if self.batches.steps_per_row < 1:
+            raise CorpusError("The training text is too small for --batch "
+                              f"{cfg.batch}. Use a larger corpus or a smaller --batch.")
+        self.opt = make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum)
+        self.rng = np.random.default_rng([cfg.seed, 1])    # dropout masks
+        self.sample_rng = np.random.default_rng([cfg.seed, 2])  # progress samples only
+        self.run = RunState(lr=cfg.lr)
+        self.state = model.zero_state(cfg.batch)
+        self.best_params = {k: v.copy() for k, v in model.params.items()}
+
+    # ------------------------------------------------------------ checkpoints
+    def restore(self, meta_train: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Continue exactly where a saved run stopped."""
+        run = dict(meta_train["run"])
+        self.run = RunState(**run)
+        self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+        for k in self.model.params:
+            self.model.params[k] = arrays[f"train/param/{k}"].copy()
+        self.opt.state = {k[len("train/optim/"):]: v.copy() for k, v in arrays.items()
+                          if k.startswith("train/optim/")}
+        self.opt.t = int(meta_train["optim_t"])
+        self.opt.lr = self.run.lr
+        self.rng.bit_generator.state = meta_train["rng"]
+        self.sample_rng.bit_generator.state = meta_train["sample_rng"]
+        self.state = _state_from_arrays(self.model, arrays)
+
+    def save(self) -> None:
+        extra = {f"train/param/{k}": v for k, v in self.model.params.items()}
+        extra.update({f"train/optim/{k}": v for k, v in self.opt.state.items()})
+        extra.update(_state_to_arrays(self.state))
+        meta = {"run": asdict(self.run), "config": asdict(self.cfg), "optim_t": self.opt.t,
+                "rng": self.rng.bit_generator.state,
+                "sample_rng": self.sample_rng.bit_generator.state,
+                "corpus_tokens": int(len(self.corpus.train_ids))}
+        best = Model(self.model.config, self.model.vocab, self.best_params)
+        checkpoint.save(self.out, best, meta, extra)
+
+    # --------------------------------------------------------------- one step
+    def train_step(self, X: np.ndarray, Y: np.ndarray) -> float | None:
+        """Forward, backward, clip, update. Returns the loss per token, or None when the loss
+        or a gradient was not finite (then nothing is updated and the lr is lowered)."""
+        model = self.model
+        L, nll, new_state, cache = model.loss(X, Y, self.state, self.rng)
+        grads, _ = model.backward(cache)
+        norm = clip_gradients(grads, self.cfg.clip, self.cfg.clip_mode)
+        if not (math.isfinite(L) and math.isfinite(norm)):
+            self.run.divergences += 1
+            self.run.lr *= 0.5
+            self.opt.lr = self.run.lr
+            self.state = model.zero_state(self.cfg.batch)
+            self.callback({"kind": "warning", "message":
+                           f"step {self.run.step + 1}: the loss or its gradient is not finite; "
+                           f"the step was undone and the learning rate lowered to "
+                           f"{self.run.lr:.3g}."})
+            if self.run.divergences >= MAX_DIVERGENCES:
+                self.save()
+                raise TrainingDiverged(
+                    f"Training diverged {MAX_DIVERGENCES} times in a row (NaN or infinite "
+                    f"loss). The last good model is saved in {self.out}. Lower --lr or "
+                    "--clip and train again.")
+            return None
+        self.run.divergences = 0
+        self.opt.update(model.params, grads)
+        self.state = new_state
+        return nll / X.size
+
+    # --------------------------------------------------------------- the run
+    def limits_reached(self, start: float) -> str | None:
+        c, r = self.cfg, self.run
+        if c.steps and r.step >= c.steps:
+            return "steps"
+        if c.epochs and r.epoch >= c.epochs:
+            return "epochs"
+        if c.time_budget and r.elapsed + (time.perf_counter() - start) >= c.time_budget:
+            return "time"
+        return None
+
+    def validate_now(self) -> dict:
+        c, r = self.cfg, self.run
+        record = {"step": r.step, "epoch": r.epoch + r.window / len(self.batches),
+                  "tokens": r.tokens_seen, "lr": r.lr}
+        if self.corpus.valid_ids is not None:
+            t0 = time.perf_counter()
+            loss, n = evaluate(self.model, self.corpus.valid_ids, c.eval_batch, c.bptt)
+            record.update(valid_loss=loss, valid_tokens=n, eval_seconds=time.perf_counter() - t0)
+            improved = r.best_valid is None or loss < r.best_valid
+            if improved:
+                r.best_valid, r.best_step = loss, r.step
+                self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+            if c.schedule == "plateau":
+                if r.plateau_best is not None and loss >= r.plateau_best:
+                    r.lr *= c.decay
+                    self.opt.lr = r.lr
+                r.plateau_best = loss if r.plateau_best is None else min(loss, r.plateau_best)
+            record["best"] = improved
+        else:
+            self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+        r.history.append(record)
+        return record
+
+    def progress_sample(self) -> str:
+        length = self.cfg.sample_length or (200 if self.cfg.level == "char" else 50)
+        s = draw_sample(self.model, self.sample_rng, length=length)
+        return self.model.vocab.decode(s.ids)
+
+    def run_loop(self) -> str:
+        """Train until a limit is reached. Returns why it stopped: steps, epochs, time,
+        interrupted, or finished (nothing left to do)."""
+        c, r = self.cfg, self.run
+        start = time.perf_counter()
+        n_windows = len(self.batches)
+        self.callback({"kind": "start", "windows_per_epoch": n_windows,
+                       "tokens_per_epoch": self.batches.tokens, "step": r.step,
+                       "epoch": r.epoch, "params": self.model.n_params(),
+                       "vocab": len(self.model.vocab)})
+        losses: list[float] = []
+        reason = self.limits_reached(start)
+        while reason is None:
+            if self.should_stop():
+                reason = "interrupted"
+                break
+            if r.window == 0:
+                self.state = self.model.zero_state(c.batch)   # a new epoch starts from a<0> = 0
+            X, Y = self.batches.window(r.window)
+            t0 = time.perf_counter()
+            loss = self.train_step(X, Y)
+            dt = time.perf_counter() - t0
+            r.step += 1
+            r.tokens_seen += X.size
+            r.window += 1
+            if r.window >= n_windows:
+                r.window = 0
+                r.epoch += 1
+                if c.schedule == "decay" and r.epoch >= c.decay_after:
+                    r.lr *= c.decay
+                    self.opt.lr = r.lr
+            if loss is not None:
+                losses.append(loss)
+            self.callback({"kind": "step", "step": r.step, "epoch": r.epoch,
+                           "window": r.window, "windows": n_windows, "loss": loss,
+                           "tokens": X.size, "seconds": dt, "lr": r.lr,
+                           "elapsed": r.elapsed + time.perf_counter() - start})
+            reason = self.limits_reached(start)
+            if c.eval_every and r.step % c.eval_every == 0 and reason is None:
+                self._evaluate_and_save(start, losses)
+                losses = []
+            if c.sample_every and r.step % c.sample_every == 0:
+                self.callback({"kind": "sample", "step": r.step, "text": self.progress_sample()})
+        r.elapsed += time.perf_counter() - start
+        start = time.perf_counter()
+        if reason != "interrupted":
+            r.finished = True
+            self._evaluate_and_save(start, losses)
+        else:
+            self.save()
+            self.callback({"kind": "saved", "path": str(self.out), "step": r.step})
+        r.elapsed += time.perf_counter() - start
+        return reason
+
+    def _evaluate_and_save(self, start: float, losses: list[float]) -> None:
+        record = self.validate_now()
+        record["train_loss"] = float(np.mean(losses)) if losses else None
+        self.save()
+        self._log(record)
+        self.callback({"kind": "eval", **record})
+
+    def _log(self, record: dict) -> None:
+        path = log_path(self.out)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def log_path(out: Path) -> Path:
+    """The JSON-lines evaluation log beside a model file: models/char.npz -> char.log.jsonl."""
+    return out.with_name(out.stem + ".log.jsonl")
+
+
+def _state_to_arrays(state: list) -> dict[str, np.ndarray]:
+    out = {}
+    for l, s in enumerate(state, start=1):
+        if isinstance(s, tuple):
+            out[f"train/state/L{l}/a"], out[f"train/state/L{l}/c"] = s
+        else:
+            out[f"train/state/L{l}/a"] = s
+    return out
+
+
+def _state_from_arrays(model: Model, arrays: dict[str, np.ndarray]) -> list:
+    state = []
+    for l in range(1, model.config.layers + 1):
+        a = arrays[f"train/state/L{l}/a"].copy()
+        state.append((a, arrays[f"train/state/L{l}/c"].copy())
+                     if model.config.cell == "lstm" else a)
+    return state
+
