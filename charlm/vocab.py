@@ -36,7 +36,8 @@ SPECIALS = (EOS, UNK)
 # WikiText writes split numbers and hyphens as " @-@ ", " @,@ ", " @.@ ": one token each.
 _WORD_RE_BODY = r"@[-,.]@|\d+(?:[.,]\d+)*|\w+(?:['’]\w+)*|[^\w\s]"
 # Sentence ends for --prose at word level: . ! ? (with closing quotes/brackets) then space.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)\]])|(?<=[.!?][\"'”’)\]]{2}))"
+                           r"\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _NO_SPACE_BEFORE = set(".,;:!?)]}%'’”…") | {"n't", "'s", "'re", "'ll", "'ve", "'d", "'m"}
 _NO_SPACE_AFTER = set("([{$“‘")
 _WIKI_JOINERS = {"@-@": "-", "@,@": ",", "@.@": "."}
@@ -150,8 +151,10 @@ class Vocab:
 
     def encode(self, text: str) -> np.ndarray:
         """Token ids of ``text``; a line break is ``<EOS>``. No ``<EOS>`` is appended."""
+        if self.lowercase:
+            text = text.lower()
         if self.level == "char" and not (self.unk_token and self.unk_token in text):
-            return self._encode_chars(text.lower() if self.lowercase else text)
+            return self._encode_chars(text)
         ids: list[int] = []
         for k, line in enumerate(text.split("\n")):
             if k:
@@ -162,7 +165,8 @@ class Vocab:
         return np.array(ids, dtype=self.dtype)
 
     def _encode_chars(self, text: str) -> np.ndarray:
-        cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        # surrogatepass: a lone surrogate (undecodable bytes in argv) is one unknown character
+        cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         pos = np.searchsorted(self._cps, cps)
         pos_c = np.minimum(pos, max(len(self._cps) - 1, 0))
         known = (self._cps[pos_c] == cps) if len(self._cps) else np.zeros(len(cps), bool)
