@@ -100,7 +100,12 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
         raise CorpusError(f"No such file: {p}. Check the path.")
     if p.is_dir():
         raise CorpusError(f"{p} is a directory. Give a text file (or several).")
-    data = p.read_bytes()
+    return decode_text(p.read_bytes(), str(p), encoding)
+
+
+def decode_text(data: bytes, name: str, encoding: str = "utf-8") -> str:
+    """Bytes read from ``name`` (a file, standard input) as text, or a CorpusError."""
+    p = name
     if b"\x00" in data[:65536]:
         raise CorpusError(f"{p} looks like a binary file (it contains NUL bytes). "
                           "Give a plain text file.")

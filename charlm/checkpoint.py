@@ -29,6 +29,7 @@ from .vocab import Vocab
 
 FORMAT = "charlm-model"
 FORMAT_VERSION = 1
+_AGAIN = "Check the path, or train a new model with `charlm train`."
 
 
 def save(path: str | Path, model: Model, meta_train: dict | None = None,
@@ -52,11 +53,15 @@ def save(path: str | Path, model: Model, meta_train: dict | None = None,
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is an ordinary file
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):  # disk full, I/O error, ...: the old file is still whole
+            raise ModelFileError(f"Could not write the model file {path} ({e.strerror or e}). "
+                                 "Free some disk space or choose another --out; any earlier "
+                                 "file there is unchanged.") from e
         raise
 
 
@@ -64,30 +69,40 @@ def read(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     """The meta dict and every array of a model file, checked to be a charlm model."""
     path = Path(path)
     if not path.exists():
-        raise ModelFileError(f"No model file at {path}.")
+        raise ModelFileError(f"No model file at {path}. Check the path.")
     if path.is_dir():
-        raise ModelFileError(f"{path} is a directory, not a model file.")
+        raise ModelFileError(f"{path} is a directory, not a model file. Give the path of a "
+                             ".npz file written by `charlm train`.")
+    if not zipfile.is_zipfile(path):  # empty, truncated, random bytes, .npy, a pickle, ...
+        raise ModelFileError(f"{path} is not a charlm model file, or it is damaged (not a "
+                             f"complete .npz archive). {_AGAIN}")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except ValueError as e:  # an object array would need pickle: refused, never unpickled
         if "pickle" in str(e):
             raise ModelFileError(f"{path} holds pickled Python objects, which charlm never "
-                                 "loads (they could run code). Use a model file charlm wrote.")
-        raise ModelFileError(f"{path} is not a readable model file ({e}).")
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
+                                 "loads (they could run code). Use a model file charlm "
+                                 "wrote.") from e
+        raise ModelFileError(f"{path} is damaged ({e}). {_AGAIN}") from e
+    except Exception as e:  # a damaged archive fails in many ways (CRC, headers, sizes, ...)
         raise ModelFileError(f"{path} is not a charlm model file or is damaged "
-                             f"({type(e).__name__}: {e}). Train a new one with `charlm train`.")
+                             f"({type(e).__name__}: {e}). {_AGAIN}") from e
     if "meta" not in arrays or arrays["meta"].dtype.kind != "U":
-        raise ModelFileError(f"{path} is an .npz file but not a charlm model (no meta entry).")
+        raise ModelFileError(f"{path} is an .npz file but not a charlm model (no meta entry). "
+                             "Give a model file written by `charlm train`.")
     try:
         meta = json.loads(str(arrays.pop("meta")))
     except json.JSONDecodeError as e:
-        raise ModelFileError(f"{path} has a damaged meta entry ({e}).")
+        raise ModelFileError(f"{path} has a damaged meta entry ({e}). {_AGAIN}") from e
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is an .npz file but not a charlm model.")
+        raise ModelFileError(f"{path} is an .npz file but not a charlm model. Give a model "
+                             "file written by `charlm train`.")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path} has an invalid model format version ({version!r}). "
+                             f"{_AGAIN}")
+    if version > FORMAT_VERSION:
         raise ModelFileError(f"{path} has model format version {version}, newer than this "
                              f"charlm understands ({FORMAT_VERSION}). Upgrade charlm.")
     return meta, arrays
@@ -100,10 +115,13 @@ def load(path: str | Path) -> tuple[Model, dict, dict[str, np.ndarray]]:
         config = ModelConfig.from_json(meta["config"])
         config.validate()
         vocab = Vocab.from_json(meta["vocab"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(f"{path} has a damaged config or vocabulary ({e}).")
+        if not isinstance(meta.get("train") or {}, dict):
+            raise TypeError("the training state is not a JSON object")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ModelFileError(f"{path} has a damaged config or vocabulary ({e}). "
+                             f"{_AGAIN}") from e
     except Exception as e:  # ConfigError from validate: the file, not the user, is wrong
-        raise ModelFileError(f"{path} has an invalid config: {e}")
+        raise ModelFileError(f"{path} has an invalid config: {e} {_AGAIN}") from e
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
     check_arrays(path, params, _expected_shapes(config, vocab))
     model = Model(config, vocab, {k: v.astype(config.dtype, copy=False) for k, v in params.items()})
@@ -141,11 +159,12 @@ def check_arrays(path, params: dict[str, np.ndarray], expected: dict[str, tuple]
     missing = sorted(set(expected) - set(params))
     if missing:
         raise ModelFileError(f"{path} lacks parameters {', '.join(missing)}: the file is "
-                             "damaged or from another program.")
+                             f"damaged or from another program. {_AGAIN}")
     for k, shape in expected.items():
         a = params[k]
         if a.shape != tuple(shape) or a.dtype.kind != "f":
             raise ModelFileError(f"{path}: parameter {k} has shape {a.shape} ({a.dtype}), "
-                                 f"expected {tuple(shape)} floats. The file is damaged.")
+                                 f"expected {tuple(shape)} floats. The file is damaged. {_AGAIN}")
         if not np.all(np.isfinite(a)):
-            raise ModelFileError(f"{path}: parameter {k} holds NaN or infinite values.")
+            raise ModelFileError(f"{path}: parameter {k} holds NaN or infinite values. "
+                                 f"{_AGAIN}")

@@ -18,13 +18,14 @@ from typing import List, Optional
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
 
 from . import __version__, checkpoint
-from .api import read_text
-from .errors import CharlmError, ConfigError, ModelFileError
+from .api import decode_text, read_text
+from .errors import CharlmError, ConfigError, CorpusError, ModelFileError
 from .model import Model, ModelConfig
 from .render import format_duration, format_prob, sparkline
 from .vocab import EOS_ID, UNK_ID
@@ -48,7 +49,7 @@ With no corpus, `charlm train` uses the bundled tiny Shakespeare. Every command 
 app = typer.Typer(help=HELP, add_completion=False, no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   pretty_exceptions_enable=False, rich_markup_mode=None)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 DEBUG = {"on": False}
 
@@ -56,26 +57,49 @@ DEBUG = {"on": False}
 def fail(e: CharlmError) -> None:
     if DEBUG["on"]:
         raise e
-    err.print(Text(f"Error: {e}", style="red"))
-    raise typer.Exit(e.exit_code)
+    fail_line(str(e), e.exit_code)
+
+
+def fail_line(message: str, code: int) -> None:
+    """Print ``Error: message`` as exactly one line on stderr and exit with ``code``."""
+    err.print(Text("Error: " + " ".join(message.splitlines()), style="red"))
+    raise typer.Exit(code)
 
 
 def guarded(fn):
-    """Run a command body, turning charlm's errors into one line and an exit code."""
+    """Run a command body, turning every error into one line and an exit code: charlm's own
+    errors, file errors, memory, Ctrl-C, and (as a last resort) unexpected exceptions. With
+    --debug the exception propagates with its traceback."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.BadParameter):  # typer's own: as typer does
+            raise
         except CharlmError as e:
             fail(e)
-        except OSError as e:
-            if DEBUG["on"]:
+        except BaseException as e:  # noqa: B036  (KeyboardInterrupt too: no traceback)
+            if DEBUG["on"] or isinstance(e, SystemExit):
                 raise
-            err.print(Text(f"Error: {e.strerror or e}: {e.filename or ''}. Check the path "
-                           "and its permissions.", style="red"))
-            raise typer.Exit(1)
+            if isinstance(e, BrokenPipeError):  # `charlm sample | head`: the reader left
+                import os
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())  # no second error at interpreter exit
+                raise typer.Exit(141)
+            if isinstance(e, KeyboardInterrupt):
+                err.print("Interrupted.")
+                raise typer.Exit(130)
+            if isinstance(e, MemoryError):
+                fail_line("Out of memory. Use a smaller model (--hidden, --layers, "
+                          "--vocab-size), a smaller --batch or --bptt, or a smaller file.", 1)
+            if isinstance(e, OSError):
+                where = f": {e.filename}" if e.filename else ""
+                fail_line(f"{e.strerror or e}{where}. Check the path, its permissions and "
+                          "the free disk space.", 1)
+            fail_line(f"Unexpected {type(e).__name__}: {e}. This is a bug in charlm: run the "
+                      "command again with --debug to see the traceback, and report it.", 1)
     return wrapper
 
 
@@ -118,6 +142,25 @@ def open_model(level: str, model: Optional[Path]):
     return m, meta, path
 
 
+def arg_text(s: str, what: str) -> str:
+    """Text from the command line: bytes the terminal's encoding could not decode arrive as
+    lone surrogates, which are refused here rather than failing later."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise CorpusError(f"The {what} {s!r} is not valid UTF-8 (character {e.start + 1} "
+                          "could not be decoded). Use UTF-8 text, and check the terminal's "
+                          "locale (e.g. LANG=C.UTF-8).") from None
+    return s
+
+
+def read_stdin(encoding: str = "utf-8") -> str:
+    buf = getattr(sys.stdin, "buffer", None)
+    if buf is None:
+        return sys.stdin.read()
+    return decode_text(buf.read(), "standard input", encoding)
+
+
 def emit_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
     sys.stdout.flush()
@@ -140,8 +183,13 @@ class StopFlag:
         self.signum = signum
 
     def install(self):
-        signal.signal(signal.SIGINT, self.handler)
-        signal.signal(signal.SIGTERM, self.handler)
+        self.previous = {s: signal.signal(s, self.handler)
+                         for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def uninstall(self):
+        """Put the handlers that were there before back (for in-process callers)."""
+        for s, h in getattr(self, "previous", {}).items():
+            signal.signal(s, h)
 
 
 @app.command()
@@ -207,9 +255,12 @@ def train(
                                      "stopped."),
 ):
     """Train a language model on text files (one sequence per line by default)."""
-    from .train import Trainer, TrainConfig, parse_duration, prepare_corpus
+    from .train import Trainer, TrainConfig, log_path, parse_duration, prepare_corpus
 
     out_file = out_path or Path("models") / f"{level}.npz"
+    if out_file.is_dir():
+        raise ConfigError(f"--out {out_file} is a directory. Give a file name, e.g. "
+                          f"--out {out_file / (level + '.npz')}.")
     limits = {"epochs": epochs or 0, "steps": steps or 0,
               "time_budget": parse_duration(time_limit) if time_limit else 0.0}
     for name in ("epochs", "steps"):
@@ -260,20 +311,45 @@ def train(
         tcfg.validate()
         corpus_texts, valid_text = _corpus_texts(corpus, encoding, valid)
         data = prepare_corpus(corpus_texts, tcfg, valid_text)
+        if len(data.vocab) == 3:  # degenerate but trainable: see prepare_corpus
+            err.print(f"Warning: the vocabulary has one token besides <EOS> and <UNK> "
+                      f"({data.vocab.tokens[2]!r}); the model can learn little more than "
+                      "where sequences end.")
         model = Model.create(mcfg, data.vocab, np.random.default_rng(seed))
         if out_file.exists():
             backup = out_file.with_name(out_file.name + ".bak")
             out_file.replace(backup)
             err.print(f"Replacing {out_file}; the old file is kept as {backup}.")
+            old_log = log_path(out_file)
+            if old_log.exists():   # the new run starts its own log; keep the old one too
+                old_log.replace(old_log.with_name(old_log.name + ".bak"))
         trainer = Trainer(model, data, tcfg, out_file)
+    _check_writable(out_file)
     _run_training(trainer, out_file, level)
 
 
+def _check_writable(out_file: Path) -> None:
+    """Fail now, not after hours of training, when the model file cannot be written."""
+    import os
+    import tempfile
+    try:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out_file.name}.", suffix=".tmp",
+                                   dir=out_file.parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        parent = next((p for p in out_file.parents if p.exists()), None)
+        why = (f"{parent} is not a directory" if parent is not None and not parent.is_dir()
+               else e.strerror or str(e))
+        raise ModelFileError(f"Cannot write the model file {out_file} ({why}). Choose another "
+                             "--out, or check the directory's permissions.") from None
+
+
 def _corpus_texts(corpus, encoding, valid):
-    from importlib import resources
+    from .bundled import bundled
     if not corpus:
-        default = resources.files("charlm.corpora") / "tinyshakespeare.txt"
-        texts = [default.read_text(encoding="utf-8")]
+        texts = [bundled().read_text(encoding="utf-8")]
         err.print("Training on the bundled corpus: tiny Shakespeare (1.1 MB).")
     else:
         texts = [read_text(p, encoding) for p in corpus]
@@ -343,8 +419,12 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
     trainer.should_stop = flag
     flag.install()
     try:
-        reason = trainer.run_loop()
+        # Overflow in a diverging step is handled (undone, reported as a Warning line) by the
+        # trainer; numpy's own multi-line RuntimeWarnings would only add noise.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            reason = trainer.run_loop()
     finally:
+        flag.uninstall()
         bar.close()
     if reason == "interrupted":
         code = 143 if flag.signum == signal.SIGTERM else 130
@@ -399,10 +479,13 @@ def sample(
     vocab = m.vocab
     if num < 1:
         raise ConfigError(f"-n/--num must be at least 1 (got {num}).")
+    if seed is not None and seed < 0:
+        raise ConfigError(f"--seed must be 0 or more (got {seed}).")
     length = length if length is not None else (200 if vocab.level == "char" else 50)
     check_options(temperature, top_k, top_p, length)
     prime_ids = None
     if prime:
+        prime = arg_text(prime, "--prime text")
         oov = vocab.oov_tokens(prime)
         if oov:
             err.print(f"Warning: the prime has {len(oov)} token(s) outside the vocabulary, "
@@ -450,6 +533,7 @@ def score(
     sentences: Optional[List[str]] = typer.Argument(None, help="Sentences to score."),
     file: Optional[Path] = typer.Option(None, "--file",
                                         help="Score each line of a file ('-' = stdin)."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of --file."),
     level: str = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     base: str = typer.Option("e", "--base", help="Logarithm base: e, 2 or 10."),
@@ -460,12 +544,12 @@ def score(
     """How probable is a sentence? P(y<1>) · P(y<2>|y<1>) · … · P(<EOS>|…)."""
     from .score import score_many
 
-    texts = list(sentences or [])
+    texts = [arg_text(t, "sentence") for t in sentences or []]
     if file is not None:
-        raw = sys.stdin.read() if str(file) == "-" else read_text(file)
+        raw = read_stdin(encoding) if str(file) == "-" else read_text(file, encoding)
         texts += [t for t in raw.split("\n") if t.strip()]
     elif texts == ["-"]:
-        texts = [t for t in sys.stdin.read().split("\n") if t.strip()]
+        texts = [t for t in read_stdin(encoding).split("\n") if t.strip()]
     if not texts:
         raise ConfigError("Nothing to score. Give a sentence, or --file FILE.")
     if base not in ("e", "2", "10"):
@@ -497,7 +581,7 @@ def score(
     lname = {"e": "ln", "2": "log2", "10": "log10"}[base]
     if len(results) == 1:
         r = results[0]
-        out.print(f"P({r.text}) = {format_prob(r.log_prob)}")
+        out.print(Text(f"P({r.text}) = {format_prob(r.log_prob)}"))  # Text: no markup
         out.print(f"{lname} P = {r.log_prob / logb:.4f}   perplexity {r.perplexity:.3f} per "
                   f"token   {r.n_tokens} tokens (with <EOS>)   {r.n_oov} OOV")
     else:
@@ -509,9 +593,9 @@ def score(
                        ("OOV", "right"), ("× best", "right")):
             table.add_column(col, justify=j)
         for k, r in enumerate(ranked, 1):
-            table.add_row(str(k), r.text, format_prob(r.log_prob), f"{r.log_prob / logb:.3f}",
-                          f"{r.perplexity:.3f}", str(r.n_tokens), str(r.n_oov),
-                          format_prob(r.log_prob - best))
+            table.add_row(str(k), Text(r.text), format_prob(r.log_prob),
+                          f"{r.log_prob / logb:.3f}", f"{r.perplexity:.3f}", str(r.n_tokens),
+                          str(r.n_oov), format_prob(r.log_prob - best))
         out.print(table)
     if per_token:
         for r in results:
@@ -520,7 +604,7 @@ def score(
 
 def _per_token(m, r) -> None:
     line = Text()
-    table = Table(title=r.text, show_edge=False)
+    table = Table(title=Text(r.text), show_edge=False)
     table.add_column("t", justify="right")
     table.add_column("token")
     table.add_column("P(y<t> | …)", justify="right")
@@ -559,7 +643,7 @@ def eval_cmd(
     from .vocab import split_sequences
     lines = list(split_sequences(text))
     if not any(line.strip() for line in lines):
-        raise ConfigError(f"{file} has no text to evaluate. Give a non-empty file.")
+        raise CorpusError(f"{file} has no text to evaluate. Give a non-empty file.")
     total_nll = oov_nll = 0.0
     n_tok = n_oov = n_chars = 0
     with tqdm(total=len(lines), unit="line", file=sys.stderr, disable=len(lines) < 2000,
@@ -580,7 +664,7 @@ def eval_cmd(
     if as_json:
         emit_json(res)
         return
-    out.print(f"{file}: {len(lines):,} sequences, {n_tok:,} tokens (with <EOS>), "
+    out.print(f"{escape(str(file))}: {len(lines):,} sequences, {n_tok:,} tokens (with <EOS>), "
               f"{n_oov:,} OOV")
     out.print(f"mean NLL {mean:.4f} nats/token   perplexity {res['perplexity']:.3f}"
               + (f"   (without OOV positions {res['perplexity_without_oov']:.3f})"
@@ -624,7 +708,7 @@ def info(
     shape = f"{c.layers}×{c.cell.upper()} {c.hidden}"
     shape += {"rnn": f" ({c.activation})", "gru": " simplified" if c.simplified else "",
               "lstm": " peephole" if c.peephole else ""}[c.cell]
-    out.print(f"[bold]{path}[/bold]  {m.vocab.level}-level {shape}, "
+    out.print(f"[bold]{escape(str(path))}[/bold]  {m.vocab.level}-level {shape}, "
               f"{'embedding ' + str(c.embed) if c.embed else 'one-hot inputs'}, "
               f"dropout {c.dropout}, {c.dtype}")
     toks = " ".join(repr(t)[1:-1] if len(t) == 1 else t for t in m.vocab.tokens[:20])
@@ -698,6 +782,56 @@ def gradcheck(
         out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     if failed:
         raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------ bench
+@app.command()
+@guarded
+def bench(
+    config: Optional[List[str]] = typer.Option(
+        None, "--config", help="C1 (char 2×256), C2 (char 2×512), W1 (word 10k, 2×200), MC "
+                               "(min-char-rnn) [default: all]."),
+    cell: Optional[List[str]] = typer.Option(None, "--cell",
+                                             help="rnn, gru, lstm [default: all]."),
+    mode: Optional[List[str]] = typer.Option(None, "--mode",
+                                             help="train, eval, generate [default: all]."),
+    steps: int = typer.Option(20, "--steps", help="Timed steps per measurement (median)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per measurement."),
+):
+    """Throughput of this machine: train / eval / generate tokens per second."""
+    from .bench import CONFIGS, default_plan, measure, sgemm_peak
+
+    configs = config or list(CONFIGS)
+    for name, allowed, opts in (("--config", CONFIGS, configs),
+                                ("--cell", ("rnn", "gru", "lstm"), cell or []),
+                                ("--mode", ("train", "eval", "generate"), mode or [])):
+        bad = [o for o in opts if o not in allowed]
+        if bad:
+            raise ConfigError(f"Unknown {name} {bad[0]!r}. Use one of: {', '.join(allowed)}.")
+    if steps < 1:
+        raise ConfigError(f"--steps must be at least 1 (got {steps}).")
+    plan = default_plan(configs, cell or ["rnn", "gru", "lstm"],
+                        mode or ["train", "eval", "generate"])
+    peak = sgemm_peak()
+    results = []
+    for spec in tqdm(plan, desc="bench", unit="run", file=sys.stderr, leave=False):
+        r = measure({**spec, "steps": steps})
+        r["pct_of_peak"] = 100.0 * r["gflops"] / peak
+        r["peak_sgemm_gflops"] = peak
+        results.append(r)
+        if as_json:
+            emit_json(r)
+    if as_json:
+        return
+    table = Table(title=f"charlm {__version__} throughput (NumPy {np.__version__}, float32 "
+                        f"matmul peak {peak:.0f} GFLOP/s)", show_edge=False)
+    for col in ("config", "cell", "mode", "tokens/s", "GFLOP/s", "% of peak", "peak RSS"):
+        table.add_column(col, justify="left" if col in ("config", "cell", "mode") else "right")
+    for r in results:
+        table.add_row(r["config"], r["cell"], r["mode"], f"{r['tokens_per_s']:,.0f}",
+                      f"{r['gflops']:.1f}", f"{r['pct_of_peak']:.0f}%",
+                      f"{r['peak_rss_mb']:.0f} MB")
+    out.print(table)
 
 
 def main() -> None:

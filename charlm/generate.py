@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import CharlmError, ConfigError
 from .model import Model
 from .vocab import EOS_ID, UNK_ID
 
@@ -94,6 +94,9 @@ def sample(model: Model, rng: np.random.Generator, *, length: int = 200,
         logits, state = model.step(np.array([x]), state)
         logits = logits[0]
         p = next_distribution(logits, temperature, top_k, top_p, allow_unk)
+        if not np.isfinite(p).all():
+            raise CharlmError("The model's next-token probabilities are not finite (its "
+                              "parameters overflow). Train it again with a lower --lr.")
         y = int(rng.choice(V, p=p))
         z = logits.astype(np.float64)
         out.log_prob += float(z[y] - z.max() - np.log(np.exp(z - z.max()).sum()))

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import checkpoint
 from .data import Batches
-from .errors import ConfigError, CorpusError, TrainingDiverged
+from .errors import CharlmError, ConfigError, CorpusError, ModelFileError, TrainingDiverged
 from .generate import sample as draw_sample
 from .model import Model, ModelConfig
 from .optim import OPTIMIZERS, clip_gradients, make_optimizer
@@ -75,6 +75,8 @@ class TrainConfig:
                 raise ConfigError(f"--{name} must be a finite number ≥ 0 (got {v}).")
         if self.lr == 0:
             raise ConfigError("--lr must be positive (got 0).")
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be 0 or more (got {self.seed}).")
         if not 0 <= self.valid_fraction < 1:
             raise ConfigError(f"--valid-fraction must be in [0, 1) (got {self.valid_fraction}).")
         for name in ("epochs", "steps", "eval_every", "sample_every", "time_budget"):
@@ -141,14 +143,20 @@ def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = 
     vocab = Vocab.build(seqs(text), cfg.level, max_size=cfg.vocab_size,
                         min_count=cfg.min_count, lowercase=cfg.lowercase,
                         unk_token=cfg.unk_token)
-    if len(vocab) <= 3:
-        raise CorpusError(f"The corpus has only {len(vocab) - 2} distinct token(s); a language "
-                          "model needs at least two. Use a more varied text.")
+    # One token besides <EOS> and <UNK> (a corpus like "aaaa\naa\n") is degenerate but a
+    # well-defined language model: it still learns where sequences end. It trains (the command
+    # line warns); a vocabulary of only <EOS> and <UNK> has nothing to learn and is refused.
+    if len(vocab) <= 2:
+        raise CorpusError(f"No token of the corpus is kept in the vocabulary (each must occur "
+                          f"--min-count {cfg.min_count} times). Use a larger or more varied "
+                          "corpus, or a lower --min-count.")
     train_ids = vocab.encode_sequences(seqs(text))
     valid_ids = vocab.encode_sequences(seqs(valid_text)) if valid_text is not None else None
-    if len(train_ids) < cfg.batch * 2:
-        raise CorpusError(f"The training text has {len(train_ids)} tokens, too few for "
-                          f"--batch {cfg.batch}. Use a larger corpus or a smaller --batch.")
+    if len(train_ids) < cfg.batch * max(cfg.bptt, 2):
+        raise CorpusError(f"The training text has {len(train_ids)} tokens, too few for one "
+                          f"window of --batch {cfg.batch} × --bptt {cfg.bptt} "
+                          f"(= {cfg.batch * cfg.bptt}). Use a larger corpus, or a smaller "
+                          "--batch or --bptt.")
     if valid_ids is not None and len(valid_ids) < cfg.eval_batch:
         raise CorpusError(f"The validation text has {len(valid_ids)} tokens, fewer than "
                           f"--eval-batch {cfg.eval_batch}. Give more validation text.")
@@ -209,14 +217,44 @@ class Trainer:
         self.rng = np.random.default_rng([cfg.seed, 1])    # dropout masks
         self.sample_rng = np.random.default_rng([cfg.seed, 2])  # progress samples only
         self.run = RunState(lr=cfg.lr)
+        self._log_started = False      # restore() sets it: a resumed run appends to its log
         self.state = model.zero_state(cfg.batch)
         self.best_params = {k: v.copy() for k, v in model.params.items()}
+        self._undo_params: dict[str, np.ndarray] = {}   # see train_step
+        self._undo_opt: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------ checkpoints
     def restore(self, meta_train: dict, arrays: dict[str, np.ndarray]) -> None:
-        """Continue exactly where a saved run stopped."""
+        """Continue exactly where a saved run stopped. A damaged training state is a
+        ModelFileError, another corpus a ConfigError (nothing is trained either way)."""
+        n = meta_train.get("corpus_tokens")
+        if isinstance(n, int) and n != len(self.corpus.train_ids):
+            raise ConfigError(f"This corpus gives {len(self.corpus.train_ids):,} training "
+                              f"tokens; the run saved in {self.out} was trained on {n:,}. "
+                              "Resume with the same corpus and options.")
+        shapes = {k: v.shape for k, v in self.model.params.items()}
+        try:
+            self._restore(meta_train, arrays)
+            params = {k: arrays[f"train/param/{k}"] for k in shapes}
+            for k, v in self.opt.state.items():
+                params[k] = v
+                shapes[k] = shapes[k.split("/", 1)[1]]
+            for k, v in enumerate(np.asarray(a) for s in self.state
+                                  for a in (s if isinstance(s, tuple) else (s,))):
+                params[f"state{k}"] = v
+                shapes[f"state{k}"] = (self.cfg.batch, self.model.config.hidden)
+            if not 0 <= self.run.window < len(self.batches):
+                raise ValueError(f"data position {self.run.window} is out of range")
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            raise ModelFileError(f"{self.out} has a damaged training state ({type(e).__name__}: "
+                                 f"{e}). Start a new run with --force instead of --resume "
+                                 "(the old file is kept as .bak).") from e
+        checkpoint.check_arrays(self.out, params, shapes)
+
+    def _restore(self, meta_train: dict, arrays: dict[str, np.ndarray]) -> None:
         run = dict(meta_train["run"])
         self.run = RunState(**run)
+        self._log_started = True
         self.best_params = {k: v.copy() for k, v in self.model.params.items()}
         for k in self.model.params:
             self.model.params[k] = arrays[f"train/param/{k}"].copy()
@@ -247,7 +285,17 @@ class Trainer:
         L, nll, new_state, cache = model.loss(X, Y, self.state, self.rng)
         grads, _ = model.backward(cache)
         norm = clip_gradients(grads, self.cfg.clip, self.cfg.clip_mode)
-        if not (math.isfinite(L) and math.isfinite(norm)):
+        finite = math.isfinite(L) and math.isfinite(norm)
+        if finite:
+            # Finite gradients can still overflow the parameters (a huge --lr): keep an undo
+            # point (copies into preallocated buffers, cheap beside a step) and check.
+            self._snapshot()
+            self.opt.update(model.params, grads)
+            finite = all(math.isfinite(float(v.sum(dtype=np.float64)))
+                         for v in model.params.values())
+            if not finite:
+                self._undo()
+        if not finite:
             self.run.divergences += 1
             self.run.lr *= 0.5
             self.opt.lr = self.run.lr
@@ -257,6 +305,7 @@ class Trainer:
                            f"the step was undone and the learning rate lowered to "
                            f"{self.run.lr:.3g}."})
             if self.run.divergences >= MAX_DIVERGENCES:
+                self.validate_now()   # the parameters are the last good ones: keep them
                 self.save()
                 raise TrainingDiverged(
                     f"Training diverged {MAX_DIVERGENCES} times in a row (NaN or infinite "
@@ -264,9 +313,30 @@ class Trainer:
                     "--clip and train again.")
             return None
         self.run.divergences = 0
-        self.opt.update(model.params, grads)
         self.state = new_state
         return nll / X.size
+
+    def _snapshot(self) -> None:
+        """Copy the parameters and optimizer state to the undo buffers."""
+        for src, dst in ((self.model.params, self._undo_params), (self.opt.state, self._undo_opt)):
+            for k, v in src.items():
+                b = dst.get(k)
+                if b is None or b.shape != v.shape or b.dtype != v.dtype:
+                    b = dst[k] = np.empty_like(v)
+                np.copyto(b, v)
+        self._undo_keys = set(self.opt.state)
+        self._undo_t = self.opt.t
+
+    def _undo(self) -> None:
+        """Put back what :meth:`_snapshot` saved (an update that made a parameter non-finite)."""
+        for k, v in self.model.params.items():
+            np.copyto(v, self._undo_params[k])
+        for k in list(self.opt.state):
+            if k in self._undo_keys:
+                np.copyto(self.opt.state[k], self._undo_opt[k])
+            else:
+                del self.opt.state[k]   # created by the undone step
+        self.opt.t = self._undo_t
 
     # --------------------------------------------------------------- the run
     def limits_reached(self, start: float) -> str | None:
@@ -287,7 +357,7 @@ class Trainer:
             t0 = time.perf_counter()
             loss, n = evaluate(self.model, self.corpus.valid_ids, c.eval_batch, c.bptt)
             record.update(valid_loss=loss, valid_tokens=n, eval_seconds=time.perf_counter() - t0)
-            improved = r.best_valid is None or loss < r.best_valid
+            improved = math.isfinite(loss) and (r.best_valid is None or loss < r.best_valid)
             if improved:
                 r.best_valid, r.best_step = loss, r.step
                 self.best_params = {k: v.copy() for k, v in self.model.params.items()}
@@ -304,7 +374,10 @@ class Trainer:
 
     def progress_sample(self) -> str:
         length = self.cfg.sample_length or (200 if self.cfg.level == "char" else 50)
-        s = draw_sample(self.model, self.sample_rng, length=length)
+        try:
+            s = draw_sample(self.model, self.sample_rng, length=length)
+        except CharlmError as e:   # a progress sample must never stop training
+            return f"(no sample: {e})"
         return self.model.vocab.decode(s.ids)
 
     def run_loop(self) -> str:
@@ -356,6 +429,7 @@ class Trainer:
             r.finished = True
             self._evaluate_and_save(start, losses)
         else:
+            r.finished = False   # a resumed run that was finished is no longer
             self.save()
             self.callback({"kind": "saved", "path": str(self.out), "step": r.step})
         r.elapsed += time.perf_counter() - start
@@ -370,8 +444,10 @@ class Trainer:
 
     def _log(self, record: dict) -> None:
         path = log_path(self.out)
-        with open(path, "a", encoding="utf-8") as f:
+        # a new run starts a new log (a resumed one continues its own)
+        with open(path, "a" if self._log_started else "w", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        self._log_started = True
 
 
 def log_path(out: Path) -> Path:

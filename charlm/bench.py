@@ -1,0 +1,150 @@
+"""Throughput of this machine: training, evaluation and generation tokens per second.
+
+Each measurement runs in a fresh Python process (``python -m charlm.bench WORKER-JSON``) so
+that its peak resident memory is its own. Data are random token ids of the config's
+vocabulary: speed does not depend on what the tokens are.
+
+FLOPs are counted the usual analytic way (matrix products only): a recurrent layer with ``g``
+gate blocks, input width ``I`` and hidden size ``H`` costs ``2 g H (I + H)`` per token forward,
+the output layer ``2 H V``; training costs three forwards (forward, and two products per
+weight in backward). An embedding lookup costs nothing; one-hot inputs count ``I = V``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+# The standard configs of the reference benchmarks: V, E, H, L, B, T.
+CONFIGS = {
+    "C1": {"vocab": 65, "embed": 64, "hidden": 256, "layers": 2, "batch": 32, "bptt": 64},
+    "C2": {"vocab": 65, "embed": 128, "hidden": 512, "layers": 2, "batch": 64, "bptt": 128},
+    "W1": {"vocab": 10000, "embed": 200, "hidden": 200, "layers": 2, "batch": 20, "bptt": 35},
+    # min-char-rnn's model (one-hot inputs, one tanh RNN layer of 100, Adagrad), batched as
+    # charlm trains it.
+    "MC": {"vocab": 65, "embed": 0, "hidden": 100, "layers": 1, "batch": 32, "bptt": 25,
+           "optimizer": "adagrad", "lr": 0.1},
+}
+
+
+def flops_per_token(cell: str, vocab: int, embed: int, hidden: int, layers: int,
+                    mode: str = "train") -> float:
+    g = GATES[cell]
+    fwd = 0.0
+    width = embed or vocab
+    for _ in range(layers):
+        fwd += 2 * g * hidden * (width + hidden)
+        width = hidden
+    fwd += 2 * hidden * vocab
+    return fwd * (3 if mode == "train" else 1)
+
+
+def sgemm_peak(n: int = 1024, seconds: float = 1.0) -> float:
+    """Best float32 matrix-product GFLOP/s of NumPy here (n×n by n×n)."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    c = np.empty((n, n), dtype=np.float32)
+    np.matmul(a, b, out=c)
+    best = 0.0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        np.matmul(a, b, out=c)
+        best = max(best, 2.0 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _model(cfg: dict, cell: str):
+    from .model import Model, ModelConfig
+    from .vocab import SPECIALS, Vocab
+    V = cfg["vocab"]
+    vocab = Vocab([*SPECIALS, *(f"t{i}" for i in range(V - len(SPECIALS)))], "word")
+    mcfg = ModelConfig(cell=cell, layers=cfg["layers"], hidden=cfg["hidden"],
+                       embed=cfg["embed"], dropout=0.0)
+    return Model.create(mcfg, vocab, np.random.default_rng(0))
+
+
+def run_worker(spec: dict) -> dict:
+    """One measurement in this process: spec has config, cell, mode, steps, warmup."""
+    from .generate import sample
+    from .optim import clip_gradients, make_optimizer
+    cfg = dict(CONFIGS[spec["config"]])
+    cell, mode = spec["cell"], spec["mode"]
+    model = _model(cfg, cell)
+    rng = np.random.default_rng(1)
+    B, T, V = cfg["batch"], cfg["bptt"], cfg["vocab"]
+    times: list[float] = []
+    if mode == "generate":
+        n = spec.get("tokens", 2000)
+        sample(model, rng, length=50, stop_at_eos=False)   # warm-up
+        t = time.perf_counter()
+        sample(model, rng, length=n, stop_at_eos=False)
+        tok_s = n / (time.perf_counter() - t)
+    else:
+        opt = make_optimizer(cfg.get("optimizer", "adam"), cfg.get("lr", 1e-3))
+        state = model.zero_state(B)
+        dtype = np.uint8 if V <= 256 else np.uint16
+        for i in range(spec["warmup"] + spec["steps"]):
+            X = rng.integers(0, V, (T, B)).astype(dtype)
+            Y = rng.integers(0, V, (T, B)).astype(dtype)
+            t = time.perf_counter()
+            if mode == "train":
+                _, _, state, cache = model.loss(X, Y, state, rng)
+                grads, _ = model.backward(cache)
+                clip_gradients(grads, 5.0)
+                opt.update(model.params, grads)
+            else:
+                _, _, state, _ = model.loss(X, Y, state)
+            if i >= spec["warmup"]:
+                times.append(time.perf_counter() - t)
+        tok_s = B * T / float(np.median(times))
+    fpt = flops_per_token(cell, V, cfg["embed"], cfg["hidden"], cfg["layers"], mode)
+    return {"config": spec["config"], "cell": cell, "mode": mode, "tokens_per_s": tok_s,
+            "flops_per_token": fpt, "gflops": tok_s * fpt / 1e9,
+            "peak_rss_mb": peak_rss_mb(), "batch": 1 if mode == "generate" else B,
+            **{k: cfg[k] for k in ("vocab", "embed", "hidden", "layers")}}
+
+
+def measure(spec: dict) -> dict:
+    """Run one measurement in a fresh process and return its result."""
+    proc = subprocess.run([sys.executable, "-m", "charlm.bench", json.dumps(spec)],
+                          capture_output=True, text=True, env=os.environ.copy())
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark worker failed: {proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def default_plan(configs: list[str], cells: list[str], modes: list[str]) -> list[dict]:
+    """C1 with every cell and mode; C2, W1 with the LSTM; MC (min-char-rnn) with the RNN."""
+    plan = []
+    for c in configs:
+        for cell in (cells if c == "C1" else ["rnn"] if c == "MC" else ["lstm"]):
+            if c == "MC" and "rnn" not in cells:
+                continue
+            if c not in ("C1", "MC") and cell not in cells:
+                continue
+            for mode in modes:
+                if c in ("C2", "MC") and mode == "eval":
+                    continue
+                plan.append({"config": c, "cell": cell, "mode": mode})
+    return plan
+
+
+if __name__ == "__main__":
+    spec = json.loads(sys.argv[1])
+    spec.setdefault("steps", 20)
+    spec.setdefault("warmup", 3)
+    print(json.dumps(run_worker(spec)))
