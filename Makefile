@@ -26,7 +26,7 @@ demo: $(BIN)/charlm
 	@mkdir -p demo-out
 	cd demo-out && ../$(BIN)/charlm train --cell lstm --hidden 128 --embed 32 --layers 1 \
 	  --dropout 0 --batch 32 --bptt 64 --lr 3e-3 --time 90s --eval-every 200 --force
-	cd demo-out && ../$(BIN)/charlm sample --level char -n 3 --length 200 --seed 1
+	cd demo-out && ../$(BIN)/charlm sample --level char -n 3 --length 300 --no-stop --seed 1
 	cd demo-out && ../$(BIN)/charlm score "the apple and pair salad" "the apple and pear salad"
 
 clean:
