@@ -29,7 +29,7 @@ from .errors import CharlmError, ConfigError, CorpusError, ModelFileError, Train
 from .generate import sample as draw_sample
 from .model import Model, ModelConfig
 from .optim import OPTIMIZERS, clip_gradients, make_optimizer
-from .vocab import Vocab, split_sequences
+from .vocab import Vocab, sequence_chunks
 
 MAX_DIVERGENCES = 5   # consecutive non-finite steps before training gives up
 
@@ -139,8 +139,8 @@ def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = 
         if not valid_text.strip():
             raise CorpusError("The corpus is too small to set aside a validation part. "
                               "Use a larger corpus, --valid FILE, or --valid-fraction 0.")
-    seqs = lambda t: split_sequences(t, prose=cfg.prose, level=cfg.level)  # noqa: E731
-    vocab = Vocab.build(seqs(text), cfg.level, max_size=cfg.vocab_size,
+    seqs = lambda t: sequence_chunks(t, prose=cfg.prose, level=cfg.level)  # noqa: E731
+    vocab = Vocab.build_from_chunks(seqs(text), cfg.level, max_size=cfg.vocab_size,
                         min_count=cfg.min_count, lowercase=cfg.lowercase,
                         unk_token=cfg.unk_token)
     # One token besides <EOS> and <UNK> (a corpus like "aaaa\naa\n") is degenerate but a
@@ -150,8 +150,8 @@ def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = 
         raise CorpusError(f"No token of the corpus is kept in the vocabulary (each must occur "
                           f"--min-count {cfg.min_count} times). Use a larger or more varied "
                           "corpus, or a lower --min-count.")
-    train_ids = vocab.encode_sequences(seqs(text))
-    valid_ids = vocab.encode_sequences(seqs(valid_text)) if valid_text is not None else None
+    train_ids = vocab.encode_chunks(seqs(text))
+    valid_ids = vocab.encode_chunks(seqs(valid_text)) if valid_text is not None else None
     if len(train_ids) < cfg.batch * max(cfg.bptt, 2):
         raise CorpusError(f"The training text has {len(train_ids)} tokens, too few for one "
                           f"window of --batch {cfg.batch} × --bptt {cfg.bptt} "

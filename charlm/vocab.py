@@ -74,6 +74,40 @@ def split_sequences(text: str, *, prose: bool = False, level: str = "char") -> I
             yield para
 
 
+CHUNK_CHARS = 1 << 20   # a corpus is tokenized a megabyte at a time: bounded memory
+
+
+def sequence_chunks(text: str, *, prose: bool = False, level: str = "char",
+                    size: int = CHUNK_CHARS) -> Iterator[str]:
+    """The corpus as pieces of about ``size`` characters in which every sequence ends with a
+    line break (the line break is read as ``<EOS>``). In line mode these are slices of the text
+    itself, so no per-line string is ever made."""
+    if prose:
+        yield from join_chunks(split_sequences(text, prose=True, level=level), size)
+        return
+    start = 0
+    while start < len(text):
+        cut = text.find("\n", min(start + size, len(text)) - 1)
+        end = len(text) if cut < 0 else cut + 1
+        piece = text[start:end]
+        yield piece if piece.endswith("\n") else piece + "\n"
+        start = end
+
+
+def join_chunks(sequences: Iterable[str], size: int = CHUNK_CHARS) -> Iterator[str]:
+    """Sequences joined into newline-terminated pieces of about ``size`` characters."""
+    buf: list[str] = []
+    n = 0
+    for seq in sequences:
+        buf.append(seq)
+        n += len(seq) + 1
+        if n >= size:
+            yield "\n".join(buf) + "\n"
+            buf, n = [], 0
+    if buf:
+        yield "\n".join(buf) + "\n"
+
+
 class Vocab:
     """Token <-> id mapping for one level, with ``<EOS>`` = 0 and ``<UNK>`` = 1."""
 
@@ -89,12 +123,19 @@ class Vocab:
         self.unk_token = unk_token or None
         self.index = {t: i for i, t in enumerate(self.tokens)}
         self._word_re = word_pattern(self.unk_token) if level == "word" else None
-        if level == "char":
-            # Sorted code points and their ids: encoding is one searchsorted over the text.
-            chars = [(ord(t), i) for i, t in enumerate(self.tokens) if len(t) == 1]
-            chars.sort()
-            self._cps = np.array([c for c, _ in chars], dtype=np.uint32)
-            self._cp_ids = np.array([i for _, i in chars], dtype=np.int64)
+        if level == "word":
+            # Whole chunks are tokenized at once, line breaks included (they are <EOS>).
+            self._stream_re = re.compile(self._word_re.pattern + "|\n")
+            self._stream_index = dict(self.index)
+            self._stream_index["\n"] = EOS_ID
+            if self.unk_token:
+                self._stream_index[self.unk_token] = UNK_ID
+        else:
+            # A table from code point to id: encoding is one gather over the text.
+            cps = [(ord(t), i) for i, t in enumerate(self.tokens) if len(t) == 1]
+            self._lut = np.full(max([c for c, _ in cps], default=0) + 1, UNK_ID, np.int64)
+            for c, i in cps:
+                self._lut[c] = i
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -115,6 +156,16 @@ class Vocab:
         ``max_size`` counts the two special tokens; tokens seen fewer than ``min_count`` times
         are left out. Order: frequency (descending), then the token itself.
         """
+        return cls.build_from_chunks(join_chunks(sequences), level, max_size=max_size,
+                                     min_count=min_count, lowercase=lowercase,
+                                     unk_token=unk_token)
+
+    @classmethod
+    def build_from_chunks(cls, chunks: Iterable[str], level: str, *,
+                          max_size: int | None = None, min_count: int = 1,
+                          lowercase: bool = False, unk_token: str | None = "<unk>") -> "Vocab":
+        """:meth:`build` over newline-terminated pieces of a corpus (see
+        :func:`sequence_chunks`)."""
         if max_size is not None and max_size < 3:
             raise ConfigError(f"--vocab-size must be at least 3 (got {max_size}). "
                               "It counts <EOS> and <UNK> too.")
@@ -122,8 +173,9 @@ class Vocab:
             raise ConfigError(f"--min-count must be at least 1 (got {min_count}).")
         counts: Counter = Counter()
         probe = cls([*SPECIALS], level, lowercase, unk_token)
-        for seq in sequences:
-            counts.update(probe.tokenize(seq))
+        for chunk in chunks:
+            probe._count(chunk, counts)
+        counts.pop("\n", None)
         counts.pop(probe.unk_token, None)
         for s in SPECIALS:
             counts.pop(s, None)
@@ -149,12 +201,36 @@ class Vocab:
             return out
         return list(text)
 
+    def _stream_tokens(self, chunk: str) -> list[str]:
+        """Word tokens of a (lower-cased) chunk, with each line break as a token "\\n"."""
+        return self._stream_re.findall(chunk)
+
+    def _count(self, chunk: str, counts: Counter) -> None:
+        """Add the token counts of one newline-terminated chunk (line breaks included)."""
+        if self.lowercase:
+            chunk = chunk.lower()
+        if self.level == "word":
+            counts.update(self._stream_tokens(chunk))
+        elif self.unk_token and self.unk_token in chunk:
+            for line in chunk.split("\n"):
+                counts.update(self.tokenize(line))
+        else:
+            cps = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            hist = np.bincount(cps)
+            for cp in np.flatnonzero(hist):
+                counts[chr(cp)] += int(hist[cp])
+
     def encode(self, text: str) -> np.ndarray:
         """Token ids of ``text``; a line break is ``<EOS>``. No ``<EOS>`` is appended."""
         if self.lowercase:
             text = text.lower()
         if self.level == "char" and not (self.unk_token and self.unk_token in text):
             return self._encode_chars(text)
+        if self.level == "word":
+            get = self._stream_index.get
+            toks = self._stream_tokens(text)
+            return np.fromiter((get(t, UNK_ID) for t in toks), dtype=self.dtype,
+                               count=len(toks))
         ids: list[int] = []
         for k, line in enumerate(text.split("\n")):
             if k:
@@ -167,19 +243,19 @@ class Vocab:
     def _encode_chars(self, text: str) -> np.ndarray:
         # surrogatepass: a lone surrogate (undecodable bytes in argv) is one unknown character
         cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        pos = np.searchsorted(self._cps, cps)
-        pos_c = np.minimum(pos, max(len(self._cps) - 1, 0))
-        known = (self._cps[pos_c] == cps) if len(self._cps) else np.zeros(len(cps), bool)
-        ids = np.where(known, self._cp_ids[pos_c] if len(self._cps) else 0, UNK_ID)
+        lut = self._lut
+        inside = cps < len(lut)
+        ids = np.where(inside, lut[np.where(inside, cps, 0)], UNK_ID)
         ids[cps == 10] = EOS_ID
         return ids.astype(self.dtype)
 
     def encode_sequences(self, sequences: Iterable[str]) -> np.ndarray:
         """One id stream: each sequence's tokens followed by ``<EOS>``."""
-        parts = []
-        for seq in sequences:
-            parts.append(self.encode(seq))
-            parts.append(np.array([EOS_ID], dtype=self.dtype))
+        return self.encode_chunks(join_chunks(sequences))
+
+    def encode_chunks(self, chunks: Iterable[str]) -> np.ndarray:
+        """The id stream of newline-terminated pieces (see :func:`sequence_chunks`)."""
+        parts = [self.encode(chunk) for chunk in chunks]
         if not parts:
             return np.zeros(0, dtype=self.dtype)
         return np.concatenate(parts)
