@@ -13,13 +13,14 @@ the rest renormalised, which is exactly the distribution of "draw again until it
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from .errors import CharlmError, ConfigError
-from .model import Model
+from .model import Model, Stepper
 from .vocab import EOS_ID, UNK_ID
 
 
@@ -41,41 +42,45 @@ def check_options(temperature: float, top_k: int, top_p: float, length: int) -> 
         raise ConfigError(f"--length must be at least 1 (got {length}).")
 
 
-def _softmax64(logits: np.ndarray) -> np.ndarray:
+def log_softmax64(logits: np.ndarray) -> np.ndarray:
+    """log ŷ in float64 for logits (V,): the model's own next-token log-probabilities."""
     z = logits.astype(np.float64)
     z -= z.max()
-    np.exp(z, out=z)
-    z /= z.sum()
+    z -= np.log(np.exp(z).sum())
     return z
 
 
-def next_distribution(logits: np.ndarray, temperature: float, top_k: int, top_p: float,
+def next_distribution(logp: np.ndarray, temperature: float, top_k: int, top_p: float,
                       allow_unk: bool) -> np.ndarray:
-    """The distribution to draw from: logits (V,) -> probabilities (V,) in float64."""
-    if not allow_unk:
-        logits = logits.copy()
-        logits[UNK_ID] = -np.inf
+    """The distribution to draw from, given the model's log-probabilities logp (V,):
+    tempered (p ∝ ŷ^(1/temperature); 0 = greedy), <UNK> removed, cut to the top k and to the
+    smallest set holding top_p of the probability, renormalised. Returns (V,) float64."""
     if temperature == 0:
-        p = np.zeros(len(logits))
-        p[int(np.argmax(logits))] = 1.0
+        masked = logp if allow_unk else np.where(np.arange(len(logp)) == UNK_ID, -np.inf, logp)
+        p = np.zeros(len(logp))
+        p[int(np.argmax(masked))] = 1.0
         return p
-    p = _softmax64(logits / temperature)
+    p = np.exp(logp if temperature == 1 else (logp - logp.max()) / temperature)
+    if not allow_unk:
+        p[UNK_ID] = 0.0
     if top_k and top_k < len(p):
         cut = np.partition(p, -top_k)[-top_k]
         p[p < cut] = 0.0
     if top_p < 1.0:
+        p /= p.sum()
         order = np.argsort(-p, kind="stable")
         keep = np.cumsum(p[order]) - p[order] < top_p   # the smallest set reaching top_p
         p[order[~keep]] = 0.0
-    return p / p.sum()
+    p /= p.sum()
+    return p
 
 
-def prime_state(model: Model, prime_ids: np.ndarray) -> tuple[list, int]:
+def prime_state(step: Stepper, prime_ids: np.ndarray) -> tuple[list, int]:
     """Feed ``<EOS>`` and the prime through the model: the state and the last input id."""
-    state = model.zero_state(1)
+    state = step.model.zero_state(1)
     x = EOS_ID
     for tok in prime_ids:
-        _, state = model.step(np.array([x]), state)
+        _, state = step((x,), state)
         x = int(tok)
     return state, x
 
@@ -87,19 +92,18 @@ def sample(model: Model, rng: np.random.Generator, *, length: int = 200,
            on_token: Callable[[int], None] | None = None) -> Sample:
     """Draw one sequence of at most ``length`` tokens (not counting the prime)."""
     check_options(temperature, top_k, top_p, length)
-    state, x = prime_state(model, prime_ids if prime_ids is not None else np.zeros(0, int))
+    step = Stepper(model)
+    state, x = prime_state(step, prime_ids if prime_ids is not None else np.zeros(0, int))
     out = Sample()
     V = model.V
     for _ in range(length):
-        logits, state = model.step(np.array([x]), state)
-        logits = logits[0]
-        p = next_distribution(logits, temperature, top_k, top_p, allow_unk)
-        if not np.isfinite(p).all():
+        logits, state = step((x,), state)
+        logp = log_softmax64(logits[0])
+        if not math.isfinite(logp.max()):
             raise CharlmError("The model's next-token probabilities are not finite (its "
                               "parameters overflow). Train it again with a lower --lr.")
-        y = int(rng.choice(V, p=p))
-        z = logits.astype(np.float64)
-        out.log_prob += float(z[y] - z.max() - np.log(np.exp(z - z.max()).sum()))
+        y = int(rng.choice(V, p=next_distribution(logp, temperature, top_k, top_p, allow_unk)))
+        out.log_prob += float(logp[y])
         if y == EOS_ID and stop_at_eos:
             out.stopped_at_eos = True
             break

@@ -111,6 +111,7 @@ class Model:
         return len(self.vocab)
 
     def layer_params(self, l: int) -> dict[str, np.ndarray]:
+        """The parameters of layer l under the cell's own names (W_aa, W_ax, b, …)."""
         prefix = f"L{l}."
         return {k[len(prefix):]: v for k, v in self.params.items() if k.startswith(prefix)}
 
@@ -199,20 +200,42 @@ class Model:
 
     def step(self, ids: np.ndarray, state: list) -> tuple[np.ndarray, list]:
         """One time step for ids (m,): logits (m, V) of the next token and the new state."""
-        opts = self.config.cell_opts
-        p = self.params
-        if self.config.embed:
-            h = p["E"][ids]
-        else:
-            h = np.zeros((len(ids), self.V), dtype=self.dtype)
-            h[np.arange(len(ids)), ids] = 1.0
+        return Stepper(self)(ids, state)
+
+
+class Stepper:
+    """Runs a model one time step at a time (sampling, priming), with what every step reuses
+    looked up once: each layer's parameters and, for the first layer, the input product
+    ``W_ax x<t> + b`` of each token id met so far. Since x<t> is the one-hot vector o<t> (or
+    its embedding E^T o<t>), that product is a fixed row per id: computed on first use, then
+    looked up. Make a new Stepper after the parameters change."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.layers = [model.layer_params(l) for l in range(1, model.config.layers + 1)]
+        self.opts = model.config.cell_opts
+        self.rows: dict[int, np.ndarray] = {}
+
+    def _first_input(self, token: int) -> np.ndarray:
+        row = self.rows.get(token)
+        if row is None:
+            m, lp = self.model, self.layers[0]
+            x = m.params["E"][token] if m.config.embed else np.eye(m.V, dtype=m.dtype)[token]
+            row = self.rows[token] = x @ lp["W_ax"].T + lp["b"]
+        return row
+
+    def __call__(self, ids, state: list) -> tuple[np.ndarray, list]:
+        """ids (m,) -> logits (m, V), new state."""
+        m = self.model
+        xz = np.stack([self._first_input(int(i)) for i in np.ravel(ids)])
         new_state = []
-        for l in range(1, self.config.layers + 1):
-            lp = self.layer_params(l)
-            xz = h @ lp["W_ax"].T
-            xz += lp["b"]
-            h, s = self.cell.step(xz, state[l - 1], lp, **opts)
+        h = None
+        for l, lp in enumerate(self.layers):
+            if l:
+                xz = h @ lp["W_ax"].T
+                xz += lp["b"]
+            h, s = m.cell.step(xz, state[l], lp, **self.opts)
             new_state.append(s)
-        logits = h @ p["W_y"].T
-        logits += p["b_y"]
+        logits = h @ m.params["W_y"].T
+        logits += m.params["b_y"]
         return logits, new_state
