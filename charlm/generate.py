@@ -42,14 +42,6 @@ def check_options(temperature: float, top_k: int, top_p: float, length: int) -> 
         raise ConfigError(f"--length must be at least 1 (got {length}).")
 
 
-def log_softmax64(logits: np.ndarray) -> np.ndarray:
-    """log ŷ in float64 for logits (V,): the model's own next-token log-probabilities."""
-    z = logits.astype(np.float64)
-    z -= z.max()
-    z -= np.log(np.exp(z).sum())
-    return z
-
-
 def next_distribution(logp: np.ndarray, temperature: float, top_k: int, top_p: float,
                       allow_unk: bool) -> np.ndarray:
     """The distribution to draw from, given the model's log-probabilities logp (V,):
@@ -96,14 +88,26 @@ def sample(model: Model, rng: np.random.Generator, *, length: int = 200,
     state, x = prime_state(step, prime_ids if prime_ids is not None else np.zeros(0, int))
     out = Sample()
     V = model.V
+    plain = temperature == 1 and not top_k and top_p == 1.0
     for _ in range(length):
         logits, state = step((x,), state)
-        logp = log_softmax64(logits[0])
-        if not math.isfinite(logp.max()):
+        z = logits[0].astype(np.float64)
+        z_max = z.max()
+        if not math.isfinite(z_max):
             raise CharlmError("The model's next-token probabilities are not finite (its "
                               "parameters overflow). Train it again with a lower --lr.")
-        y = int(rng.choice(V, p=next_distribution(logp, temperature, top_k, top_p, allow_unk)))
-        out.log_prob += float(logp[y])
+        z -= z_max
+        e = np.exp(z)
+        log_total = math.log(e.sum())          # log ŷ = z - log_total
+        if plain:                              # ŷ itself, less <UNK>: e needs no more than that
+            if not allow_unk:
+                e[UNK_ID] = 0.0
+            e /= e.sum()
+            p = e
+        else:
+            p = next_distribution(z - log_total, temperature, top_k, top_p, allow_unk)
+        y = int(rng.choice(V, p=p))
+        out.log_prob += float(z[y]) - log_total
         if y == EOS_ID and stop_at_eos:
             out.stopped_at_eos = True
             break

@@ -227,7 +227,10 @@ class Stepper:
     def __call__(self, ids, state: list) -> tuple[np.ndarray, list]:
         """ids (m,) -> logits (m, V), new state."""
         m = self.model
-        xz = np.stack([self._first_input(int(i)) for i in np.ravel(ids)])
+        if len(ids) == 1:                      # sampling: one token, no copy
+            xz = self._first_input(int(ids[0]))[None]
+        else:
+            xz = np.stack([self._first_input(int(i)) for i in ids])
         new_state = []
         h = None
         for l, lp in enumerate(self.layers):

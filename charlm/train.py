@@ -27,7 +27,7 @@ from . import checkpoint
 from .data import Batches
 from .errors import CharlmError, ConfigError, CorpusError, ModelFileError, TrainingDiverged
 from .generate import sample as draw_sample
-from .model import Model, ModelConfig
+from .model import Model
 from .optim import OPTIMIZERS, clip_gradients, make_optimizer
 from .vocab import Vocab, sequence_chunks
 
@@ -75,6 +75,11 @@ class TrainConfig:
                 raise ConfigError(f"--{name} must be a finite number ≥ 0 (got {v}).")
         if self.lr == 0:
             raise ConfigError("--lr must be positive (got 0).")
+        if not 0 < self.decay <= 1:
+            raise ConfigError(f"--decay must be in (0, 1]: the factor the learning rate is "
+                              f"multiplied by (got {self.decay}).")
+        if self.decay_after < 0:
+            raise ConfigError(f"--decay-after must be 0 or more (got {self.decay_after}).")
         if self.seed < 0:
             raise ConfigError(f"--seed must be 0 or more (got {self.seed}).")
         if not 0 <= self.valid_fraction < 1:

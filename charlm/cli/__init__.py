@@ -1,0 +1,17 @@
+"""The command line: parse options, call the library, render results, turn errors into exits.
+
+Only this package imports typer, rich and tqdm. One module per group of commands:
+``common`` (the app, consoles, errors), ``train_cmd``, ``use_cmds`` (sample, score, eval,
+info) and ``tool_cmds`` (gradcheck, bench).
+"""
+
+# Imported for their commands, in the order --help lists them.
+from . import train_cmd, use_cmds, tool_cmds  # noqa: F401, I001
+from .common import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,156 @@
+"""What every command shares: the typer app, the two consoles, and how errors look.
+
+Results go to stdout; progress, warnings and errors to stderr. A ``CharlmError`` becomes
+``Error: <message>`` and its exit code (1 for bad data or files, 2 for bad usage); a traceback
+only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from .. import __version__, checkpoint
+from ..api import decode_text
+from ..errors import CharlmError, ConfigError, CorpusError, ModelFileError
+
+HELP = """\
+Train character- and word-level recurrent language models (RNN, GRU, LSTM) on a pure NumPy
+core, score how probable a sentence is, and sample new text.
+
+\b
+A first session:
+  charlm train corpus.txt                         # char-level LSTM -> models/char.npz
+  charlm sample --level char                      # a new text from it
+  charlm score "the apple and pear salad"         # P(sentence) as chained conditionals
+  charlm train --level word --prose book.txt      # a word-level model -> models/word.npz
+  charlm eval held-out.txt                        # perplexity / bits per character
+  charlm info                                     # what a model file holds
+
+With no corpus, `charlm train` uses the bundled tiny Shakespeare. Every command has -h.
+"""
+
+app = typer.Typer(help=HELP, add_completion=False, no_args_is_help=True,
+                  context_settings={"help_option_names": ["-h", "--help"]},
+                  pretty_exceptions_enable=False, rich_markup_mode=None)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+DEBUG = {"on": False}
+
+
+def fail(e: CharlmError) -> None:
+    if DEBUG["on"]:
+        raise e
+    fail_line(str(e), e.exit_code)
+
+
+def fail_line(message: str, code: int) -> None:
+    """Print ``Error: message`` as exactly one line on stderr and exit with ``code``."""
+    err.print(Text("Error: " + " ".join(message.splitlines()), style="red"))
+    raise typer.Exit(code)
+
+
+def guarded(fn):
+    """Run a command body, turning every error into one line and an exit code: charlm's own
+    errors, file errors, memory, Ctrl-C, and (as a last resort) unexpected exceptions. With
+    --debug the exception propagates with its traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.BadParameter):  # typer's own: as typer does
+            raise
+        except CharlmError as e:
+            fail(e)
+        except BaseException as e:  # noqa: B036  (KeyboardInterrupt too: no traceback)
+            if DEBUG["on"] or isinstance(e, SystemExit):
+                raise
+            if isinstance(e, BrokenPipeError):  # `charlm sample | head`: the reader left
+                import os
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())  # no second error at interpreter exit
+                raise typer.Exit(141)
+            if isinstance(e, KeyboardInterrupt):
+                err.print("Interrupted.")
+                raise typer.Exit(130)
+            if isinstance(e, MemoryError):
+                fail_line("Out of memory. Use a smaller model (--hidden, --layers, "
+                          "--vocab-size), a smaller --batch or --bptt, or a smaller file.", 1)
+            if isinstance(e, OSError):
+                where = f": {e.filename}" if e.filename else ""
+                fail_line(f"{e.strerror or e}{where}. Check the path, its permissions and "
+                          "the free disk space.", 1)
+            fail_line(f"Unexpected {type(e).__name__}: {e}. This is a bug in charlm: run the "
+                      "command again with --debug to see the traceback, and report it.", 1)
+    return wrapper
+
+
+def version_cb(value: bool):
+    if value:
+        print(f"charlm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=version_cb, is_eager=True,
+                                 help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+):
+    DEBUG["on"] = debug
+
+
+# ---------------------------------------------------------------- model files
+LEVEL_HELP = "Which default model to use: models/<level>.npz."
+MODEL_HELP = "A model file (overrides --level)."
+
+
+def model_path(level: str, model: Optional[Path]) -> Path:
+    if level not in ("char", "word"):
+        raise ConfigError(f"Unknown level {level!r}. Use char or word.")
+    return model if model is not None else Path("models") / f"{level}.npz"
+
+
+def open_model(level: str, model: Optional[Path]):
+    path = model_path(level, model)
+    if not path.exists():
+        hint = ("charlm train corpus.txt" if level == "char"
+                else "charlm train --level word corpus.txt")
+        if model is not None:
+            raise ModelFileError(f"No model file at {path}. Check the path, or make one with "
+                                 f"`{hint} --out {path}`.")
+        raise ModelFileError(f"No {level} model at {path}. Train one first: `{hint}`.")
+    m, meta, _ = checkpoint.load(path)
+    return m, meta, path
+
+
+def arg_text(s: str, what: str) -> str:
+    """Text from the command line: bytes the terminal's encoding could not decode arrive as
+    lone surrogates, which are refused here rather than failing later."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise CorpusError(f"The {what} {s!r} is not valid UTF-8 (character {e.start + 1} "
+                          "could not be decoded). Use UTF-8 text, and check the terminal's "
+                          "locale (e.g. LANG=C.UTF-8).") from None
+    return s
+
+
+def read_stdin(encoding: str = "utf-8") -> str:
+    buf = getattr(sys.stdin, "buffer", None)
+    if buf is None:
+        return sys.stdin.read()
+    return decode_text(buf.read(), "standard input", encoding)
+
+
+def emit_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()

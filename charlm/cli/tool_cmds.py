@@ -1,0 +1,96 @@
+"""``charlm gradcheck`` and ``charlm bench``: checking and measuring this machine."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+from rich.text import Text
+from tqdm import tqdm
+
+from .. import __version__
+from ..errors import ConfigError
+from .common import app, emit_json, guarded, out
+
+# -------------------------------------------------------------------- gradcheck
+@app.command()
+@guarded
+def gradcheck(
+    seed: int = typer.Option(0, "--seed", help="Seed of the random shapes and values."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per check."),
+):
+    """Check every cell's backward pass against numerical gradients (float64)."""
+    from ..gradcheck import TOLERANCE, run_all
+
+    results = list(run_all(seed))
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        for r in results:
+            emit_json({"component": r.component, "param": r.param,
+                       "max_rel_error": r.max_rel_error, "passed": r.passed})
+    else:
+        table = Table(title=f"gradient checks (float64, five-point centred differences, "
+                            f"tolerance {TOLERANCE:g})", show_edge=False)
+        for col in ("component", "parameter", "max rel. error", "result"):
+            table.add_column(col, justify="right" if col == "max rel. error" else "left")
+        for r in results:
+            table.add_row(r.component, r.param, f"{r.max_rel_error:.2e}",
+                          Text("pass", style="green") if r.passed else
+                          Text("FAIL", style="bold red"))
+        out.print(table)
+        out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------ bench
+@app.command()
+@guarded
+def bench(
+    config: Optional[List[str]] = typer.Option(
+        None, "--config", help="C1 (char 2×256), C2 (char 2×512), W1 (word 10k, 2×200), MC "
+                               "(min-char-rnn) [default: all]."),
+    cell: Optional[List[str]] = typer.Option(None, "--cell",
+                                             help="rnn, gru, lstm [default: all]."),
+    mode: Optional[List[str]] = typer.Option(None, "--mode",
+                                             help="train, eval, generate [default: all]."),
+    steps: int = typer.Option(20, "--steps", help="Timed steps per measurement (median)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per measurement."),
+):
+    """Throughput of this machine: train / eval / generate tokens per second."""
+    from ..bench import CONFIGS, default_plan, measure, sgemm_peak
+
+    configs = config or list(CONFIGS)
+    for name, allowed, opts in (("--config", CONFIGS, configs),
+                                ("--cell", ("rnn", "gru", "lstm"), cell or []),
+                                ("--mode", ("train", "eval", "generate"), mode or [])):
+        bad = [o for o in opts if o not in allowed]
+        if bad:
+            raise ConfigError(f"Unknown {name} {bad[0]!r}. Use one of: {', '.join(allowed)}.")
+    if steps < 1:
+        raise ConfigError(f"--steps must be at least 1 (got {steps}).")
+    plan = default_plan(configs, cell or ["rnn", "gru", "lstm"],
+                        mode or ["train", "eval", "generate"])
+    peak = sgemm_peak()
+    results = []
+    for spec in tqdm(plan, desc="bench", unit="run", file=sys.stderr, leave=False):
+        r = measure({**spec, "steps": steps})
+        r["pct_of_peak"] = 100.0 * r["gflops"] / peak
+        r["peak_sgemm_gflops"] = peak
+        results.append(r)
+        if as_json:
+            emit_json(r)
+    if as_json:
+        return
+    table = Table(title=f"charlm {__version__} throughput (NumPy {np.__version__}, float32 "
+                        f"matmul peak {peak:.0f} GFLOP/s)", show_edge=False)
+    for col in ("config", "cell", "mode", "tokens/s", "GFLOP/s", "% of peak", "peak RSS"):
+        table.add_column(col, justify="left" if col in ("config", "cell", "mode") else "right")
+    for r in results:
+        table.add_row(r["config"], r["cell"], r["mode"], f"{r['tokens_per_s']:,.0f}",
+                      f"{r['gflops']:.1f}", f"{r['pct_of_peak']:.0f}%",
+                      f"{r['peak_rss_mb']:.0f} MB")
+    out.print(table)
