@@ -15,7 +15,7 @@ smaller step.) The error reported for an array is the largest element-wise relat
 
 ``FLOOR`` and ``ATOL`` only matter for elements whose gradient is zero or near it (embedding
 rows of ids that do not occur, relu units that are off): they are judged against the array's
-scale, and round-off of 1e-9 is forgiven, instead of dividing round-off by zero.
+scale, and round-off of 1e-11 is forgiven, instead of dividing round-off by zero.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .vocab import SPECIALS, Vocab
 TOLERANCE = 1e-6   # the largest relative error a check may show and pass
 STEP = 1e-3        # h of the centred difference
 FLOOR = 1e-4
-ATOL = 1e-9        # absolute round-off allowance of the centred difference
+ATOL = 1e-11       # absolute round-off allowance of the centred difference
 RELU_STEP = 1e-4   # smaller, so that few steps cross the kink of a relu
 
 CELL_VARIANTS = [
