@@ -184,7 +184,7 @@ def test_parse_duration(text, seconds):
 
 def test_time_limit_stops_by_time(tmp_path):
     tr = write(tmp_path / "c.txt", word_lines(200, 10))
-    budget, margin = 2.0, 1.5
+    budget, margin = 2.0, 3.0   # generous: a loaded machine may finish a step and an eval late
     out = tmp_path / "m.npz"
     args = ["train", str(tr), "--cell", "lstm", "--layers", "1", "--hidden", "32", "--embed",
             "8", "--batch", "8", "--bptt", "16", "--eval-every", "100", "--eval-batch", "4",
