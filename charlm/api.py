@@ -105,15 +105,14 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
 
 def decode_text(data: bytes, name: str, encoding: str = "utf-8") -> str:
     """Bytes read from ``name`` (a file, standard input) as text, or a CorpusError."""
-    p = name
     if b"\x00" in data[:65536]:
-        raise CorpusError(f"{p} looks like a binary file (it contains NUL bytes). "
+        raise CorpusError(f"{name} looks like a binary file (it contains NUL bytes). "
                           "Give a plain text file.")
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise CorpusError(f"{p} is not valid {encoding}: byte {e.start} (line {line}) cannot "
+        raise CorpusError(f"{name} is not valid {encoding}: byte {e.start} (line {line}) cannot "
                           "be decoded. Pass its encoding with --encoding, e.g. "
                           "--encoding latin-1.") from None
     except LookupError:

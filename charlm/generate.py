@@ -88,7 +88,6 @@ def sample(model: Model, rng: np.random.Generator, *, length: int = 200,
     state, x = prime_state(step, prime_ids if prime_ids is not None else np.zeros(0, int))
     out = Sample()
     V = model.V
-    plain = temperature == 1 and not top_k and top_p == 1.0
     for _ in range(length):
         logits, state = step((x,), state)
         z = logits[0].astype(np.float64)
@@ -97,15 +96,8 @@ def sample(model: Model, rng: np.random.Generator, *, length: int = 200,
             raise CharlmError("The model's next-token probabilities are not finite (its "
                               "parameters overflow). Train it again with a lower --lr.")
         z -= z_max
-        e = np.exp(z)
-        log_total = math.log(e.sum())          # log ŷ = z - log_total
-        if plain:                              # ŷ itself, less <UNK>: e needs no more than that
-            if not allow_unk:
-                e[UNK_ID] = 0.0
-            e /= e.sum()
-            p = e
-        else:
-            p = next_distribution(z - log_total, temperature, top_k, top_p, allow_unk)
+        log_total = math.log(np.exp(z).sum())  # log ŷ = z - log_total
+        p = next_distribution(z - log_total, temperature, top_k, top_p, allow_unk)
         y = int(rng.choice(V, p=p))
         out.log_prob += float(z[y]) - log_total
         if y == EOS_ID and stop_at_eos:

@@ -220,8 +220,10 @@ class Stepper:
         row = self.rows.get(token)
         if row is None:
             m, lp = self.model, self.layers[0]
-            x = m.params["E"][token] if m.config.embed else np.eye(m.V, dtype=m.dtype)[token]
-            row = self.rows[token] = x @ lp["W_ax"].T + lp["b"]
+            # W_ax E^T o<t> is the product of the token's embedding row; W_ax o<t> is simply
+            # column `token` of W_ax
+            wx = m.params["E"][token] @ lp["W_ax"].T if m.config.embed else lp["W_ax"][:, token]
+            row = self.rows[token] = wx + lp["b"]
         return row
 
     def __call__(self, ids, state: list) -> tuple[np.ndarray, list]:

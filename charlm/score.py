@@ -63,15 +63,13 @@ def batch_log_probs(model: Model, seqs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def score(model: Model, text: str) -> Scored:
-    ids = model.vocab.encode(text).astype(np.int64)
-    lp = batch_log_probs(model, [ids])[0]
-    return Scored(text, np.append(ids, EOS_ID), lp)
+    return next(iter(score_many(model, [text])))
 
 
 def score_many(model: Model, texts: Iterable[str], batch: int = 64,
                on_batch: Callable[[int], None] | None = None) -> Iterable[Scored]:
-    """Score sentences in batches of similar length; yields results in the input's order
-    batch by batch."""
+    """Score sentences ``batch`` at a time (each padded to the longest in its batch); yields
+    the results in the input's order."""
     texts = list(texts)
     encoded = [model.vocab.encode(t).astype(np.int64) for t in texts]
     for a in range(0, len(texts), batch):
