@@ -27,6 +27,13 @@ The ``x`` part does not depend on the recurrence, so it is computed for all T st
 matrix product before the time loop (:func:`input_product`); only ``a<t-1> W_aa`` stays inside
 it. Likewise the weight gradients are one product over all steps after the backward loop
 (:func:`weight_grads`). Same mathematics, far fewer and far larger matrix products.
+
+Inside a cell the G gate blocks are kept gate-major, ``z`` of shape ``(G, T, m, n_a)``: gate k
+at step t is the contiguous block ``z[k, t]``. The per-step element-wise work (a dozen ufunc
+calls) then runs on contiguous memory, which NumPy does about three times faster than on the
+column slices of an ``(m, G n_a)`` row block. Only the recurrent product ``a<t-1> W_aa^T``
+still comes out as ``(m, G n_a)``; :func:`add_recurrent` adds it in, and :func:`gate_rows`
+turns a step's gradient back into rows for ``dz<t> W_aa``.
 """
 
 from __future__ import annotations
@@ -57,34 +64,58 @@ def init_fused(n_x: int, n_a: int, G: int, rng: np.random.Generator, dtype) -> d
     }
 
 
-def input_product(x: np.ndarray, W_ax: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``W_ax x<t> + b`` for every step at once.
+def input_product(x: np.ndarray, W_ax: np.ndarray, b: np.ndarray, G: int) -> np.ndarray:
+    """``W_ax x<t> + b`` for every step at once, gate-major.
 
-    x: (T, m, n_x); W_ax: (G n_a, n_x); b: (G n_a,)  ->  (T, m, G n_a).
+    x: (T, m, n_x); W_ax: (G n_a, n_x); b: (G n_a,)  ->  z (G, T, m, n_a).
+
+    Gate-major means ``z[k, t]`` is gate k's (m, n_a) block at step t, one contiguous piece of
+    memory. NumPy's element-wise loops run several times faster on contiguous blocks than on the
+    column slices ``z[t][:, k n_a:(k+1) n_a]`` of a (T, m, G n_a) array, and the cells make about
+    a dozen such calls per step.
     """
     T, m, n_x = x.shape
-    xz = x.reshape(T * m, n_x) @ W_ax.T
-    xz += b
-    return xz.reshape(T, m, -1)
+    n = W_ax.shape[0] // G
+    z = np.matmul(x.reshape(T * m, n_x), W_ax.reshape(G, n, n_x).transpose(0, 2, 1))
+    z += b.reshape(G, 1, n)
+    return z.reshape(G, T, m, n)
+
+
+def add_recurrent(zt: np.ndarray, r: np.ndarray) -> None:
+    """``zt += r`` for one step: zt (G, m, n_a) gate-major, r = a<t-1> W_aa^T (m, G n_a)."""
+    G, m, n = zt.shape
+    np.add(zt, r.reshape(m, G, n).transpose(1, 0, 2), out=zt)
+
+
+def gate_rows(dzt: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The gate-major (G, m, n_a) block of one step as the (m, G n_a) rows that W_aa multiplies."""
+    G, m, n = dzt.shape
+    np.copyto(out.reshape(m, G, n), dzt.transpose(1, 0, 2))
+    return out
 
 
 def weight_grads(dz: np.ndarray, x: np.ndarray, W_ax: np.ndarray) -> tuple:
     """Gradients of the hoisted input product, summed over all steps in one product each.
 
-    dz: (T, m, G n_a) gradient of the pre-activations; x: (T, m, n_x); W_ax: (G n_a, n_x)
+    dz: (G, T, m, n_a) gradient of the pre-activations; x: (T, m, n_x); W_ax: (G n_a, n_x)
     -> dx (T, m, n_x), dW_ax (G n_a, n_x), db (G n_a,).
     """
-    T, m, n_x = x.shape
-    dz2 = dz.reshape(T * m, -1)
-    dx = (dz2 @ W_ax).reshape(T, m, n_x)
-    dW_ax = dz2.T @ x.reshape(T * m, n_x)
-    return dx, dW_ax, dz2.sum(axis=0)
+    G, T, m, n = dz.shape
+    n_x = x.shape[2]
+    dz2 = dz.reshape(G, T * m, n)
+    W = W_ax.reshape(G, n, n_x)
+    dx = dz2[0] @ W[0]
+    for k in range(1, G):
+        dx += dz2[k] @ W[k]
+    return dx.reshape(T, m, n_x), recurrent_grad(dz, x), dz2.sum(axis=1).reshape(G * n)
 
 
 def recurrent_grad(dz: np.ndarray, a_prev: np.ndarray) -> np.ndarray:
-    """dW for a product ``a_prev<t> W^T`` used at every step: (T, m, k), (T, m, n) -> (k, n)."""
-    k, n = dz.shape[-1], a_prev.shape[-1]
-    return dz.reshape(-1, k).T @ a_prev.reshape(-1, n)
+    """dW for a product ``a_prev<t> W^T`` used at every step: (G, T, m, n), (T, m, k) -> (G n, k)."""
+    G, T, m, n = dz.shape
+    k = a_prev.shape[-1]
+    dW = np.matmul(dz.reshape(G, T * m, n).transpose(0, 2, 1), a_prev.reshape(T * m, k))
+    return dW.reshape(G * n, k)
 
 
 # Imported last: the cell modules use the helpers above.

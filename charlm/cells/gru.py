@@ -16,7 +16,8 @@ so the reference tests compare against the course equations written in torch aut
 
 Fused layout: gate blocks in the order [u, r, c] (simplified: [u, c]) along the first axis of
 W_ax (G n_a, n_x), W_aa (G n_a, n_a) and b (G n_a,). The x parts for all steps are one product
-before the loop. Per step the full GRU makes two products: c<t-1> with the [u, r] rows, then
+before the loop, and the activations are kept gate-major, ``z[k, t]`` being gate k at step t
+(see the package docstring). Per step the full GRU makes two products: c<t-1> with the [u, r] rows, then
 (Γr * c<t-1>) with the c rows; the simplified GRU makes one.
 """
 
@@ -24,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import init_fused, input_product, recurrent_grad, sigmoid, weight_grads
+from . import (add_recurrent, gate_rows, init_fused, input_product, recurrent_grad, sigmoid,
+               weight_grads)
 
 
 def _blocks(simplified: bool) -> int:
@@ -39,30 +41,31 @@ def forward(x, c0, params, simplified=False, **_):
     """x (T, m, n_x), c0 (m, n_a) -> a (T, m, n_a), c<T> (m, n_a), cache."""
     T, m, _ = x.shape
     n = c0.shape[1]
+    G = _blocks(simplified)
     W_aa = params["W_aa"]
-    z = input_product(x, params["W_ax"], params["b"])  # (T, m, G n): becomes the activations
+    z = input_product(x, params["W_ax"], params["b"], G)  # (G, T, m, n): becomes the activations
     c = np.empty((T, m, n), dtype=z.dtype)
     rc = None if simplified else np.empty((T, m, n), dtype=z.dtype)  # Γr * c<t-1>
-    W_gates_T = W_aa[: 2 * n].T
+    W_gates_T = W_aa[: 2 * n].T if not simplified else W_aa.T
     W_c_T = W_aa[2 * n:].T
+    r = np.empty((m, W_gates_T.shape[1]), dtype=z.dtype)
     c_prev = c0
     for t in range(T):
-        zt = z[t]
+        zt = z[:, t]
         if simplified:
-            zt += c_prev @ W_aa.T
-            sigmoid(zt[:, :n], out=zt[:, :n])              # Γu
-            np.tanh(zt[:, n:], out=zt[:, n:])              # c̃
-            c_tilde = zt[:, n:]
+            add_recurrent(zt, np.matmul(c_prev, W_gates_T, out=r))
+            sigmoid(zt[0], out=zt[0])                      # Γu
+            np.tanh(zt[1], out=zt[1])                      # c̃
         else:
-            zt[:, : 2 * n] += c_prev @ W_gates_T
-            sigmoid(zt[:, : 2 * n], out=zt[:, : 2 * n])    # Γu, Γr
-            np.multiply(zt[:, n: 2 * n], c_prev, out=rc[t])  # Γr * c<t-1>
-            zt[:, 2 * n:] += rc[t] @ W_c_T
-            np.tanh(zt[:, 2 * n:], out=zt[:, 2 * n:])      # c̃
-            c_tilde = zt[:, 2 * n:]
+            add_recurrent(zt[:2], np.matmul(c_prev, W_gates_T, out=r))
+            sigmoid(zt[:2], out=zt[:2])                    # Γu, Γr
+            np.multiply(zt[1], c_prev, out=rc[t])          # Γr * c<t-1>
+            zt[2] += rc[t] @ W_c_T
+            np.tanh(zt[2], out=zt[2])                      # c̃
+        gamma_u, c_tilde = zt[0], zt[-1]
         # c<t> = c<t-1> + Γu * (c̃ - c<t-1>), the same as Γu c̃ + (1 - Γu) c<t-1>
         np.subtract(c_tilde, c_prev, out=c[t])
-        c[t] *= zt[:, :n]
+        c[t] *= gamma_u
         c[t] += c_prev
         c_prev = c[t]
     return c, c_prev, (x, c0, c, z, rc, simplified)
@@ -74,37 +77,36 @@ def backward(da, cache, params, **_):
     T, m, n = c.shape
     W_aa = params["W_aa"]
     dz = np.empty_like(z)
+    rows = np.empty((m, 2 * n), dtype=z.dtype)
     dc_next = np.zeros_like(c0)
     for t in reversed(range(T)):
         c_prev = c0 if t == 0 else c[t - 1]
-        gamma_u = z[t, :, :n]
-        c_tilde = z[t, :, -n:]
+        gamma_u, c_tilde = z[0, t], z[-1, t]
+        dzu, dzc = dz[0, t], dz[-1, t]
         dc = da[t] + dc_next
         # c<t> = Γu c̃ + (1 - Γu) c<t-1>
-        dzu, dzc = dz[t, :, :n], dz[t, :, -n:]
         np.multiply(dc, c_tilde - c_prev, out=dzu)       # dΓu
         dzu *= gamma_u * (1.0 - gamma_u)                 # through σ
         np.multiply(dc, gamma_u, out=dzc)                # dc̃
         dzc *= 1.0 - c_tilde * c_tilde                   # through tanh
         dc_prev = dc * (1.0 - gamma_u)
         if simplified:
-            dc_prev += dz[t] @ W_aa                      # c<t-1> in both [u, c] products
+            dc_prev += gate_rows(dz[:, t], rows) @ W_aa  # c<t-1> in both [u, c] products
         else:
-            gamma_r = z[t, :, n: 2 * n]
+            gamma_r = z[1, t]
             drc = dzc @ W_aa[2 * n:]                     # d(Γr * c<t-1>)
-            dzr = dz[t, :, n: 2 * n]
+            dzr = dz[1, t]
             np.multiply(drc, c_prev, out=dzr)            # dΓr
             dzr *= gamma_r * (1.0 - gamma_r)             # through σ
             dc_prev += drc * gamma_r
-            dc_prev += dz[t, :, : 2 * n] @ W_aa[: 2 * n]  # c<t-1> in the [u, r] product
+            dc_prev += gate_rows(dz[:2, t], rows) @ W_aa[: 2 * n]  # c<t-1> in the [u, r] product
         dc_next = dc_prev
     c_prevs = np.concatenate([c0[None], c[:-1]])
     dx, dW_ax, db = weight_grads(dz, x, params["W_ax"])
     if simplified:
         dW_aa = recurrent_grad(dz, c_prevs)
     else:
-        dW_aa = np.concatenate([recurrent_grad(dz[..., : 2 * n], c_prevs),
-                                recurrent_grad(dz[..., 2 * n:], rc)])
+        dW_aa = np.concatenate([recurrent_grad(dz[:2], c_prevs), recurrent_grad(dz[2:], rc)])
     return dx, dc_next, {"W_aa": dW_aa, "W_ax": dW_ax, "b": db}
 
 

@@ -15,15 +15,17 @@ each gate's pre-activation gains ``p_g * c<t-1>`` (one weight per unit, ``p`` of
 only on a<t-1> and x<t> but also on c<t-1>".
 
 Fused layout: the four blocks [u, f, o, c] stacked along the first axis of W_ax (4 n_a, n_x),
-W_aa (4 n_a, n_a) and b (4 n_a,): one product per step, then slices. The x parts for all steps
-are one product before the loop (see the package docstring).
+W_aa (4 n_a, n_a) and b (4 n_a,): one product per step. The x parts for all steps are one
+product before the loop, and the activations are kept gate-major, ``z[k, t]`` being gate k at
+step t (see the package docstring).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import init_fused, input_product, recurrent_grad, sigmoid, uniform_init, weight_grads
+from . import (add_recurrent, gate_rows, init_fused, input_product, recurrent_grad, sigmoid,
+               uniform_init, weight_grads)
 
 
 def init_params(n_x, n_a, rng, dtype=np.float32, peephole=False, **_):
@@ -33,12 +35,12 @@ def init_params(n_x, n_a, rng, dtype=np.float32, peephole=False, **_):
     return params
 
 
-def _activate(zt: np.ndarray, c_prev: np.ndarray, p: np.ndarray | None, n: int) -> None:
-    """Turn pre-activations zt (m, 4n) into [Γu, Γf, Γo, c̃] in place."""
+def _activate(zt: np.ndarray, c_prev: np.ndarray, p: np.ndarray | None) -> None:
+    """Turn one step's gate-major pre-activations zt (4, m, n) into [Γu, Γf, Γo, c̃] in place."""
     if p is not None:
-        zt[:, : 3 * n] += np.tile(c_prev, 3) * p
-    sigmoid(zt[:, : 3 * n], out=zt[:, : 3 * n])
-    np.tanh(zt[:, 3 * n:], out=zt[:, 3 * n:])
+        zt[:3] += p.reshape(3, 1, -1) * c_prev
+    sigmoid(zt[:3], out=zt[:3])
+    np.tanh(zt[3], out=zt[3])
 
 
 def forward(x, state, params, peephole=False, **_):
@@ -48,16 +50,17 @@ def forward(x, state, params, peephole=False, **_):
     n = a0.shape[1]
     W_aa_T = params["W_aa"].T
     p = params.get("p") if peephole else None
-    z = input_product(x, params["W_ax"], params["b"])  # (T, m, 4n): becomes the activations
+    z = input_product(x, params["W_ax"], params["b"], 4)  # (4, T, m, n): becomes the activations
     a = np.empty((T, m, n), dtype=z.dtype)
     c = np.empty((T, m, n), dtype=z.dtype)
     tanh_c = np.empty((T, m, n), dtype=z.dtype)
+    r = np.empty((m, 4 * n), dtype=z.dtype)
     a_prev, c_prev = a0, c0
     for t in range(T):
-        zt = z[t]
-        zt += a_prev @ W_aa_T
-        _activate(zt, c_prev, p, n)
-        gamma_u, gamma_f, gamma_o, c_tilde = (zt[:, k * n: (k + 1) * n] for k in range(4))
+        zt = z[:, t]
+        add_recurrent(zt, np.matmul(a_prev, W_aa_T, out=r))
+        _activate(zt, c_prev, p)
+        gamma_u, gamma_f, gamma_o, c_tilde = zt
         np.multiply(gamma_u, c_tilde, out=c[t])
         c[t] += gamma_f * c_prev                       # c<t> = Γu c̃ + Γf c<t-1>
         np.tanh(c[t], out=tanh_c[t])
@@ -71,14 +74,15 @@ def backward(da, cache, params, **_):
     x, a0, c0, a, c, tanh_c, z, peephole = cache
     T, m, n = a.shape
     W_aa = params["W_aa"]
-    p = params["p"] if peephole else None
+    p = params["p"].reshape(3, 1, n) if peephole else None
     dz = np.empty_like(z)
+    rows = np.empty((m, 4 * n), dtype=z.dtype)
     da_next = np.zeros_like(a0)
     dc_next = np.zeros_like(c0)
     for t in reversed(range(T)):
         c_prev = c0 if t == 0 else c[t - 1]
-        gamma_u, gamma_f, gamma_o, c_tilde = (z[t, :, k * n: (k + 1) * n] for k in range(4))
-        dzu, dzf, dzo, dzc = (dz[t, :, k * n: (k + 1) * n] for k in range(4))
+        gamma_u, gamma_f, gamma_o, c_tilde = z[:, t]
+        dzu, dzf, dzo, dzc = dz[:, t]
         dat = da[t] + da_next
         # a<t> = Γo tanh(c<t>)
         np.multiply(dat, tanh_c[t], out=dzo)
@@ -93,24 +97,24 @@ def backward(da, cache, params, **_):
         dzc *= 1.0 - c_tilde * c_tilde
         dc_next = dc * gamma_f
         if p is not None:  # the peepholes p_g * c<t-1>
-            dc_next += dzu * p[:n] + dzf * p[n: 2 * n] + dzo * p[2 * n:]
-        da_next = dz[t] @ W_aa
+            dc_next += (dz[:3, t] * p).sum(axis=0)
+        da_next = gate_rows(dz[:, t], rows) @ W_aa
     a_prevs = np.concatenate([a0[None], a[:-1]])
     dx, dW_ax, db = weight_grads(dz, x, params["W_ax"])
     grads = {"W_aa": recurrent_grad(dz, a_prevs), "W_ax": dW_ax, "b": db}
     if p is not None:
         c_prevs = np.concatenate([c0[None], c[:-1]])
-        grads["p"] = np.concatenate(
-            [(dz[..., k * n: (k + 1) * n] * c_prevs).sum(axis=(0, 1)) for k in range(3)])
+        grads["p"] = (dz[:3] * c_prevs).sum(axis=(1, 2)).reshape(3 * n)
     return dx, (da_next, dc_next), grads
 
 
 def step(xz, state, params, peephole=False, **_):
     """One step from xz = W_ax x<t> + b (m, 4 n_a) -> a<t>, (a<t>, c<t>)."""
     a_prev, c_prev = state
-    n = a_prev.shape[1]
-    zt = xz + a_prev @ params["W_aa"].T
-    _activate(zt, c_prev, params.get("p") if peephole else None, n)
-    c = zt[:, :n] * zt[:, 3 * n:] + zt[:, n: 2 * n] * c_prev
-    a = zt[:, 2 * n: 3 * n] * np.tanh(c)
+    m, n = a_prev.shape
+    zt = (xz + a_prev @ params["W_aa"].T).reshape(m, 4, n).transpose(1, 0, 2)
+    _activate(zt, c_prev, params.get("p") if peephole else None)
+    gamma_u, gamma_f, gamma_o, c_tilde = zt
+    c = gamma_u * c_tilde + gamma_f * c_prev
+    a = gamma_o * np.tanh(c)
     return a, (a, c)

@@ -31,7 +31,7 @@ def _g(z: np.ndarray, activation: str) -> np.ndarray:
 def forward(x, a0, params, activation="tanh", **_):
     """x (T, m, n_x), a0 (m, n_a) -> a (T, m, n_a), a<T> (m, n_a), cache."""
     W_aa_T = params["W_aa"].T
-    a = input_product(x, params["W_ax"], params["b"])  # becomes a<t> in place, step by step
+    a = input_product(x, params["W_ax"], params["b"], 1)[0]  # becomes a<t> in place, step by step
     a_prev = a0
     for t in range(a.shape[0]):
         a[t] += a_prev @ W_aa_T
@@ -55,8 +55,8 @@ def backward(da, cache, params, **_):
             np.multiply(g, a[t] > 0, out=dz[t])
         da_next = dz[t] @ W_aa  # through W_aa a<t-1>
     a_prev = np.concatenate([a0[None], a[:-1]])
-    dx, dW_ax, db = weight_grads(dz, x, params["W_ax"])
-    return dx, da_next, {"W_aa": recurrent_grad(dz, a_prev), "W_ax": dW_ax, "b": db}
+    dx, dW_ax, db = weight_grads(dz[None], x, params["W_ax"])
+    return dx, da_next, {"W_aa": recurrent_grad(dz[None], a_prev), "W_ax": dW_ax, "b": db}
 
 
 def step(xz, a_prev, params, activation="tanh", **_):
