@@ -80,7 +80,9 @@ def _model(cfg: dict, cell: str):
 def run_worker(spec: dict) -> dict:
     """One measurement in this process: spec has config, cell, mode, steps, warmup."""
     from .generate import sample
+    from .heap import keep_freed_memory
     from .optim import clip_gradients, make_optimizer
+    keep_freed_memory()   # as the charlm command and the trainer do
     cfg = dict(CONFIGS[spec["config"]])
     cell, mode = spec["cell"], spec["mode"]
     model = _model(cfg, cell)

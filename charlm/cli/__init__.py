@@ -7,10 +7,12 @@ info) and ``tool_cmds`` (gradcheck, bench).
 
 # Imported for their commands, in the order --help lists them.
 from . import train_cmd, use_cmds, tool_cmds  # noqa: F401, I001
+from ..heap import keep_freed_memory
 from .common import app
 
 
 def main() -> None:
+    keep_freed_memory()   # every command allocates the same large arrays over and over
     app()
 
 
