@@ -215,6 +215,9 @@ class Stepper:
         self.layers = [model.layer_params(l) for l in range(1, model.config.layers + 1)]
         self.opts = model.config.cell_opts
         self.rows: dict[int, np.ndarray] = {}
+        # Above the first layer, [W_ax | W_aa] multiplies [h, a<t-1>] in one product
+        # (None: the cell keeps its two products).
+        self.stacked = [model.cell.step_weights(lp, **self.opts) for lp in self.layers[1:]]
 
     def _first_input(self, token: int) -> np.ndarray:
         row = self.rows.get(token)
@@ -233,13 +236,17 @@ class Stepper:
             xz = self._first_input(int(ids[0]))[None]
         else:
             xz = np.stack([self._first_input(int(i)) for i in ids])
-        new_state = []
-        h = None
-        for l, lp in enumerate(self.layers):
-            if l:
+        h, s = m.cell.step(xz, state[0], self.layers[0], **self.opts)
+        new_state = [s]
+        for l in range(1, len(self.layers)):
+            lp, prev, W = self.layers[l], state[l], self.stacked[l - 1]
+            if W is None:
                 xz = h @ lp["W_ax"].T
-                xz += lp["b"]
-            h, s = m.cell.step(xz, state[l], lp, **self.opts)
+            else:
+                a_prev = prev[0] if isinstance(prev, tuple) else prev   # the LSTM's is (a, c)
+                xz = np.concatenate([h, a_prev], axis=1) @ W.T
+            xz += lp["b"]
+            h, s = m.cell.step(xz, prev, lp, stacked=W is not None, **self.opts)
             new_state.append(s)
         logits = h @ m.params["W_y"].T
         logits += m.params["b_y"]

@@ -94,6 +94,14 @@ def gate_rows(dzt: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
+def stacked_weights(params: dict) -> np.ndarray:
+    """``[W_ax | W_aa]`` (G n_a, n_x + n_a), for a step whose input and recurrent products are
+    one product of ``[x<t>, a<t-1>]``. At batch 1 both are matrix-vector products; OpenBLAS
+    gives a second thread to the stacked one only. For the C1 LSTM's second layer: 13 µs
+    instead of 2 x 13.6 µs, measured here."""
+    return np.concatenate([params["W_ax"], params["W_aa"]], axis=1)
+
+
 def weight_grads(dz: np.ndarray, x: np.ndarray, W_ax: np.ndarray) -> tuple:
     """Gradients of the hoisted input product, summed over all steps in one product each.
 

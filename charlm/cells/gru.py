@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import (add_recurrent, gate_rows, init_fused, input_product, recurrent_grad, sigmoid,
-               weight_grads)
+               stacked_weights, weight_grads)
 
 
 def _blocks(simplified: bool) -> int:
@@ -110,12 +110,20 @@ def backward(da, cache, params, **_):
     return dx, dc_next, {"W_aa": dW_aa, "W_ax": dW_ax, "b": db}
 
 
-def step(xz, c_prev, params, simplified=False, **_):
-    """One step from xz = W_ax x<t> + b (m, G n_a) -> a<t>, c<t> (both (m, n_a))."""
+def step_weights(params, simplified=False, **_):
+    """The weights of a stacked step, xz = [x<t>, c<t-1>] @ step_weights().T + b, or None.
+    The full GRU is not stacked: c<t-1> enters its [u, r] rows only (the candidate's product
+    comes after Γr), and its two products as they are measured faster than the stacked one."""
+    return stacked_weights(params) if simplified else None
+
+
+def step(xz, c_prev, params, simplified=False, stacked=False, **_):
+    """One step from xz = W_ax x<t> + b (m, G n_a) -> a<t>, c<t> (both (m, n_a)).
+    ``stacked`` (simplified GRU only): xz also holds W_aa c<t-1> (see :func:`step_weights`)."""
     n = c_prev.shape[1]
     W_aa = params["W_aa"]
     if simplified:
-        zt = xz + c_prev @ W_aa.T
+        zt = xz if stacked else xz + c_prev @ W_aa.T
         gamma_u = sigmoid(zt[:, :n])
         c_tilde = np.tanh(zt[:, n:])
     else:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import (add_recurrent, gate_rows, init_fused, input_product, recurrent_grad, sigmoid,
-               uniform_init, weight_grads)
+               stacked_weights, uniform_init, weight_grads)
 
 
 def init_params(n_x, n_a, rng, dtype=np.float32, peephole=False, **_):
@@ -108,11 +108,19 @@ def backward(da, cache, params, **_):
     return dx, (da_next, dc_next), grads
 
 
-def step(xz, state, params, peephole=False, **_):
-    """One step from xz = W_ax x<t> + b (m, 4 n_a) -> a<t>, (a<t>, c<t>)."""
+def step_weights(params, **_):
+    """The weights of a stacked step: xz = [x<t>, a<t-1>] @ step_weights().T + b."""
+    return stacked_weights(params)
+
+
+def step(xz, state, params, peephole=False, stacked=False, **_):
+    """One step from xz = W_ax x<t> + b (m, 4 n_a) -> a<t>, (a<t>, c<t>).
+    ``stacked``: xz also holds W_aa a<t-1> (see :func:`step_weights`)."""
     a_prev, c_prev = state
     m, n = a_prev.shape
-    zt = (xz + a_prev @ params["W_aa"].T).reshape(m, 4, n).transpose(1, 0, 2)
+    if not stacked:
+        xz = xz + a_prev @ params["W_aa"].T
+    zt = xz.reshape(m, 4, n).transpose(1, 0, 2)
     _activate(zt, c_prev, params.get("p") if peephole else None)
     gamma_u, gamma_f, gamma_o, c_tilde = zt
     c = gamma_u * c_tilde + gamma_f * c_prev

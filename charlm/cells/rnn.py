@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import init_fused, input_product, recurrent_grad, weight_grads
+from . import init_fused, input_product, recurrent_grad, stacked_weights, weight_grads
 
 ACTIVATIONS = ("tanh", "relu")
 
@@ -59,8 +59,14 @@ def backward(da, cache, params, **_):
     return dx, da_next, {"W_aa": recurrent_grad(dz[None], a_prev), "W_ax": dW_ax, "b": db}
 
 
-def step(xz, a_prev, params, activation="tanh", **_):
-    """One step from the input product xz = W_ax x<t> + b (m, n_a) -> a<t>, a<t>."""
-    z = xz + a_prev @ params["W_aa"].T
+def step_weights(params, **_):
+    """The weights of a stacked step: xz = [x<t>, a<t-1>] @ step_weights().T + b."""
+    return stacked_weights(params)
+
+
+def step(xz, a_prev, params, activation="tanh", stacked=False, **_):
+    """One step from the input product xz = W_ax x<t> + b (m, n_a) -> a<t>, a<t>.
+    ``stacked``: xz also holds W_aa a<t-1> (see :func:`step_weights`)."""
+    z = xz if stacked else xz + a_prev @ params["W_aa"].T
     a = _g(z, activation)
     return a, a
