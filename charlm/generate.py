@@ -67,6 +67,16 @@ def next_distribution(logp: np.ndarray, temperature: float, top_k: int, top_p: f
     return p
 
 
+def draw(p: np.ndarray, rng: np.random.Generator) -> int:
+    """One index drawn from the distribution p (V,): the first whose cumulative probability
+    exceeds a uniform number. This is what ``rng.choice(V, p=p)`` does, and it takes the same
+    number from the stream, but without choice's checks of p, which cost more than the draw
+    itself (6 µs against 2.7 µs a token for V = 65, measured here)."""
+    cdf = np.cumsum(p)
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(rng.random(), side="right"))
+
+
 def prime_state(step: Stepper, prime_ids: np.ndarray) -> tuple[list, int]:
     """Feed ``<EOS>`` and the prime through the model: the state and the last input id."""
     state = step.model.zero_state(1)
@@ -87,7 +97,6 @@ def sample(model: Model, rng: np.random.Generator, *, length: int = 200,
     step = Stepper(model)
     state, x = prime_state(step, prime_ids if prime_ids is not None else np.zeros(0, int))
     out = Sample()
-    V = model.V
     for _ in range(length):
         logits, state = step((x,), state)
         z = logits[0].astype(np.float64)
@@ -98,7 +107,7 @@ def sample(model: Model, rng: np.random.Generator, *, length: int = 200,
         z -= z_max
         log_total = math.log(np.exp(z).sum())  # log ŷ = z - log_total
         p = next_distribution(z - log_total, temperature, top_k, top_p, allow_unk)
-        y = int(rng.choice(V, p=p))
+        y = draw(p, rng)
         out.log_prob += float(z[y]) - log_total
         if y == EOS_ID and stop_at_eos:
             out.stopped_at_eos = True

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from charlm import checkpoint
 from charlm.api import LanguageModel
 from charlm.cli import app
-from charlm.generate import sample
+from charlm.generate import draw, sample
 from charlm.score import score, score_many
 from charlm.vocab import EOS_ID, UNK_ID
 
@@ -180,6 +180,21 @@ def test_two_token_frequencies_follow_the_chained_conditionals():
     marg = np.array([sum(joint[(a, b)] for b in keep) for a in keep])
     indep = np.outer(marg, marg).reshape(-1)
     assert chi2(n * probs, indep) > 2 * CHI2_999[24]
+
+
+@pytest.mark.parametrize("V", [2, 7, 65, 10_000])
+def test_draw_takes_what_generator_choice_takes(V):
+    # draw() is choice(V, p=p) without its checks: the same index from the same stream, for
+    # skewed and sparse distributions alike (zeros where top-k or <UNK> removal put them)
+    gen = np.random.default_rng(V)
+    for trial in range(200):
+        p = gen.random(V) ** 4
+        p[gen.random(V) < 0.3] = 0.0
+        p[gen.integers(V)] = 1.0
+        p /= p.sum()
+        ours, numpys = np.random.default_rng(trial), np.random.default_rng(trial)
+        for _ in range(5):
+            assert draw(p, ours) == int(numpys.choice(V, p=p))
 
 
 def test_unk_is_never_drawn_unless_allowed():
