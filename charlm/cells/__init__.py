@@ -8,19 +8,23 @@ Letters used in every cell module:
 
 Arrays are time-major: a sequence of inputs is ``x`` of shape ``(T, m, n_x)``.
 
-Every cell module offers the same four functions::
+Every cell module offers the same five functions::
 
     init_params(n_x, n_a, rng, dtype, **opts)            -> params
     forward(x, state, params, **opts)                    -> (a, state_T, cache)
     backward(da, cache, params, **opts)                  -> (dx, dstate_0, grads)
-    step(xz_t, state, params, **opts)                    -> (a_t, state)
+    step(xz_t, state, params, stacked=False, **opts)     -> (a_t, state)
+    step_weights(params, **opts)                         -> [W_ax | W_aa] or None
 
 ``forward`` runs the whole sequence and returns every hidden state ``a`` (T, m, n_a), the final
 state (to carry into the next window or to keep sampling from) and a cache that the caller
 hands back to ``backward``: nothing is kept on a module or an object, so sampling can never
 disturb a training step. ``backward`` is backpropagation through time: ``da`` (T, m, n_a) is
 the gradient of the loss with respect to every ``a<t>``, and it returns the gradients of the
-inputs, of the initial state and of every parameter (same keys as ``params``).
+inputs, of the initial state and of every parameter (same keys as ``params``). ``step`` is
+one time step, for sampling; with ``stacked=True`` its ``xz_t`` already holds the recurrent
+product as well, both computed as one product ``[x<t>, a<t-1>] @ step_weights(params).T``
+(see :func:`stacked_weights`).
 
 The course writes each pre-activation as ``W [a<t-1>, x<t>] + b`` with ``W = [W_aa | W_ax]``.
 The ``x`` part does not depend on the recurrence, so it is computed for all T steps in one
