@@ -129,19 +129,31 @@ def measure(spec: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def default_plan(configs: list[str], cells: list[str], modes: list[str]) -> list[dict]:
-    """C1 with every cell and mode; C2, W1 with the LSTM; MC (min-char-rnn) with the RNN."""
+CELLS = ("rnn", "gru", "lstm")
+MODES = ("train", "eval", "generate")
+
+
+def default_plan(configs: list[str], cells: list[str] | None = None,
+                 modes: list[str] | None = None) -> list[dict]:
+    """The measurements of ``charlm bench``, one dict per row.
+
+    Without ``cells``: C1 with every cell, C2 and W1 with the LSTM (the rows of the reference
+    table). Cells that are asked for are measured on every config. MC is min-char-rnn's model,
+    an RNN, so it runs only when the RNN is included. Without ``modes``: every mode, but no
+    evaluation for C2 and MC (the reference table has none).
+    """
     plan = []
     for c in configs:
-        for cell in (cells if c == "C1" else ["rnn"] if c == "MC" else ["lstm"]):
-            if c == "MC" and "rnn" not in cells:
-                continue
-            if c not in ("C1", "MC") and cell not in cells:
-                continue
-            for mode in modes:
-                if c in ("C2", "MC") and mode == "eval":
-                    continue
-                plan.append({"config": c, "cell": cell, "mode": mode})
+        if c == "MC":
+            row_cells = ["rnn"] if cells is None or "rnn" in cells else []
+        elif cells is None:
+            row_cells = list(CELLS) if c == "C1" else ["lstm"]
+        else:
+            row_cells = list(cells)
+        row_modes = modes if modes is not None else [
+            m for m in MODES if not (m == "eval" and c in ("C2", "MC"))]
+        plan += [{"config": c, "cell": cell, "mode": mode}
+                 for cell in row_cells for mode in row_modes]
     return plan
 
 

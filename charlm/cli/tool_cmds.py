@@ -53,27 +53,36 @@ def bench(
     config: Optional[List[str]] = typer.Option(
         None, "--config", help="C1 (char 2×256), C2 (char 2×512), W1 (word 10k, 2×200), MC "
                                "(min-char-rnn) [default: all]."),
-    cell: Optional[List[str]] = typer.Option(None, "--cell",
-                                             help="rnn, gru, lstm [default: all]."),
-    mode: Optional[List[str]] = typer.Option(None, "--mode",
-                                             help="train, eval, generate [default: all]."),
+    cell: Optional[List[str]] = typer.Option(
+        None, "--cell", help="rnn, gru, lstm, on every config [default: all on C1, lstm on C2 "
+                             "and W1]."),
+    mode: Optional[List[str]] = typer.Option(
+        None, "--mode", help="train, eval, generate [default: all; no eval on C2 and MC]."),
     steps: int = typer.Option(20, "--steps", help="Timed steps per measurement (median)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per measurement."),
 ):
-    """Throughput of this machine: train / eval / generate tokens per second."""
-    from ..bench import CONFIGS, default_plan, measure, sgemm_peak
+    """Throughput of this machine: train / eval / generate tokens per second.
+
+    Each row runs in a fresh process on random token ids of its config's vocabulary (float32,
+    no dropout, clip 5, Adam; MC: Adagrad) and reports the median tokens per second, the
+    GFLOP/s that is (matrix products, counted analytically), its share of NumPy's float32
+    matrix-product peak measured here, and the process's peak memory. Generation is batch 1, one token per
+    call, including the draw. Run it on a quiet machine; compare ratios, not single runs.
+    """
+    from ..bench import CELLS, CONFIGS, MODES, default_plan, measure, sgemm_peak
 
     configs = config or list(CONFIGS)
     for name, allowed, opts in (("--config", CONFIGS, configs),
-                                ("--cell", ("rnn", "gru", "lstm"), cell or []),
-                                ("--mode", ("train", "eval", "generate"), mode or [])):
+                                ("--cell", CELLS, cell or []),
+                                ("--mode", MODES, mode or [])):
         bad = [o for o in opts if o not in allowed]
         if bad:
             raise ConfigError(f"Unknown {name} {bad[0]!r}. Use one of: {', '.join(allowed)}.")
     if steps < 1:
         raise ConfigError(f"--steps must be at least 1 (got {steps}).")
-    plan = default_plan(configs, cell or ["rnn", "gru", "lstm"],
-                        mode or ["train", "eval", "generate"])
+    plan = default_plan(configs, cell or None, mode or None)
+    if not plan:
+        raise ConfigError("Nothing to measure: MC (min-char-rnn) is an RNN; add --cell rnn.")
     peak = sgemm_peak()
     results = []
     for spec in tqdm(plan, desc="bench", unit="run", file=sys.stderr, leave=False):
