@@ -123,7 +123,10 @@ def weight_grads(dz: np.ndarray, x: np.ndarray, W_ax: np.ndarray) -> tuple:
 
 
 def recurrent_grad(dz: np.ndarray, a_prev: np.ndarray) -> np.ndarray:
-    """dW for a product ``a_prev<t> W^T`` used at every step: (G, T, m, n), (T, m, k) -> (G n, k)."""
+    """dW of a product ``a_prev<t> W^T`` used at every step.
+
+    dz: (G, T, m, n) gate-major; a_prev: (T, m, k)  ->  (G n, k).
+    """
     G, T, m, n = dz.shape
     k = a_prev.shape[-1]
     dW = np.matmul(dz.reshape(G, T * m, n).transpose(0, 2, 1), a_prev.reshape(T * m, k))

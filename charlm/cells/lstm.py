@@ -36,7 +36,7 @@ def init_params(n_x, n_a, rng, dtype=np.float32, peephole=False, **_):
 
 
 def _activate(zt: np.ndarray, c_prev: np.ndarray, p: np.ndarray | None) -> None:
-    """Turn one step's gate-major pre-activations zt (4, m, n) into [Γu, Γf, Γo, c̃] in place."""
+    """Turn one step's gate-major pre-activations zt (4, m, n) into [Γu, Γf, Γo, c̃], in place."""
     if p is not None:
         zt[:3] += p.reshape(3, 1, -1) * c_prev
     sigmoid(zt[:3], out=zt[:3])

@@ -66,8 +66,9 @@ def bench(
     Each row runs in a fresh process on random token ids of its config's vocabulary (float32,
     no dropout, clip 5, Adam; MC: Adagrad) and reports the median tokens per second, the
     GFLOP/s that is (matrix products, counted analytically), its share of NumPy's float32
-    matrix-product peak measured here, and the process's peak memory. Generation is batch 1, one token per
-    call, including the draw. Run it on a quiet machine; compare ratios, not single runs.
+    matrix-product peak measured here, and the process's peak memory. Generation is batch 1,
+    one token per call, including the draw. Run it on a quiet machine; compare ratios, not
+    single runs.
     """
     from ..bench import CELLS, CONFIGS, MODES, default_plan, measure, sgemm_peak
 
