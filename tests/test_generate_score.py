@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from charlm import checkpoint
 from charlm.api import LanguageModel
+from charlm.errors import CharlmError
 from charlm.cli import app
 from charlm.generate import draw, sample
 from charlm.score import score, score_many
@@ -275,6 +276,25 @@ def test_temperature_zero_is_the_argmax_path():
     s = sample(model, np.random.default_rng(0), length=25, temperature=0, allow_unk=True)
     ids_unk, _, _ = greedy_by_hand(model, 25, allow_unk=True)
     assert s.ids == ids_unk and s.ids[0] == UNK_ID
+
+
+def test_a_dominant_unk_at_low_temperature_still_leaves_a_distribution():
+    # <UNK> outweighs every other token by e^40: at temperature 0.01 the others' tempered
+    # weights, taken relative to <UNK>, would all underflow to 0. Relative to the best allowed
+    # token they do not, and sampling is then (almost surely) the greedy path without <UNK>.
+    b_y = np.zeros(7)
+    b_y[UNK_ID] = 40.0
+    b_y[EOS_ID] = -3.0
+    model = skewed_model(V=7, seed=11, b_y=b_y)
+    ids, _, _ = greedy_by_hand(model, 25)
+    s = sample(model, np.random.default_rng(0), length=25, temperature=0.01)
+    assert s.ids == ids and UNK_ID not in s.ids
+
+
+@pytest.mark.parametrize("p", [np.zeros(5), np.full(5, np.nan), np.array([1.0, np.inf, 0.0])])
+def test_draw_refuses_what_is_not_a_distribution(p):
+    with pytest.raises(CharlmError, match="no distribution to draw from"):
+        draw(p, np.random.default_rng(0))
 
 
 def test_prime_is_fed_first():
