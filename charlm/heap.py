@@ -14,28 +14,34 @@ size is what the step needs either way.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 
-MMAP_THRESHOLD = 256 << 20   # blocks up to 256 MiB come from the heap
+# Blocks up to 256 MiB come from the heap. Older glibc (2.30, for one) refuses more than
+# 32 MiB on 64-bit systems, so that is the fallback; C1 and C2 arrays are well below either.
+MMAP_THRESHOLDS = (256 << 20, 32 << 20)
 TRIM_THRESHOLD = 1 << 30     # keep up to 1 GiB of free heap for reuse
 
 _done = False
 
 
 def keep_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds once per process. True if it took effect."""
+    """Raise glibc's mmap and trim thresholds, once per process. True if it took effect.
+
+    This changes how the whole process allocates: the charlm command and ``charlm bench``
+    call it; a program that trains through the library may call it too.
+    """
     global _done
     if _done:
         return True
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt    # the C library this process runs on
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    mallopt.restype = ctypes.c_int
+    mmap_set = any(mallopt(M_MMAP_THRESHOLD, t) for t in MMAP_THRESHOLDS)
+    trim_set = bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    _done = mmap_set and trim_set
     return _done

@@ -24,7 +24,6 @@ from typing import Callable
 import numpy as np
 
 from . import checkpoint
-from .heap import keep_freed_memory
 from .data import Batches
 from .errors import CharlmError, ConfigError, CorpusError, ModelFileError, TrainingDiverged
 from .generate import sample as draw_sample
@@ -390,7 +389,6 @@ class Trainer:
         """Train until a limit is reached. Returns why it stopped: steps, epochs, time,
         interrupted, or finished (nothing left to do)."""
         c, r = self.cfg, self.run
-        keep_freed_memory()
         start = time.perf_counter()
         n_windows = len(self.batches)
         self.callback({"kind": "start", "windows_per_epoch": n_windows,
