@@ -208,7 +208,8 @@ class Stepper:
     looked up once: each layer's parameters and, for the first layer, the input product
     ``W_ax x<t> + b`` of each token id met so far. Since x<t> is the one-hot vector o<t> (or
     its embedding E^T o<t>), that product is a fixed row per id: computed on first use, then
-    looked up. Make a new Stepper after the parameters change."""
+    looked up. Above the first layer it keeps a copy of each layer's stacked ``[W_ax | W_aa]``
+    (see ``cells.stacked_weights``). Make a new Stepper after the parameters change."""
 
     def __init__(self, model: Model):
         self.model = model

@@ -6,11 +6,18 @@ import json
 import math
 import time
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from charlm.bench import CONFIGS, default_plan, flops_per_token, run_worker
 from charlm.cli import app
+
+
+def timed(f) -> float:
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
 
 
 def config_flops(name: str, cell: str, mode: str = "train") -> float:
@@ -59,12 +66,12 @@ def test_the_worker_reports_consistent_figures():
     r = run_worker(spec)
     elapsed = time.perf_counter() - t
     c = CONFIGS["MC"]
+    # one-hot RNN 100 over V 65, trained: 3 x (2*100*(65+100) + 2*100*65)
     assert r["flops_per_token"] == config_flops("MC", "rnn") == 3 * (2 * 100 * 165 + 2 * 100 * 65)
-    assert r["gflops"] == pytest.approx(r["tokens_per_s"] * r["flops_per_token"] / 1e9)
-    # the median step time: at least half of the timed steps took that long or longer
+    # the median step time, against the clock outside: at least half of the timed steps took
+    # that long or longer, and all of them ran inside the call
     step_s = c["batch"] * c["bptt"] / r["tokens_per_s"]
     assert math.ceil(steps / 2) * step_s <= elapsed
-    assert r["peak_rss_mb"] > 10
 
 
 def test_cli_json_rows_and_fraction_of_peak():
@@ -74,8 +81,11 @@ def test_cli_json_rows_and_fraction_of_peak():
     lines = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     assert [(r["config"], r["cell"], r["mode"]) for r in lines] == [("MC", "rnn", "generate")]
     r = lines[0]
-    assert r["pct_of_peak"] == pytest.approx(100 * r["gflops"] / r["peak_sgemm_gflops"])
     assert r["flops_per_token"] == config_flops("MC", "rnn", "generate")
+    # the peak it reports against a 512x512 float32 product timed here, within a factor of 3
+    a = np.ones((512, 512), dtype=np.float32)
+    best = min(timed(lambda: a @ a) for _ in range(20))
+    assert 1 / 3 < r["peak_sgemm_gflops"] / (2 * 512 ** 3 / best / 1e9) < 3
 
 
 @pytest.mark.parametrize("args,message", [

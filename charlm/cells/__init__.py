@@ -107,7 +107,8 @@ def stacked_weights(params: dict) -> np.ndarray:
 
 
 def weight_grads(dz: np.ndarray, x: np.ndarray, W_ax: np.ndarray) -> tuple:
-    """Gradients of the hoisted input product, summed over all steps in one product each.
+    """Gradients of the hoisted input product, summed over all steps: each a product over all
+    T m rows at once (one per gate block for dx, one batched over the gates for dW_ax).
 
     dz: (G, T, m, n_a) gradient of the pre-activations; x: (T, m, n_x); W_ax: (G n_a, n_x)
     -> dx (T, m, n_x), dW_ax (G n_a, n_x), db (G n_a,).

@@ -58,17 +58,18 @@ def bench(
                              "and W1]."),
     mode: Optional[List[str]] = typer.Option(
         None, "--mode", help="train, eval, generate [default: all; no eval on C2 and MC]."),
-    steps: int = typer.Option(20, "--steps", help="Timed steps per measurement (median)."),
+    steps: int = typer.Option(20, "--steps", help="Timed steps per train or eval measurement "
+                                                   "(median); generation times 2,000 tokens."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per measurement."),
 ):
     """Throughput of this machine: train / eval / generate tokens per second.
 
     Each row runs in a fresh process on random token ids of its config's vocabulary (float32,
-    no dropout, clip 5, Adam; MC: Adagrad) and reports the median tokens per second, the
-    GFLOP/s that is (matrix products, counted analytically), its share of NumPy's float32
-    matrix-product peak measured here, and the process's peak memory. Generation is batch 1,
-    one token per call, including the draw. Run it on a quiet machine; compare ratios, not
-    single runs.
+    no dropout, clip 5, Adam; MC: Adagrad). It reports tokens per second (the median step for
+    train and eval; for generation, 2,000 tokens at batch 1, one call each, draw included),
+    the GFLOP/s that makes (matrix products, counted analytically), its share of NumPy's
+    float32 matrix-product peak measured here, and the process's peak memory. Run it on a
+    quiet machine; compare ratios, not single runs.
     """
     from ..bench import CELLS, CONFIGS, MODES, default_plan, measure, sgemm_peak
 
