@@ -47,14 +47,16 @@ def next_distribution(logp: np.ndarray, temperature: float, top_k: int, top_p: f
     """The distribution to draw from, given the model's log-probabilities logp (V,):
     tempered (p ∝ ŷ^(1/temperature); 0 = greedy), <UNK> removed, cut to the top k and to the
     smallest set holding top_p of the probability, renormalised. Returns (V,) float64."""
-    masked = logp if allow_unk else np.where(np.arange(len(logp)) == UNK_ID, -np.inf, logp)
+    z = logp.copy()
+    if not allow_unk:
+        z[UNK_ID] = -np.inf
     if temperature == 0:
         p = np.zeros(len(logp))
-        p[int(np.argmax(masked))] = 1.0
+        p[int(np.argmax(z))] = 1.0
         return p
     # Shifted by the largest allowed value, one entry is exp(0) = 1: the allowed tokens cannot
     # all underflow to 0, however likely <UNK> is and however low the temperature.
-    z = masked - masked.max()
+    z -= z.max()
     if temperature != 1:
         z /= temperature
     p = np.exp(z)
