@@ -5,9 +5,8 @@ their gradients, the hidden states. glibc serves blocks above its mmap threshold
 mapping and unmaps them on release, so the next step touches brand-new pages and the kernel
 zeroes each one on first use. For the C1 LSTM that is about 4,000 page faults a step, and
 raising the thresholds made the step 9 % faster (medians of three A/B pairs: 22.8k ->
-25.0k tokens/s). After
-``keep_freed_memory()`` freed blocks stay in the heap for the next step; the peak resident
-size is what the step needs either way.
+25.0k tokens/s). After ``keep_freed_memory()`` freed blocks stay in the heap for the next
+step; the peak resident size is what the step needs either way.
 
 ``mallopt`` is glibc's; on any other C library this does nothing.
 """
