@@ -44,7 +44,8 @@ def check_options(temperature: float, top_k: int, top_p: float, length: int) -> 
 
 def next_distribution(logp: np.ndarray, temperature: float, top_k: int, top_p: float,
                       allow_unk: bool) -> np.ndarray:
-    """The distribution to draw from, given the model's log-probabilities logp (V,):
+    """The distribution to draw from, given the model's log-probabilities logp (V,), or the
+    logits, or any other shift of them (the result does not depend on the shift):
     tempered (p ∝ ŷ^(1/temperature); 0 = greedy), <UNK> removed, cut to the top k and to the
     smallest set holding top_p of the probability, renormalised. Returns (V,) float64."""
     z = logp.copy()
@@ -114,7 +115,7 @@ def sample(model: Model, rng: np.random.Generator, *, length: int = 200,
                               "parameters overflow). Train it again with a lower --lr.")
         z -= z_max
         log_total = math.log(np.exp(z).sum())  # log ŷ = z - log_total
-        p = next_distribution(z - log_total, temperature, top_k, top_p, allow_unk)
+        p = next_distribution(z, temperature, top_k, top_p, allow_unk)
         y = draw(p, rng)
         out.log_prob += float(z[y]) - log_total
         if y == EOS_ID and stop_at_eos:

@@ -24,7 +24,7 @@ from charlm import checkpoint
 from charlm.api import LanguageModel
 from charlm.errors import CharlmError
 from charlm.cli import app
-from charlm.generate import draw, sample
+from charlm.generate import draw, next_distribution, sample
 from charlm.score import score, score_many
 from charlm.vocab import EOS_ID, UNK_ID
 
@@ -289,6 +289,21 @@ def test_a_dominant_unk_at_low_temperature_still_leaves_a_distribution():
     ids, _, _ = greedy_by_hand(model, 25)
     s = sample(model, np.random.default_rng(0), length=25, temperature=0.01)
     assert s.ids == ids and UNK_ID not in s.ids
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p,allow_unk", [
+    (1.0, 0, 1.0, False), (0.7, 0, 1.0, True), (1.3, 3, 1.0, False), (1.0, 0, 0.8, False),
+    (0.0, 0, 1.0, False)])
+def test_next_distribution_is_the_same_from_logits_as_from_log_probs(temperature, top_k, top_p,
+                                                                     allow_unk):
+    # the sampler hands it the max-shifted logits; score's log-softmax is the same up to a shift
+    z = np.random.default_rng(4).normal(size=9) * 3
+    logp = log_softmax(z)
+    want = next_distribution(logp, temperature, top_k, top_p, allow_unk)
+    for shifted in (z - z.max(), z + 50.0):
+        got = next_distribution(shifted, temperature, top_k, top_p, allow_unk)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    assert want.sum() == pytest.approx(1.0) and (allow_unk or want[UNK_ID] == 0.0)
 
 
 @pytest.mark.parametrize("p", [np.zeros(5), np.full(5, np.nan), np.array([1.0, np.inf, 0.0])])
