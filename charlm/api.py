@@ -118,6 +118,7 @@ def train(corpus: list[str | Path] | str | Path | None = None, out: str | Path |
 
 def _train_task(task, corpus, out, valid, callback, options):
     """train() for a sentence task: build its data and model, then the one trainer."""
+    options.setdefault("level", "word")     # sentence tasks read word tokens
     model_keys = {f.name for f in fields(ModelConfig)} - {"task"}
     train_keys = {f.name for f in fields(TrainConfig)}
     unknown = set(options) - model_keys - train_keys
