@@ -258,3 +258,21 @@ def test_word_vocabulary_min_count_lowercase_and_unk():
     v = build_vocab(t, max_size=100, min_count=1, lowercase=False)
     assert encode_tokens(v, ["harry", "HARRY", "Said"]).tolist()[:2] != [UNK_ID, UNK_ID]
     assert encode_tokens(v, ["Said"]).tolist() == [UNK_ID]
+
+
+def test_patience_applies_to_the_language_model_too(tmp_path):
+    from charlm.train import prepare_corpus
+    text = "".join(" ".join(random.Random(k).choice(WORDS) for _ in range(5)) + "\n"
+                   for k in range(200))
+    cfg = TrainConfig(batch=4, bptt=8, steps=400, eval_every=3, eval_batch=2, lr=1e-12,
+                      patience=2)
+    corpus = prepare_corpus([text], cfg)
+    model = Model.create(ModelConfig(layers=1, hidden=8, embed=4, dropout=0.0), corpus.vocab,
+                         np.random.default_rng(0))
+    tr = Trainer(model, corpus, cfg, tmp_path / "lm.npz")
+    assert tr.task.metric == "valid_loss" and not tr.task.higher_is_better
+    # lr ~ 0: the loss moves by round-off at most, so improvements stop within a few evals
+    assert tr.run_loop() == "patience"
+    assert tr.run.since_best == 2 and tr.run.step == 3 * len(tr.run.history)
+    _, meta, _ = checkpoint.load(tmp_path / "lm.npz")
+    assert meta["run"]["finished"] is True
