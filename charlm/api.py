@@ -98,6 +98,9 @@ def train(corpus: list[str | Path] | str | Path | None = None, out: str | Path |
     if task != "lm":
         return _train_task(task, corpus, out, valid, callback, options)
     out = out if out is not None else f"models/{options.get('level', 'char')}.npz"
+    if corpus is None:
+        from .bundled import bundled
+        corpus = bundled()
     paths = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
     model_keys = {f.name for f in fields(ModelConfig)}
     train_keys = {f.name for f in fields(TrainConfig)}
