@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.text import Text
 
@@ -36,7 +37,68 @@ A first session:
 With no corpus, `charlm train` uses the bundled tiny Shakespeare. Every command has -h.
 """
 
-app = typer.Typer(help=HELP, add_completion=False, no_args_is_help=True,
+# The choices of options that take one of a few words: typer lists them in the help
+# (`--level <char|word>`) and refuses anything else as a usage error.
+Level = Literal["char", "word"]
+Base = Literal["e", "2", "10"]
+Cell = Literal["rnn", "gru", "lstm"]
+Activation = Literal["tanh", "relu"]
+Dtype = Literal["float32", "float64"]
+Optimizer = Literal["sgd", "adagrad", "adam"]
+Schedule = Literal["constant", "decay", "plateau"]
+ClipMode = Literal["norm", "value"]
+
+
+def strip_debug(args: list[str]) -> tuple[list[str], bool]:
+    """``--debug`` may stand anywhere before a ``--``: take it out of ``args`` (the group's
+    own option then reads it at the front). Returns (the other arguments, whether it was
+    there)."""
+    end = args.index("--") if "--" in args else len(args)
+    kept = [a for a in args[:end] if a != "--debug"]
+    return kept + args[end:], len(kept) < end
+
+
+class CharlmGroup(TyperGroup):
+    """The app's command group: ``--debug`` anywhere, and usage errors as one line."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        args, debug = strip_debug(list(sys.argv[1:] if args is None else args))
+        try:
+            rv = super().main((["--debug"] if debug else []) + args, prog_name,
+                              complete_var, standalone_mode=False, **extra)
+        except typer.Abort:   # end of input at a prompt (charlm has none), as typer says it
+            err.print("Aborted!")
+            rv = 1
+        except typer.TyperException as e:   # typer's usage errors (exit code 2)
+            if type(e).__name__ == "NoArgsIsHelpError":   # bare `charlm`: the help, as typer
+                e.show()
+            else:
+                usage_error_line(e, self._command_path(args, prog_name))
+            rv = e.exit_code
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+    def _command_path(self, args: list[str], prog_name: str | None) -> str:
+        """``charlm train`` for a usage error in ``charlm ... train ...`` whose context is
+        gone (an option missing its value)."""
+        prog = prog_name or "charlm"
+        sub = next((a for a in args if a in self.commands), None)
+        return f"{prog} {sub}" if sub else prog
+
+
+def usage_error_line(e, command_path: str) -> None:
+    """A usage error as one line on stderr: ``Error: <what>. See 'charlm train -h'.``"""
+    msg = " ".join(e.format_message().split()).replace("Value error, ", "")
+    if not msg.endswith((".", "?")):
+        msg += "."
+    ctx = getattr(e, "ctx", None)
+    path = ctx.command_path if ctx is not None else command_path
+    err.print(Text(f"Error: {msg} See '{path} -h'.", style="red"))
+
+
+app = typer.Typer(cls=CharlmGroup, help=HELP, no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   pretty_exceptions_enable=False, rich_markup_mode=None)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)

@@ -18,7 +18,8 @@ from ..api import read_text
 from ..errors import CharlmError, ConfigError, ModelFileError
 from ..model import Model, ModelConfig
 from ..render import format_duration
-from .common import app, err, guarded
+from .common import (Activation, Cell, ClipMode, Dtype, Level, Optimizer, Schedule, app, err,
+                     guarded)
 
 # ------------------------------------------------------------------------ train
 class StopFlag:
@@ -51,16 +52,16 @@ class StopFlag:
 def train(
     corpus: Optional[List[Path]] = typer.Argument(
         None, help="Text files to train on (default: the bundled tiny Shakespeare)."),
-    level: str = typer.Option("char", "--level", help="Tokens: char or word."),
-    cell: str = typer.Option("lstm", "--cell", help="Recurrent cell: rnn, gru or lstm."),
+    level: Level = typer.Option("char", "--level", help="Tokens: char or word."),
+    cell: Cell = typer.Option("lstm", "--cell", help="Recurrent cell: rnn, gru or lstm."),
     layers: int = typer.Option(2, "--layers", help="Stacked recurrent layers (deep RNN)."),
     hidden: int = typer.Option(512, "--hidden", help="Hidden units per layer (n_a)."),
     embed: int = typer.Option(64, "--embed", help="Embedding size; 0 = one-hot inputs."),
-    activation: str = typer.Option("tanh", "--activation", help="Basic RNN: tanh or relu."),
+    activation: Activation = typer.Option("tanh", "--activation", help="Basic RNN: tanh or relu."),
     peephole: bool = typer.Option(False, "--peephole", help="LSTM: gates also see c<t-1>."),
     simplified: bool = typer.Option(False, "--simplified", help="GRU: no relevance gate Γr."),
     dropout: float = typer.Option(0.2, "--dropout", help="Dropout between layers, [0, 1)."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
+    dtype: Dtype = typer.Option("float32", "--dtype", help="float32 or float64."),
     vocab_size: int = typer.Option(10000, "--vocab-size",
                                    help="Most tokens kept, counting <EOS> and <UNK>."),
     min_count: int = typer.Option(1, "--min-count", help="Drop tokens seen fewer times."),
@@ -71,10 +72,10 @@ def train(
                                help="Join wrapped lines into paragraphs (word level: "
                                     "sentences) instead of one sequence per line."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the corpus."),
-    optimizer: str = typer.Option("adam", "--optimizer", help="sgd, adagrad or adam."),
+    optimizer: Optimizer = typer.Option("adam", "--optimizer", help="sgd, adagrad or adam."),
     lr: float = typer.Option(2e-3, "--lr", help="Learning rate."),
     momentum: float = typer.Option(0.0, "--momentum", help="SGD momentum."),
-    schedule: str = typer.Option("constant", "--schedule",
+    schedule: Schedule = typer.Option("constant", "--schedule",
                                  help="constant, decay (×--decay each epoch from "
                                       "--decay-after) or plateau (×--decay when validation "
                                       "does not improve)."),
@@ -83,7 +84,7 @@ def train(
     clip: float = typer.Option(5.0, "--clip",
                                help="Clipping threshold for the gradient of L = Σ_t L<t> "
                                     "(summed over the window); 0 = off."),
-    clip_mode: str = typer.Option("norm", "--clip-mode",
+    clip_mode: ClipMode = typer.Option("norm", "--clip-mode",
                                   help="norm (global norm) or value (element-wise)."),
     batch: int = typer.Option(32, "--batch", help="Rows trained in parallel (m)."),
     bptt: int = typer.Option(128, "--bptt", help="Steps per truncated-BPTT window (T)."),

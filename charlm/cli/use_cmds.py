@@ -18,14 +18,14 @@ from ..api import read_text
 from ..errors import CharlmError, ConfigError, CorpusError
 from ..render import format_duration, format_prob, sparkline
 from ..vocab import EOS_ID, UNK_ID
-from .common import (LEVEL_HELP, MODEL_HELP, app, arg_text, emit_json, err, guarded,
-                     open_model, out, read_stdin)
+from .common import (LEVEL_HELP, MODEL_HELP, Base, Level, app, arg_text, emit_json, err,
+                     guarded, open_model, out, read_stdin)
 
 # ----------------------------------------------------------------------- sample
 @app.command()
 @guarded
 def sample(
-    level: str = typer.Option("char", "--level", help=LEVEL_HELP),
+    level: Level = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     num: int = typer.Option(1, "-n", "--num", help="How many samples."),
     length: Optional[int] = typer.Option(
@@ -110,9 +110,9 @@ def score(
     file: Optional[Path] = typer.Option(None, "--file",
                                         help="Score each line of a file ('-' = stdin)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of --file."),
-    level: str = typer.Option("char", "--level", help=LEVEL_HELP),
+    level: Level = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
-    base: str = typer.Option("e", "--base", help="Logarithm base: e, 2 or 10."),
+    base: Base = typer.Option("e", "--base", help="Logarithm base: e, 2 or 10."),
     per_token: bool = typer.Option(False, "--per-token",
                                    help="Show every P(y<t> | ...) and its surprisal."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per sentence."),
@@ -203,7 +203,7 @@ def _per_token(m, r) -> None:
 @guarded
 def eval_cmd(
     file: Path = typer.Argument(..., help="A held-out text file, one sequence per line."),
-    level: str = typer.Option("char", "--level", help=LEVEL_HELP),
+    level: Level = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
     batch: int = typer.Option(64, "--batch", help="Sequences scored in parallel."),
@@ -252,7 +252,7 @@ def eval_cmd(
 @app.command()
 @guarded
 def info(
-    level: str = typer.Option("char", "--level", help=LEVEL_HELP),
+    level: Level = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     plot: Optional[Path] = typer.Option(None, "--plot",
                                         help="Write training/validation curves to a PNG "
