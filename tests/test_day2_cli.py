@@ -126,3 +126,51 @@ def test_help_shows_choices_not_python_types(command, flag, choices):
     # and the choice is enforced: anything else is a usage error naming the value
     r = invoke(command, flag, "bogus")
     assert r.exit_code == 2 and "'bogus'" in r.stderr
+
+
+# ------------------------------------------- 8. progress without a terminal
+SMALL = ["--cell", "gru", "--layers", "1", "--hidden", "16", "--embed", "8", "--batch", "8",
+         "--bptt", "16", "--eval-batch", "4"]
+STATUS = re.compile(r"^step ([\d,]+)  epoch [\d.]+  loss [\d.]+ nats  [\d,]+ tok/s  \d+s$")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    import random
+    r = random.Random(0)
+    words = "the apple and pear salad is good with lemon on top".split()
+    p = tmp_path_factory.mktemp("c") / "corpus.txt"
+    p.write_text("".join(" ".join(r.choice(words) for _ in range(6)) + "\n"
+                         for _ in range(300)), encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("every, expected", [(1e9, [20, 40, 45]), (0.0, None)])
+def test_progress_without_a_terminal_is_plain_lines(tmp_path, corpus, monkeypatch, every,
+                                                    expected):
+    """stderr is not a terminal here: no carriage-return frames, and a status line at each
+    evaluation (20, 40 and the last step, 45) and at most one every N seconds between (N = 0:
+    every step)."""
+    from charlm.cli import common
+    monkeypatch.setattr(common, "PLAIN_PROGRESS_SECONDS", every, raising=False)
+    r = invoke("train", corpus, *SMALL, "--eval-every", 20, "--steps", 45,
+               "--out", tmp_path / "m.npz")
+    assert r.exit_code == 0, r.stderr
+    assert "\r" not in r.stderr and "\x1b" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    steps = [int(m.group(1).replace(",", "")) for m in map(STATUS.match, lines) if m]
+    if expected is None:   # each step, then each evaluation's line again
+        expected = sorted(list(range(1, 46)) + [20, 40, 45])
+    assert steps == expected
+    assert sum(line.startswith("step ") and "valid" in line for line in lines) == 3
+
+
+def test_progress_on_a_terminal_is_a_bar(tmp_path, corpus, monkeypatch):
+    from charlm.cli import train_cmd
+    monkeypatch.setattr(train_cmd, "live_progress", lambda: True, raising=False)
+    r = invoke("train", corpus, *SMALL, "--eval-every", 20, "--steps", 25,
+               "--out", tmp_path / "m.npz")
+    assert r.exit_code == 0, r.stderr
+    assert "\r" in r.stderr and "25/25" in r.stderr      # tqdm's frames
+    assert not any(STATUS.match(line) for line in r.stderr.split("\n"))

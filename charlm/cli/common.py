@@ -104,6 +104,20 @@ app = typer.Typer(cls=CharlmGroup, help=HELP, no_args_is_help=True,
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 DEBUG = {"on": False}
+PLAIN_PROGRESS_SECONDS = 30.0   # without a terminal: at most one progress line this often
+WIDTH = 80                       # progress and info lines fit this many columns
+
+
+def live_progress() -> bool:
+    """Whether progress is drawn as a live bar (stderr is a terminal) or written as plain
+    lines (a log file, a pipe, CI, nohup), where a bar's carriage-return frames would pile up.
+    Every progress display in the command line asks here."""
+    return sys.stderr.isatty()
+
+
+def clip(line: str, width: int = WIDTH) -> str:
+    """``line`` cut to ``width`` columns, with an ellipsis when cut."""
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def fail(e: CharlmError) -> None:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import ConfigError
-from .common import app, emit_json, guarded, out
+from .common import app, emit_json, guarded, live_progress, out
 
 # -------------------------------------------------------------------- gradcheck
 @app.command()
@@ -87,7 +87,8 @@ def bench(
         raise ConfigError("Nothing to measure: MC (min-char-rnn) is an RNN; add --cell rnn.")
     peak = sgemm_peak()
     results = []
-    for spec in tqdm(plan, desc="bench", unit="run", file=sys.stderr, leave=False):
+    for spec in tqdm(plan, desc="bench", unit="run", file=sys.stderr, leave=False,
+                     disable=not live_progress()):
         r = measure({**spec, "steps": steps})
         r["pct_of_peak"] = 100.0 * r["gflops"] / peak
         r["peak_sgemm_gflops"] = peak

@@ -18,8 +18,9 @@ from ..api import read_text
 from ..errors import CharlmError, ConfigError, ModelFileError
 from ..model import Model, ModelConfig
 from ..render import format_duration
-from .common import (Activation, Cell, ClipMode, Dtype, Level, Optimizer, Schedule, app, err,
-                     guarded)
+from . import common
+from .common import (Activation, Cell, ClipMode, Dtype, Level,
+                     Optimizer, Schedule, app, clip, err, guarded, live_progress)
 
 # ------------------------------------------------------------------------ train
 class StopFlag:
@@ -213,63 +214,125 @@ def _corpus_texts(corpus, encoding, valid):
     return texts, (read_text(valid, encoding) if valid else None)
 
 
+class BarDisplay:
+    """Progress on a terminal: a tqdm bar (steps, or seconds of a time budget) with the
+    latest figures beside it, and whole lines written above it."""
+
+    def __init__(self, total: int, initial: int, by_time: bool):
+        self.by_time = by_time
+        self.last = time.perf_counter()
+        self.bar = tqdm(total=total, initial=initial, unit="s" if by_time else "step",
+                        file=sys.stderr, dynamic_ncols=True, leave=True,
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}"
+                                   "{postfix}]")
+
+    def line(self, text: str) -> None:
+        self.bar.write(text, file=sys.stderr)
+
+    def step(self, e: dict, status) -> None:
+        due = time.perf_counter() - self.last > 0.5
+        if self.by_time:
+            self.bar.n = min(int(e["elapsed"]), self.bar.total)
+            if due:
+                self.bar.refresh()
+        else:
+            self.bar.update(1)
+        if due:
+            self.last = time.perf_counter()
+            self.bar.set_postfix_str(status(e), refresh=True)
+
+    def evaluated(self, e: dict, status) -> None:
+        pass   # the bar shows the figures already
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class LineDisplay:
+    """Progress without a terminal (``2>train.log``, CI, nohup): plain lines that ``tail -f``
+    can follow, one at each evaluation and at most one every ``every`` seconds between."""
+
+    def __init__(self, every: float):
+        self.every = every
+        self.last = time.perf_counter()
+
+    def line(self, text: str) -> None:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def step(self, e: dict, status) -> None:
+        if time.perf_counter() - self.last >= self.every:
+            self.evaluated(e, status)
+
+    def evaluated(self, e: dict, status) -> None:
+        self.last = time.perf_counter()
+        self.line(status(e))
+
+    def close(self) -> None:
+        pass
+
+
 def _run_training(trainer, out_file: Path, level: str) -> None:
     cfg, run = trainer.cfg, trainer.run
     unit = "bits/char" if level == "char" else "ppl"
 
     def metric(loss):
-        return loss / math.log(2) if level == "char" else math.exp(min(loss, 700))
+        return (f"{loss / math.log(2):.3f}" if level == "char"
+                else f"{math.exp(min(loss, 700)):.1f}")
 
     total = None
     if cfg.steps or cfg.epochs:
         cands = [c for c in (cfg.steps, cfg.epochs * len(trainer.batches)) if c]
         total = min(cands)
     by_time = total is None
-    bar = tqdm(total=round(cfg.time_budget) if by_time else total, initial=0 if by_time else
-               run.step, unit="s" if by_time else "step", file=sys.stderr, dynamic_ncols=True,
-               leave=True, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}"
-                                      "{postfix}]")
-    state = {"ema": None, "tok": 0, "sec": 0.0, "last": time.perf_counter()}
+    if live_progress():
+        display = BarDisplay(round(cfg.time_budget) if by_time else total,
+                             0 if by_time else run.step, by_time)
+    else:
+        display = LineDisplay(common.PLAIN_PROGRESS_SECONDS)
+    state = {"ema": None, "tok": 0, "sec": 0.0, "step": None}
+
+    def status(e: dict) -> str:
+        """The latest figures: step, epoch, smoothed training loss, speed, elapsed time."""
+        loss = state["ema"] if state["ema"] is not None else float("nan")
+        epoch = e["epoch"] + e["window"] / e["windows"] if "window" in e else e["epoch"]
+        return clip(f"step {e['step']:,}  epoch {epoch:.2f}  loss {loss:.3f} nats  "
+                    f"{state['tok'] / max(state['sec'], 1e-9):,.0f} tok/s  "
+                    f"{format_duration(state['elapsed'])}")
 
     def callback(e: dict) -> None:
         k = e["kind"]
         if k == "start":
-            bar.write(f"{e['params']:,} parameters, vocabulary {e['vocab']}, "
-                      f"{e['tokens_per_epoch']:,} tokens per epoch in {e['windows_per_epoch']} "
-                      f"windows of {cfg.batch}×{cfg.bptt}.", file=sys.stderr)
+            state["elapsed"] = run.elapsed
+            display.line(clip(f"{e['params']:,} parameters, vocabulary {e['vocab']:,}."))
+            display.line(clip(f"{e['tokens_per_epoch']:,} tokens per epoch in "
+                              f"{e['windows_per_epoch']:,} windows of {cfg.batch}×{cfg.bptt}."))
         elif k == "step":
             if e["loss"] is not None:
                 state["ema"] = e["loss"] if state["ema"] is None else \
                     0.95 * state["ema"] + 0.05 * e["loss"]
             state["tok"] += e["tokens"]
             state["sec"] += e["seconds"]
-            if by_time:
-                bar.n = min(int(e["elapsed"]), bar.total)
-                bar.refresh() if time.perf_counter() - state["last"] > 0.5 else None
-            else:
-                bar.update(1)
-            if time.perf_counter() - state["last"] > 0.5:
-                state["last"] = time.perf_counter()
-                loss = state["ema"] if state["ema"] is not None else float("nan")
-                bar.set_postfix_str(
-                    f"ep {e['epoch'] + e['window'] / e['windows']:.2f} step {e['step']} "
-                    f"loss {loss:.3f} {unit} {metric(loss):.3f} "
-                    f"{state['tok'] / max(state['sec'], 1e-9):,.0f} tok/s", refresh=True)
+            state["elapsed"] = e["elapsed"]
+            state["step"] = e
+            display.step(e, status)
         elif k == "eval":
-            line = f"step {e['step']:>6}  epoch {e['epoch']:.2f}"
+            if state["step"] is not None:
+                display.evaluated(state["step"], status)
+            line = f"step {e['step']:>6}  epoch {e['epoch']:5.2f}"
             if e.get("train_loss") is not None:
                 line += f"  train {e['train_loss']:.4f}"
             if "valid_loss" in e:
-                line += (f"  valid {e['valid_loss']:.4f} nats ({unit} "
-                         f"{metric(e['valid_loss']):.3f}){'  *best' if e.get('best') else ''}")
-            bar.write(line, file=sys.stderr)
+                line += (f"  valid {e['valid_loss']:.4f} = {metric(e['valid_loss'])} {unit}"
+                         f"{' *best' if e.get('best') else ''}")
+            display.line(clip(line))
             if not cfg.sample_every:
                 s = trainer.progress_sample().replace("\n", " ⏎ ")
-                bar.write(f"  sample: {s[:160]}", file=sys.stderr)
+                display.line(clip(f"  sample: {s}"))
         elif k == "sample":
-            bar.write("  sample: " + e["text"].replace("\n", " ⏎ ")[:160], file=sys.stderr)
+            display.line(clip("  sample: " + e["text"].replace("\n", " ⏎ ")))
         elif k == "warning":
-            bar.write(f"Warning: {e['message']}", file=sys.stderr)
+            display.line(f"Warning: {e['message']}")
 
     trainer.callback = callback
     flag = StopFlag()
@@ -282,7 +345,7 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
             reason = trainer.run_loop()
     finally:
         flag.uninstall()
-        bar.close()
+        display.close()
     if reason == "interrupted":
         code = 143 if flag.signum == signal.SIGTERM else 130
         err.print(f"Interrupted at step {run.step}; the run is saved in {out_file}. "
