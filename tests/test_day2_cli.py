@@ -174,3 +174,139 @@ def test_progress_on_a_terminal_is_a_bar(tmp_path, corpus, monkeypatch):
     assert r.exit_code == 0, r.stderr
     assert "\r" in r.stderr and "25/25" in r.stderr      # tqdm's frames
     assert not any(STATUS.match(line) for line in r.stderr.split("\n"))
+
+
+# ------------------------------------------------- 9. scoring a file, per line
+def test_score_file_is_one_line_per_input_line_in_order(tmp_path, char_model):
+    model, _, _ = checkpoint.load(char_model)
+    lines = ["a bad cat", "", "qqq xyz", "the", "zz", "   ", "a bad cat"]
+    f = tmp_path / "in.txt"
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = invoke("score", "--file", f, "--model", char_model)
+    assert r.exit_code == 0, r.stderr
+    out = r.stdout.split("\n")
+    assert out[-1] == "" and len(out) - 1 == len(lines)
+    for row, text in zip(out, lines):
+        lp, n, oov, ppl, shown = row.split("\t")
+        lib = score(model, text)
+        assert shown == text
+        assert float(lp) == pytest.approx(lib.log_prob, abs=1e-4)
+        assert int(n) == len(text) + 1 and int(oov) == sum(c not in model.vocab.index
+                                                           for c in text)
+        assert float(ppl) == pytest.approx(math.exp(-lib.log_prob / (len(text) + 1)),
+                                           rel=1e-3)
+    assert out[1].split("\t")[1] == "1"        # a blank line: its <EOS> alone
+    # warnings are summarised: one for the blank line, one for all lines with unknowns
+    warns = r.stderr.splitlines()
+    assert len(warns) == 2 and all(w.startswith("Warning: ") for w in warns), warns
+    assert "1 empty sentence" in warns[0]
+    assert "2 sentences of 7 have tokens outside the vocabulary" in warns[1]
+    assert warns[1].endswith(": 'x' 'y' 'z'")         # each unknown token once
+    # --json: one object per input line, in order, blank lines kept
+    js = json_lines(invoke("score", "--file", f, "--model", char_model, "--json").stdout)
+    assert [j["text"] for j in js] == lines and [j["index"] for j in js] == list(range(7))
+    assert [j["n_tokens"] for j in js] == [int(row.split("\t")[1]) for row in out[:-1]]
+    # --rank: the table, best first
+    t = invoke("score", "--file", f, "--model", char_model, "--rank")
+    rows = [line.split("│")[1].strip() for line in t.stdout.splitlines() if "│" in line]
+    assert rows == [j["text"].strip() for j in sorted(js, key=lambda j: -j["log_prob"])]
+
+
+def test_sentences_as_arguments_still_rank_and_lines_is_offered(char_model):
+    r = invoke("score", "abc", "a", "--model", char_model)
+    assert "│" in r.stdout                      # a table
+    r = invoke("score", "abc", "a", "--model", char_model, "--lines")
+    assert [row.split("\t")[-1] for row in r.stdout.splitlines()] == ["abc", "a"]
+
+
+# ------------------------------------------------ 10. ranking with unknown words
+def test_vocab_records_how_many_types_unk_stands_for():
+    lines = ["a a a b b c", "d e f a"]          # types: a ×4, b ×2, c d e f ×1
+    v = Vocab.build(lines, "word", max_size=4)  # keeps <EOS> <UNK> a b; leaves c d e f out
+    assert v.tokens == ["<EOS>", "<UNK>", "a", "b"] and v.unk_types == 4
+    assert Vocab.from_json(v.to_json()).unk_types == 4
+    assert Vocab.build(lines, "word", min_count=2).unk_types == 4
+    assert Vocab.build(lines, "word").unk_types == 0
+    assert Vocab.build(["a <unk> b"], "word").unk_types == 0   # a marker is not a type
+    assert Vocab.build(["abcab"], "char", max_size=4).unk_types == 1       # c
+    old = v.to_json()
+    del old["unk_types"]
+    assert Vocab.from_json(old).unk_types is None
+
+
+def unk_friendly_model(path: Path, unk_types: int | None) -> Path:
+    """A word model whose output favours <UNK> (its bias raised by 3), so that a sentence of
+    unknown words is likelier than a sentence of known ones."""
+    vocab = Vocab(["<EOS>", "<UNK>", "the", "apple", "and", "pear"], "word")
+    vocab.unk_types = unk_types
+    cfg = ModelConfig(cell="gru", layers=1, hidden=8, embed=4, dropout=0.0)
+    m = Model.create(cfg, vocab, np.random.default_rng(3))
+    m.params["b_y"][1] += 3.0
+    checkpoint.save(path, m, None)
+    return path
+
+
+def test_unk_penalty_ranks_a_sentence_of_unknown_words_fairly(tmp_path):
+    path = unk_friendly_model(tmp_path / "w.npz", unk_types=1000)
+    model, _, _ = checkpoint.load(path)
+    oov, normal = "zork blah", "the apple and pear"
+    lp_oov, lp_normal = score(model, oov).log_prob, score(model, normal).log_prob
+    penalty = 2 * math.log(1000)    # two <UNK>s, each one of 1,000 word types
+    assert lp_oov > lp_normal > lp_oov - penalty      # the case the option is for
+
+    def table(*extra):
+        r = invoke("score", oov, normal, "--model", path, *extra)
+        assert r.exit_code == 0, r.stderr
+        return [[c.strip() for c in line.split("│")] for line in r.stdout.splitlines()
+                if "│" in line]
+
+    plain = table()
+    assert [row[1] for row in plain] == [oov, normal]            # unknown words win
+    assert plain[0][-1] == "has <UNK>" and plain[1][-1] == ""    # and are marked
+    fair = table("--unk-penalty")
+    assert [row[1] for row in fair] == [normal, oov]             # the penalty reverses it
+    assert float(fair[1][3]) == pytest.approx(lp_oov - penalty, abs=2e-3)
+    assert float(fair[0][3]) == pytest.approx(lp_normal, abs=2e-3)
+    assert fair[1][-1] == f"has <UNK> (−{penalty:.3f})"
+    js = json_lines(invoke("score", oov, normal, "--model", path, "--json",
+                           "--unk-penalty").stdout)
+    assert js[0]["log_prob"] == pytest.approx(lp_oov - penalty, rel=1e-5)
+    assert js[0]["unk_penalty"] == pytest.approx(penalty) and js[1]["unk_penalty"] == 0
+    assert js[0]["perplexity"] == pytest.approx(math.exp(-(lp_oov - penalty) / 3), rel=1e-5)
+
+
+def test_unk_penalty_on_an_old_model_file_says_why_not(tmp_path):
+    path = unk_friendly_model(tmp_path / "old.npz", unk_types=None)
+    r = invoke("score", "zork", "the", "--model", path, "--unk-penalty")
+    assert r.exit_code == 1 and r.stderr.startswith("Error: ") and "record" in r.stderr
+    assert invoke("score", "zork", "the", "--model", path).exit_code == 0
+
+
+# -------------------------------------------------------- 20. standard input
+def test_score_reads_standard_input_when_no_sentence_is_given(char_model):
+    model, _, _ = checkpoint.load(char_model)
+    p = proc("score", "--model", char_model, input=b"a bad cat\nthe\n")
+    assert p.returncode == 0, p.stderr
+    rows = [line.split("\t") for line in p.stdout.decode().splitlines()]
+    assert [r[-1] for r in rows] == ["a bad cat", "the"]
+    assert float(rows[0][0]) == pytest.approx(score(model, "a bad cat").log_prob, abs=1e-4)
+    assert invoke("score", "--model", char_model, input="the\n").stdout.endswith("\tthe\n")
+
+
+def test_dash_is_standard_input_for_train_and_eval(tmp_path, corpus, char_model):
+    text = corpus.read_bytes()
+    args = [*SMALL, "--steps", 3, "--eval-every", 0]
+    a = invoke("train", corpus, *args, "--out", tmp_path / "a.npz")
+    b = invoke("train", "-", *args, "--out", tmp_path / "b.npz", input=text)
+    assert a.exit_code == b.exit_code == 0, b.stderr
+    ma, mb = checkpoint.load(tmp_path / "a.npz")[0], checkpoint.load(tmp_path / "b.npz")[0]
+    assert ma.vocab.tokens == mb.vocab.tokens
+    for k in ma.params:
+        np.testing.assert_array_equal(ma.params[k], mb.params[k])
+    e_file = json_lines(invoke("eval", corpus, "--model", tmp_path / "a.npz", "--json").stdout)
+    e_in = json_lines(invoke("eval", "-", "--model", tmp_path / "a.npz", "--json",
+                             input=text).stdout)
+    assert e_in[0]["perplexity"] == e_file[0]["perplexity"] and e_in[0]["tokens"] > 0
+    both = invoke("train", "-", "--valid", "-", *args, "--out", tmp_path / "c.npz", input=text)
+    assert both.exit_code == 2 and "only once" in both.stderr
+    assert not (tmp_path / "c.npz").exists()

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import __version__, checkpoint
-from ..api import decode_text
+from ..api import decode_text, read_text
 from ..errors import CharlmError, ConfigError, CorpusError, ModelFileError
 
 HELP = """\
@@ -64,6 +64,7 @@ class CharlmGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
         args, debug = strip_debug(list(sys.argv[1:] if args is None else args))
+        STDIN_READ["by"] = None
         try:
             rv = super().main((["--debug"] if debug else []) + args, prog_name,
                               complete_var, standalone_mode=False, **extra)
@@ -225,6 +226,20 @@ def read_stdin(encoding: str = "utf-8") -> str:
     if buf is None:
         return sys.stdin.read()
     return decode_text(buf.read(), "standard input", encoding)
+
+
+STDIN_READ = {"by": None}   # which argument has read standard input (it can be read once)
+
+
+def read_path(path: Path, encoding: str = "utf-8", what: str = "the file") -> str:
+    """A file's text, or standard input's for ``-`` (a corpus, an eval file, a score file)."""
+    if str(path) != "-":
+        return read_text(path, encoding)
+    if STDIN_READ["by"] is not None:
+        raise ConfigError(f"Standard input ('-') can be read only once, and {STDIN_READ['by']} "
+                          f"already reads it. Give a file for {what}.")
+    STDIN_READ["by"] = what
+    return read_stdin(encoding)
 
 
 def emit_json(obj) -> None:

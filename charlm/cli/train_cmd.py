@@ -14,13 +14,12 @@ import typer
 from tqdm import tqdm
 
 from .. import checkpoint
-from ..api import read_text
 from ..errors import CharlmError, ConfigError, ModelFileError
 from ..model import Model, ModelConfig
 from ..render import format_duration
 from . import common
 from .common import (Activation, Cell, ClipMode, Dtype, Level,
-                     Optimizer, Schedule, app, clip, err, guarded, live_progress)
+                     Optimizer, Schedule, app, clip, err, guarded, live_progress, read_path)
 
 # ------------------------------------------------------------------------ train
 class StopFlag:
@@ -210,8 +209,8 @@ def _corpus_texts(corpus, encoding, valid):
         texts = [bundled().read_text(encoding="utf-8")]
         err.print("Training on the bundled corpus: tiny Shakespeare (1.1 MB).")
     else:
-        texts = [read_text(p, encoding) for p in corpus]
-    return texts, (read_text(valid, encoding) if valid else None)
+        texts = [read_path(p, encoding, "the corpus") for p in corpus]
+    return texts, (read_path(valid, encoding, "--valid") if valid else None)
 
 
 class BarDisplay:

@@ -14,12 +14,11 @@ from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
 
-from ..api import read_text
 from ..errors import CharlmError, ConfigError, CorpusError
 from ..render import format_duration, format_prob, sparkline
 from ..vocab import EOS_ID, UNK_ID
 from .common import (LEVEL_HELP, MODEL_HELP, Base, Level, app, arg_text, emit_json, err,
-                     guarded, open_model, out, read_stdin)
+                     guarded, open_model, out, read_path)
 
 # ----------------------------------------------------------------------- sample
 @app.command()
@@ -106,48 +105,63 @@ class TextStream:
 @app.command()
 @guarded
 def score(
-    sentences: Optional[List[str]] = typer.Argument(None, help="Sentences to score."),
+    sentences: Optional[List[str]] = typer.Argument(
+        None, help="Sentences to score (none: read standard input, one per line)."),
     file: Optional[Path] = typer.Option(None, "--file",
                                         help="Score each line of a file ('-' = stdin)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of --file."),
     level: Level = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     base: Base = typer.Option("e", "--base", help="Logarithm base: e, 2 or 10."),
+    rank: Optional[bool] = typer.Option(
+        None, "--rank/--lines",
+        help="A table ranked by probability, or one line per input line in input order "
+             "[default: --rank for sentences given as arguments, --lines for a file or "
+             "stdin]."),
+    unk_penalty: bool = typer.Option(
+        False, "--unk-penalty",
+        help="Subtract log(number of types <UNK> stands for) per <UNK>: fair ranking."),
     per_token: bool = typer.Option(False, "--per-token",
                                    help="Show every P(y<t> | ...) and its surprisal."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per sentence."),
 ):
-    """How probable is a sentence? P(y<1>) · P(y<2>|y<1>) · … · P(<EOS>|…)."""
+    """How probable is a sentence? P(y<1>) · P(y<2>|y<1>) · … · P(<EOS>|…).
+
+    --lines prints, for each input line in order, tab-separated: log P (in --base), tokens
+    (with <EOS>), OOV tokens, perplexity per token, and the line. A blank line is an empty
+    sequence: it scores P(<EOS>) alone, 1 token.
+    """
     from ..score import score_many
 
     texts = [arg_text(t, "sentence") for t in sentences or []]
+    from_file = file is not None or texts == ["-"] or (not texts and not sys.stdin.isatty())
     if file is not None:
-        raw = read_stdin(encoding) if str(file) == "-" else read_text(file, encoding)
-        texts += [t for t in raw.split("\n") if t.strip()]
-    elif texts == ["-"]:
-        texts = [t for t in read_stdin(encoding).split("\n") if t.strip()]
+        texts += file_lines(read_path(file, encoding, "--file"))
+    elif texts == ["-"] or not texts and not sys.stdin.isatty():
+        texts = file_lines(read_path(Path("-"), encoding, "the sentences"))
     if not texts:
-        raise ConfigError("Nothing to score. Give a sentence, or --file FILE.")
-    if base not in ("e", "2", "10"):
-        raise ConfigError(f"--base must be e, 2 or 10 (got {base}).")
+        raise ConfigError("Nothing to score. Give a sentence, --file FILE, or text on "
+                          "standard input.")
     logb = {"e": 1.0, "2": math.log(2), "10": math.log(10)}[base]
     m, _, _ = open_model(level, model)
+    penalty = unk_penalty_nats(m.vocab) if unk_penalty else 0.0
     results = list(score_many(m, texts))
-    for r in results:
-        if not r.text.strip():
-            err.print("Warning: an empty sentence scores only its <EOS>.")
-        elif r.n_oov == r.n_tokens - 1:
-            err.print(f"Warning: every token of {r.text!r} is outside the vocabulary; it is "
-                      "scored through <UNK>.")
-        elif r.n_oov:
-            oov = m.vocab.oov_tokens(r.text)
-            err.print(f"Warning: {r.n_oov} token(s) of {r.text!r} are outside the vocabulary "
-                      f"and scored as <UNK>: {' '.join(repr(t) for t in oov[:10])}")
+    warn_unknown(m.vocab, results, penalty if unk_penalty else None)
+    if rank is None:
+        rank = not from_file
+
+    def log_p(r) -> float:  # natural log, with the <UNK> penalty when asked for
+        return r.log_prob - r.n_oov * penalty
+
+    def ppl(r) -> float:
+        return math.exp(min(-log_p(r) / r.n_tokens, 700))
+
     if as_json:
-        for r in results:
-            obj = {"text": r.text, "log_prob": r.log_prob / logb, "base": base,
-                   "probability": math.exp(r.log_prob), "perplexity": r.perplexity,
-                   "n_tokens": r.n_tokens, "n_oov": r.n_oov}
+        for k, r in enumerate(results):
+            obj = {"index": k, "text": r.text, "log_prob": log_p(r) / logb, "base": base,
+                   "probability": math.exp(log_p(r)), "perplexity": ppl(r),
+                   "n_tokens": r.n_tokens, "n_oov": r.n_oov,
+                   "unk_penalty": r.n_oov * penalty / logb}
             if per_token:
                 obj["tokens"] = [{"token": m.vocab.tokens[i], "log_prob": float(lp) / logb,
                                   "surprisal_bits": float(-lp / math.log(2))}
@@ -155,27 +169,83 @@ def score(
             emit_json(obj)
         return
     lname = {"e": "ln", "2": "log2", "10": "log10"}[base]
-    if len(results) == 1:
+    if not rank:
+        for r in results:   # tab-separated, one line per input line (see the help)
+            sys.stdout.write(f"{log_p(r) / logb:.4f}\t{r.n_tokens}\t{r.n_oov}\t"
+                             f"{ppl(r):.3f}\t{r.text}\n")
+        sys.stdout.flush()
+    elif len(results) == 1:
         r = results[0]
-        out.print(Text(f"P({r.text}) = {format_prob(r.log_prob)}"))  # Text: no markup
-        out.print(f"{lname} P = {r.log_prob / logb:.4f}   perplexity {r.perplexity:.3f} per "
+        out.print(Text(f"P({r.text}) = {format_prob(log_p(r))}"))  # Text: no markup
+        out.print(f"{lname} P = {log_p(r) / logb:.4f}   perplexity {ppl(r):.3f} per "
                   f"token   {r.n_tokens} tokens (with <EOS>)   {r.n_oov} OOV")
     else:
-        ranked = sorted(results, key=lambda r: -r.log_prob)
-        best = ranked[0].log_prob
+        ranked = sorted(results, key=lambda r: -log_p(r))
+        best = log_p(ranked[0])
+        any_unk = any(r.n_oov for r in results)
         table = Table(show_edge=False, pad_edge=False)
         for col, j in (("#", "right"), ("sentence", "left"), ("P", "right"),
                        (f"{lname} P", "right"), ("ppl/token", "right"), ("tokens", "right"),
-                       ("OOV", "right"), ("× best", "right")):
+                       ("OOV", "right"), ("× best", "right")) + ((("", "left"),) if any_unk
+                                                                  else ()):
             table.add_column(col, justify=j)
         for k, r in enumerate(ranked, 1):
-            table.add_row(str(k), Text(r.text), format_prob(r.log_prob),
-                          f"{r.log_prob / logb:.3f}", f"{r.perplexity:.3f}", str(r.n_tokens),
-                          str(r.n_oov), format_prob(r.log_prob - best))
+            note = ((f"has <UNK> (−{r.n_oov * penalty / logb:.3f})" if unk_penalty
+                     else "has <UNK>") if r.n_oov else "",) if any_unk else ()
+            table.add_row(str(k), Text(r.text), format_prob(log_p(r)),
+                          f"{log_p(r) / logb:.3f}", f"{ppl(r):.3f}", str(r.n_tokens),
+                          str(r.n_oov), format_prob(log_p(r) - best), *note)
         out.print(table)
     if per_token:
         for r in results:
             _per_token(m, r)
+
+
+def file_lines(text: str) -> list[str]:
+    """The lines of a scored file, blank ones kept (a final line break ends the last line)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def unk_penalty_nats(vocab) -> float:
+    """log(number of token types <UNK> stood for in the training text), at least log 1."""
+    n = vocab.unk_types
+    if not isinstance(n, int):
+        raise CharlmError("This model file does not record how many token types <UNK> stands "
+                          "for (it was made before charlm recorded that). Rank without "
+                          "--unk-penalty, or train the model again.")
+    return math.log(max(n, 1))
+
+
+def warn_unknown(vocab, results, penalty: float | None) -> None:
+    """One summary on stderr for blank lines, for lines made only of unknown tokens and for
+    the unknown tokens of all the others (not one warning per line)."""
+    blank = sum(1 for r in results if r.n_tokens == 1)   # nothing but the final <EOS>
+    if blank:
+        err.print(f"Warning: {plural(blank, 'empty sentence')} (no tokens) "
+                  f"{'scores' if blank == 1 else 'score'} only the <EOS> that ends "
+                  f"{'it' if blank == 1 else 'them'}.")
+    with_unk = [r for r in results if r.n_oov]
+    if not with_unk:
+        return
+    all_unk = [r for r in with_unk if r.n_oov == r.n_tokens - 1]
+    seen: dict[str, None] = {}
+    for r in with_unk:
+        seen.update(dict.fromkeys(vocab.oov_tokens(r.text)))
+    shown = " ".join(repr(t) for t in list(seen)[:10]) + (" …" if len(seen) > 10 else "")
+    how = ("scored as <UNK>, less log " + str(vocab.unk_types) + " each (--unk-penalty)"
+           if penalty is not None else "scored as <UNK> (rank fairly with --unk-penalty)")
+    what = (f"every token of {all_unk[0].text!r} is" if len(with_unk) == 1 and all_unk
+            else f"{plural(len(with_unk), 'sentence')} of {len(results)} "
+                 f"{'has' if len(with_unk) == 1 else 'have'} tokens")
+    err.print(f"Warning: {what} outside the vocabulary, {how}: {shown}")
+
+
+def plural(n: int, word: str) -> str:
+    """``1 token``, ``2 tokens``, ``1,024 sentences``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _per_token(m, r) -> None:
@@ -215,7 +285,7 @@ def eval_cmd(
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1 (got {batch}).")
     m, meta, _ = open_model(level, model)
-    text = read_text(file, encoding)
+    text = read_path(file, encoding, "the file to evaluate")
     from ..vocab import split_sequences
     lines = list(split_sequences(text))
     if not any(line.strip() for line in lines):
