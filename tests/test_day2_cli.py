@@ -310,3 +310,79 @@ def test_dash_is_standard_input_for_train_and_eval(tmp_path, corpus, char_model)
     both = invoke("train", "-", "--valid", "-", *args, "--out", tmp_path / "c.npz", input=text)
     assert both.exit_code == 2 and "only once" in both.stderr
     assert not (tmp_path / "c.npz").exists()
+
+
+# ------------------------------------------------------------- 13. sampling
+def test_sample_json_reports_the_seed_it_used(char_model):
+    first = json_lines(invoke("sample", "--model", char_model, "-n", 2, "--json").stdout)
+    seed = first[0]["seed"]
+    assert isinstance(seed, int) and seed >= 0 and first[1]["seed"] == seed
+    again = json_lines(invoke("sample", "--model", char_model, "-n", 2, "--json",
+                              "--seed", seed).stdout)
+    assert again == first
+    others = {json_lines(invoke("sample", "--model", char_model, "--json").stdout)[0]["seed"]
+              for _ in range(3)}
+    assert len(others | {seed}) > 1          # drawn afresh each time
+
+
+def test_samples_through_eos_are_separated_by_a_blank_line(char_model):
+    args = ["sample", "--model", char_model, "-n", 3, "--no-stop", "--length", 60,
+            "--seed", 4]
+    texts = [r["text"] for r in json_lines(invoke(*args, "--json").stdout)]
+    assert invoke(*args).stdout == "\n\n".join(texts) + "\n"
+    stop = ["sample", "--model", char_model, "-n", 3, "--seed", 4]   # one line each, as before
+    assert invoke(*stop).stdout == "".join(r["text"] + "\n" for r in
+                                           json_lines(invoke(*stop, "--json").stdout))
+
+
+@pytest.fixture(scope="module")
+def eager_model(tmp_path_factory) -> Path:
+    """A char model that ends a sequence at once with probability about 0.98."""
+    vocab = Vocab(["<EOS>", "<UNK>", *"abcdef"], "char")
+    m = Model.create(ModelConfig(cell="gru", layers=1, hidden=8, embed=4, dropout=0.0), vocab,
+                     np.random.default_rng(1))
+    m.params["b_y"][0] += 6.0
+    path = tmp_path_factory.mktemp("eager") / "eager.npz"
+    checkpoint.save(path, m, None)
+    return path
+
+
+def test_min_length_forbids_eos_before_n_tokens(eager_model):
+    model, _, _ = checkpoint.load(eager_model)
+    base = json_lines(invoke("sample", "--model", eager_model, "-n", 40, "--seed", 0,
+                             "--json").stdout)
+    assert sum(r["n_tokens"] == 0 for r in base) > 30        # mostly empty samples
+    rows = json_lines(invoke("sample", "--model", eager_model, "-n", 40, "--seed", 0,
+                             "--min-length", 3, "--json").stdout)
+    assert all(r["n_tokens"] >= 3 for r in rows)
+    assert sum(r["n_tokens"] == 3 for r in rows) > 30        # then it ends as it likes
+    for r in rows:   # the reported log-probability is still the model's own
+        assert r["stopped_at_eos"]
+        assert r["log_prob"] == pytest.approx(score(model, r["text"]).log_prob, rel=1e-5)
+    r = invoke("sample", "--model", eager_model, "--min-length", 30, "--length", 20)
+    assert r.exit_code == 2 and "--min-length" in r.stderr   # a usage error
+
+
+def test_min_length_in_the_library():
+    from charlm.generate import sample as draw
+    vocab = Vocab(["<EOS>", "<UNK>", "a"], "char")
+    m = Model.create(ModelConfig(cell="rnn", layers=1, hidden=4, embed=2, dropout=0.0), vocab,
+                     np.random.default_rng(2))
+    m.params["b_y"][0] += 20.0       # <EOS> almost surely, unless forbidden
+    s = draw(m, np.random.default_rng(0), length=10, min_length=4)
+    assert s.ids == [2, 2, 2, 2] and s.stopped_at_eos
+
+
+def test_sample_out_writes_a_new_file(tmp_path, char_model):
+    args = ["sample", "--model", char_model, "-n", 3, "--seed", 9]
+    shown = invoke(*args).stdout
+    r = invoke(*args, "--out", tmp_path / "s.txt")
+    assert r.exit_code == 0 and r.stdout == "" and "Wrote 3 samples" in r.stderr
+    assert (tmp_path / "s.txt").read_text(encoding="utf-8") == shown
+    r = invoke(*args, "--json", "--out", tmp_path / "s.txt")
+    assert r.exit_code == 1 and "already exists" in r.stderr
+    assert (tmp_path / "s.txt").read_text(encoding="utf-8") == shown     # untouched
+    r = invoke(*args, "--json", "--out", tmp_path / "s.jsonl")
+    assert [j["text"] for j in json_lines((tmp_path / "s.jsonl").read_text())] == \
+        shown.splitlines()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.jsonl", "s.txt"]   # no temp

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import sys
 from pathlib import Path
@@ -38,10 +40,20 @@ def sample(
     prime: Optional[str] = typer.Option(None, "--prime", help="Text the sample continues."),
     allow_unk: bool = typer.Option(False, "--allow-unk", help="Let <UNK> be drawn."),
     no_stop: bool = typer.Option(False, "--no-stop",
-                                 help="Go on through <EOS> (as a line break) to --length."),
+                                 help="Go on through <EOS> (as a line break) to --length; "
+                                      "samples are then separated by a blank line."),
+    min_length: int = typer.Option(0, "--min-length",
+                                   help="No <EOS> before this many tokens (it is not drawn)."),
+    out_file: Optional[Path] = typer.Option(None, "--out",
+                                            help="Write the samples to this new file instead "
+                                                 "of stdout."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per sample."),
 ):
-    """Sample new text: draw each token from the softmax and feed it back."""
+    """Sample new text: draw each token from the softmax and feed it back.
+
+    Without --seed a seed is drawn from the operating system's entropy; --json reports it,
+    so `--seed` with that number draws the same sample again.
+    """
     from ..generate import check_options, sample as draw
 
     m, meta, path = open_model(level, model)
@@ -65,30 +77,57 @@ def sample(
             err.print(f"Warning: the prime is {len(prime_ids)} tokens, longer than the "
                       f"{bptt}-step windows the model was trained on; it may lose track of "
                       "its start.")
+    if out_file is not None and out_file.exists():
+        raise CharlmError(f"{out_file} already exists; --out writes a new file. Choose "
+                          "another name, or remove it first.")
+    if seed is None:   # drawn here, so that it can be reported and the sample repeated
+        import secrets
+        seed = secrets.randbits(32)
     rng = np.random.default_rng(seed)
+    sink = sys.stdout if out_file is None else io.StringIO()
     for i in range(num):
         prefix = prime or ""
         if not as_json:
-            sys.stdout.write(prefix)
+            sink.write(("\n" if i and no_stop else "") + prefix)
         s = draw(m, rng, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                  prime_ids=prime_ids, allow_unk=allow_unk, stop_at_eos=not no_stop,
-                 on_token=None if as_json else TextStream(vocab))
+                 min_length=min_length, on_token=None if as_json else TextStream(vocab, sink))
         if as_json:
-            emit_json({"index": i, "text": prefix + vocab.decode(s.ids), "prime": prime,
-                       "tokens": [vocab.tokens[t] for t in s.ids], "n_tokens": len(s.ids),
-                       "log_prob": s.log_prob, "stopped_at_eos": s.stopped_at_eos,
-                       "seed": seed})
+            sink.write(json.dumps({
+                "index": i, "text": prefix + vocab.decode(s.ids), "prime": prime,
+                "tokens": [vocab.tokens[t] for t in s.ids], "n_tokens": len(s.ids),
+                "log_prob": s.log_prob, "stopped_at_eos": s.stopped_at_eos,
+                "seed": seed}, ensure_ascii=False) + "\n")
         else:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+            sink.write("\n")
+        sink.flush()
+    if out_file is not None:
+        write_new_file(out_file, sink.getvalue())
+        err.print(f"Wrote {num} sample{'s' if num != 1 else ''} to {out_file}.")
+
+
+def write_new_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file, then a rename that
+    refuses to replace a file made meanwhile)."""
+    import os
+    import tempfile
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.link(tmp, path)     # fails if path exists: nothing of the user's is replaced
+    finally:
+        os.unlink(tmp)
 
 
 class TextStream:
     """Writes each sampled token to stdout as it arrives, spaced as ``Vocab.decode`` spaces
     it (which depends only on the token before)."""
 
-    def __init__(self, vocab):
+    def __init__(self, vocab, sink=None):
         self.vocab = vocab
+        self.sink = sink or sys.stdout
         self.prev: int | None = None
 
     def __call__(self, tok: int) -> None:
@@ -96,8 +135,8 @@ class TextStream:
             piece = self.vocab.decode([tok])
         else:
             piece = self.vocab.decode([self.prev, tok])[len(self.vocab.decode([self.prev])):]
-        sys.stdout.write(piece)
-        sys.stdout.flush()
+        self.sink.write(piece)
+        self.sink.flush()
         self.prev = tok
 
 
