@@ -386,3 +386,30 @@ def test_sample_out_writes_a_new_file(tmp_path, char_model):
     assert [j["text"] for j in json_lines((tmp_path / "s.jsonl").read_text())] == \
         shown.splitlines()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.jsonl", "s.txt"]   # no temp
+
+
+# ------------------------------------------------------------- 17. gradcheck
+def test_rel_error_shows_the_raw_error_beside_the_checked_one():
+    from charlm import gradcheck
+    a, n = np.array([0.0, 2.0]), np.array([5e-12, 2.0])   # round-off where the gradient is 0
+    err = gradcheck.rel_error(a, n)
+    assert float(err) == 0.0                              # 5e-12 - ATOL (1e-11) < 0: passes
+    assert err.raw == pytest.approx(5e-12 / (gradcheck.FLOOR * 2.0))   # 2.5e-8 by hand
+    assert err.abs == pytest.approx(5e-12)
+    a, n = np.array([1.0, 3.0]), np.array([1.0 + 4e-6, 3.0])
+    err = gradcheck.rel_error(a, n)
+    assert err.raw == pytest.approx(4e-6 / (2.0 + 4e-6))
+    assert float(err) == pytest.approx((4e-6 - gradcheck.ATOL) / (2.0 + 4e-6))
+
+
+def test_gradcheck_prints_raw_errors_and_the_tolerance():
+    r = invoke("gradcheck", "--json")
+    rows = json_lines(r.stdout)
+    assert r.exit_code == 0 and len(rows) == 114
+    assert sum(row["max_rel_error"] == 0.0 for row in rows) <= 2   # was 95 rows of zeros
+    assert all(row["tolerance"] == 1e-6 and row["atol"] == 1e-11 for row in rows)
+    assert all(0 < row["max_abs_error"] < 1e-8 for row in rows)
+    table = invoke("gradcheck").stdout
+    assert "rel. error" in table.splitlines()[1] and table.count("0.00e+00") <= 2
+    assert "1e-06" in table.splitlines()[3] and "1e-11" in table
+    assert all(len(line) <= 80 for line in table.splitlines())
