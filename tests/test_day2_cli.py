@@ -413,3 +413,67 @@ def test_gradcheck_prints_raw_errors_and_the_tolerance():
     assert "rel. error" in table.splitlines()[1] and table.count("0.00e+00") <= 2
     assert "1e-06" in table.splitlines()[3] and "1e-11" in table
     assert all(len(line) <= 80 for line in table.splitlines())
+
+
+# ------------------------------------------------------------------ 16. info
+def run_meta(finished: bool, corpus: dict | None, **cfg) -> dict:
+    from dataclasses import asdict
+    from charlm.train import TrainConfig
+    run = {"step": 120, "epoch": 1, "tokens_seen": 30720, "elapsed": 75.0,
+           "best_valid": 1.25, "best_step": 100, "finished": finished,
+           "history": [{"step": 100, "train_loss": 1.5, "valid_loss": 1.25}]}
+    meta = {"run": run, "config": asdict(TrainConfig(**cfg))}
+    if corpus is not None:
+        meta["corpus"] = corpus
+    return meta
+
+
+def info_lines(path: Path) -> list[str]:
+    r = invoke("info", "--model", path)
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines[1:] if not line.startswith("continue"))
+    return lines
+
+
+def test_info_interrupted_run_with_two_corpora(tmp_path):
+    corpus = {"files": [{"path": "books/a.txt", "bytes": 1200, "sha256": "ab" * 32},
+                        {"path": "books/b c.txt", "bytes": 3_400_000, "sha256": "cd" * 32}],
+              "valid": None}
+    path = make_file(tmp_path / "run.npz", list(" abc\t"),
+                     meta=run_meta(False, corpus, lowercase=True, valid_fraction=0.1))
+    lines = info_lines(path)
+    text = "\n".join(lines)
+    assert "run         interrupted: 120 steps, 1 full epoch, 30,720 tokens, 1m15s" in lines
+    assert (f"continue    charlm train books/a.txt 'books/b c.txt' --resume --out {path}"
+            in lines)
+    assert "corpus      books/a.txt (1.2 kB)" in lines
+    assert "            books/b c.txt (3.4 MB)" in lines
+    assert "validation  the last 10% of books/b c.txt, cut at a line break" in lines
+    assert "vocabulary  7 tokens: <EOS> <UNK> ␣ a b c \\t" in lines
+    assert "one sequence per line; lower-cased" in text
+    j = json_lines(invoke("info", "--model", path, "--json").stdout)[0]
+    assert j["status"] == "interrupted" and j["corpus"] == corpus
+    assert j["resume_command"] == lines[[i for i, x in enumerate(lines)
+                                         if x.startswith("continue")][0]][12:]
+    assert j["text_options"]["lowercase"] is True
+
+
+def test_info_finished_run_with_its_own_validation_file(tmp_path):
+    corpus = {"files": [{"path": "a.txt", "bytes": 10, "sha256": "00" * 32}],
+              "valid": {"path": "v.txt", "bytes": 1, "sha256": "11" * 32}}
+    path = make_file(tmp_path / "done.npz", list("ab"), meta=run_meta(True, corpus))
+    lines = info_lines(path)
+    assert lines[-3].startswith("best        validation 1.2500 nats/token at step 100")
+    assert any(line.startswith("run         finished: 120 steps") for line in lines)
+    assert "validation  v.txt (1 byte)" in lines and "corpus      a.txt (10 bytes)" in lines
+    assert not any(line.startswith("continue") for line in lines)
+
+
+def test_info_of_an_older_file_without_a_corpus_record(tmp_path):
+    path = make_file(tmp_path / "old.npz", list("ab"), meta=run_meta(False, None))
+    lines = info_lines(path)
+    assert "corpus      not recorded (the file is older than that record)" in lines
+    assert "continue    charlm train CORPUS... --resume --out " + str(path) in lines
+    untrained = make_file(tmp_path / "bare.npz", list("ab"))
+    assert info_lines(untrained)[-1] == "run         no training state in this file"
