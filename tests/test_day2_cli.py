@@ -477,3 +477,17 @@ def test_info_of_an_older_file_without_a_corpus_record(tmp_path):
     assert "continue    charlm train CORPUS... --resume --out " + str(path) in lines
     untrained = make_file(tmp_path / "bare.npz", list("ab"))
     assert info_lines(untrained)[-1] == "run         no training state in this file"
+
+
+# ------------------------------------------------------- 22. shell completion
+def test_shell_completion_is_typers_own():
+    assert "--install-completion" in invoke("-h").stdout
+    env = {"_CHARLM_COMPLETE": "complete_bash", "COMP_WORDS": "charlm train --cell ",
+           "COMP_CWORD": "3"}
+    r = CliRunner().invoke(app, [], env=env, prog_name="charlm")
+    assert r.stdout.split() == ["rnn", "gru", "lstm"]
+    env.update(COMP_WORDS="charlm sa", COMP_CWORD="1")
+    assert CliRunner().invoke(app, [], env=env, prog_name="charlm").stdout.split() == \
+        ["sample"]
+    script = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="charlm")
+    assert script.exit_code == 0 and "_CHARLM_COMPLETE=complete_bash" in script.stdout
