@@ -59,13 +59,15 @@ def gradcheck(
 @guarded
 def bench(
     config: Optional[List[str]] = typer.Option(
-        None, "--config", metavar="<C1|C2|W1|MC>", help="C1 (char 2×256), C2 (char 2×512), W1 (word 10k, 2×200), MC "
-                               "(min-char-rnn) [default: all]."),
+        None, "--config", metavar="<C1|C2|W1|MC>",
+        help="C1 (char 2×256), C2 (char 2×512), W1 (word 10k, 2×200), MC (min-char-rnn) "
+             "[default: all]."),
     cell: Optional[List[str]] = typer.Option(
-        None, "--cell", metavar="<rnn|gru|lstm>", help="rnn, gru, lstm, on every config [default: all on C1, lstm on C2 "
-                             "and W1]."),
+        None, "--cell", metavar="<rnn|gru|lstm>",
+        help="rnn, gru, lstm, on every config [default: all on C1, lstm on C2 and W1]."),
     mode: Optional[List[str]] = typer.Option(
-        None, "--mode", metavar="<train|eval|generate>", help="train, eval, generate [default: all; no eval on C2 and MC]."),
+        None, "--mode", metavar="<train|eval|generate>",
+        help="train, eval, generate [default: all; no eval on C2 and MC]."),
     steps: int = typer.Option(20, "--steps", help="Timed steps per train or eval measurement "
                                                    "(median); generation times 2,000 tokens."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per measurement."),

@@ -1,4 +1,4 @@
-"""``charlm sample``, ``score``, ``eval`` and ``info``: using a trained model."""
+"""``charlm sample``, ``score`` and ``eval``: using a trained model."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from rich.text import Text
 from tqdm import tqdm
 
 from ..errors import CharlmError, ConfigError, CorpusError
-from ..render import format_duration, format_prob, sparkline
+from ..render import format_prob, plural
 from ..vocab import EOS_ID, UNK_ID
-from .common import (LEVEL_HELP, MODEL_HELP, Base, Level, app, arg_text, clip, emit_json,
-                     err, guarded, open_model, out, read_path)
+from .common import (LEVEL_HELP, MODEL_HELP, Base, Level, app, arg_text, emit_json, err,
+                     guarded, open_model, out, read_path)
 
 # ----------------------------------------------------------------------- sample
 @app.command()
@@ -282,11 +282,6 @@ def warn_unknown(vocab, results, penalty: float | None) -> None:
     err.print(f"Warning: {what} outside the vocabulary, {how}: {shown}")
 
 
-def plural(n: int, word: str) -> str:
-    """``1 token``, ``2 tokens``, ``1,024 sentences``."""
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
 def _per_token(m, r) -> None:
     line = Text()
     table = Table(title=Text(r.text), show_edge=False)
@@ -355,184 +350,3 @@ def eval_cmd(
               + (f"   (without OOV positions {res['perplexity_without_oov']:.3f})"
                  if res["perplexity_without_oov"] is not None and n_oov else ""))
     out.print(f"bits per character {res['bits_per_char']:.4f}")
-
-
-# ------------------------------------------------------------------------- info
-# The training options that decide how text becomes tokens (those the file has are shown).
-TEXT_KEYS = ("level", "tokenizer", "prose", "lowercase", "normalize", "unk_token",
-             "vocab_size", "min_count")
-
-
-@app.command()
-@guarded
-def info(
-    level: Level = typer.Option("char", "--level", help=LEVEL_HELP),
-    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
-    plot: Optional[Path] = typer.Option(None, "--plot",
-                                        help="Write training/validation curves to a PNG "
-                                             "(needs matplotlib)."),
-    as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
-):
-    """What a model file holds: config, vocabulary, corpus, text options, training history,
-    and whether the run finished or was interrupted (with the command that continues it)."""
-    m, meta, path = open_model(level, model)
-    run = meta.get("run") or {}
-    layers = {}
-    for k, v in m.params.items():
-        group = k.split(".")[0] if "." in k else ("embedding" if k == "E" else "output")
-        layers[group] = layers.get(group, 0) + int(v.size)
-    hist = run.get("history") or []
-    tcfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-    corpus = meta.get("corpus") if isinstance(meta.get("corpus"), dict) else None
-    status = ("finished" if run.get("finished") else "interrupted") if run else None
-    resume = resume_command(path, corpus) if status == "interrupted" else None
-    res = {"path": str(path), "config": m.config.to_json(), "level": m.vocab.level,
-           "vocab_size": len(m.vocab), "vocab_sample": m.vocab.tokens[:20],
-           "unk_types": m.vocab.unk_types,
-           "parameters": m.n_params(), "parameters_per_layer": layers,
-           "train_config": meta.get("config"),
-           "text_options": {k: tcfg[k] for k in TEXT_KEYS if k in tcfg},
-           "corpus": corpus, "status": status, "resume_command": resume,
-           "steps": run.get("step"), "epochs": run.get("epoch"),
-           "tokens_seen": run.get("tokens_seen"), "seconds": run.get("elapsed"),
-           "best_valid_loss": run.get("best_valid"), "best_step": run.get("best_step"),
-           "finished": run.get("finished"), "history": hist}
-    if plot is not None:
-        _plot(hist, plot)
-    if as_json:
-        emit_json(res)
-        return
-    c = m.config
-    shape = f"{c.layers}×{c.cell.upper()} {c.hidden}"
-    shape += {"rnn": f" ({c.activation})", "gru": " simplified" if c.simplified else "",
-              "lstm": " peephole" if c.peephole else ""}[c.cell]
-    lines = [str(path),
-             f"model       {m.vocab.level}-level {shape}, "
-             f"{'embedding ' + str(c.embed) if c.embed else 'one-hot inputs'}, "
-             f"dropout {c.dropout}, {c.dtype}",
-             f"vocabulary  {plural(len(m.vocab), 'token')}: "
-             + " ".join(shown_token(t) for t in m.vocab.tokens[:20])
-             + (" …" if len(m.vocab) > 20 else ""),
-             f"parameters  {m.n_params():,}: "
-             + ", ".join(f"{k} {v:,}" for k, v in layers.items())]
-    lines += corpus_lines(corpus, tcfg)
-    if tcfg:
-        import textwrap
-        lines += textwrap.wrap(text_options(tcfg, m.vocab), 80, initial_indent="text" + " " * 8,
-                               subsequent_indent=" " * 12, break_on_hyphens=False)
-    if run:
-        step = run.get("step", 0)
-        lines.append(f"run         {status}: {plural(step, 'step')}, "
-                     f"{plural(run.get('epoch', 0), 'full epoch')}, "
-                     f"{plural(run.get('tokens_seen', 0), 'token')}, "
-                     f"{format_duration(run.get('elapsed', 0.0))}")
-        bv = run.get("best_valid")
-        if bv is not None:
-            lines.append(f"best        validation {bv:.4f} nats/token at step "
-                         f"{run.get('best_step', 0):,}")
-        if resume:
-            lines.append(f"continue    {resume}")
-        tl = [h.get("train_loss") for h in hist if h.get("train_loss") is not None]
-        vl = [h.get("valid_loss") for h in hist if h.get("valid_loss") is not None]
-        if tl:
-            lines.append(f"train loss  {tl[0]:.3f} {sparkline(tl, 50)} {tl[-1]:.3f}")
-        if vl:
-            lines.append(f"valid loss  {vl[0]:.3f} {sparkline(vl, 50)} {vl[-1]:.3f}")
-    else:
-        lines.append("run         no training state in this file")
-    for k, line in enumerate(lines):   # the path and the command are shown whole
-        whole = k == 0 or line.startswith("continue")
-        out.print(Text(line if whole else clip(line)), style="bold" if k == 0 else None)
-
-
-def shown_token(t: str) -> str:
-    """A vocabulary entry as a reader can see it: ␣ for the space, escapes for other
-    invisible characters (a tab as \\t)."""
-    if t == " ":
-        return "␣"
-    if len(t) == 1 and not t.isprintable():
-        return repr(t)[1:-1]
-    return t
-
-
-def corpus_lines(corpus: dict | None, tcfg: dict) -> list[str]:
-    """Where the training text came from and which part became validation."""
-    if corpus is None:
-        return ["corpus      not recorded (the file is older than that record)"]
-    files = [f for f in corpus.get("files") or [] if isinstance(f, dict)]
-    lines = [f"corpus      {describe_file(f)}" for f in files] or ["corpus      (none named)"]
-    if len(lines) > 1:
-        lines[1:] = ["            " + line[12:] for line in lines[1:]]
-    valid = corpus.get("valid")
-    if isinstance(valid, dict):
-        lines.append(f"validation  {describe_file(valid)}")
-    elif tcfg.get("valid_fraction"):
-        where = (f" of {files[-1].get('path')}" if len(files) > 1 else " of the corpus")
-        lines.append(f"validation  the last {tcfg['valid_fraction']:.0%}{where}, cut at a "
-                     "line break")
-    else:
-        lines.append("validation  none")
-    return lines
-
-
-def describe_file(f: dict) -> str:
-    size = f.get("bytes")
-    return f"{f.get('path')}" + (f" ({format_bytes(size)})" if isinstance(size, int) else "")
-
-
-def format_bytes(n: int) -> str:
-    for unit, k in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= k:
-            return f"{n / k:.1f} {unit}"
-    return plural(n, "byte")
-
-
-def text_options(tcfg: dict, vocab) -> str:
-    """How text became tokens, in words."""
-    parts = [("paragraphs" + (" split into sentences" if tcfg.get("level") == "word"
-                              else "") if tcfg.get("prose") else "one sequence per line")]
-    if tcfg.get("tokenizer"):
-        parts.append(f"{tcfg['tokenizer']} tokenizer")
-    parts.append("lower-cased" if tcfg.get("lowercase") else "case kept")
-    if tcfg.get("normalize"):
-        parts.append(f"{tcfg['normalize']}")
-    if tcfg.get("unk_token"):
-        parts.append(f"{tcfg['unk_token']} read as <UNK>")
-    if tcfg.get("level") == "word" or vocab.level == "word":
-        parts.append(f"at most {tcfg.get('vocab_size', 0):,} tokens seen "
-                     f"{plural(tcfg.get('min_count', 1), 'time')}+")
-    if isinstance(vocab.unk_types, int):
-        parts.append(f"<UNK> stands for {plural(vocab.unk_types, 'type')}")
-    return "; ".join(parts)
-
-
-def resume_command(path: Path, corpus: dict | None) -> str:
-    """The command that continues an interrupted run saved in ``path``."""
-    import shlex
-    files = [f.get("path") for f in (corpus or {}).get("files") or [] if isinstance(f, dict)]
-    valid = (corpus or {}).get("valid")
-    args = [shlex.quote(str(p)) for p in files] or ["CORPUS..."]
-    if isinstance(valid, dict) and valid.get("path"):
-        args += ["--valid", shlex.quote(str(valid["path"]))]
-    return f"charlm train {' '.join(args)} --resume --out {shlex.quote(str(path))}"
-
-
-def _plot(hist: list, path: Path) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise CharlmError("--plot needs matplotlib, which is not installed. Install it with "
-                          "`pip install 'charlm[plot]'` (or `pip install matplotlib`).")
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label in (("train_loss", "train"), ("valid_loss", "validation")):
-        pts = [(h["step"], h[key]) for h in hist if h.get(key) is not None]
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats/token)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    err.print(f"Wrote {path}")
