@@ -37,7 +37,8 @@ def sample(
     top_k: int = typer.Option(0, "--top-k", help="Draw only from the k likeliest; 0 = all."),
     top_p: float = typer.Option(1.0, "--top-p",
                                 help="Draw from the smallest set with this much probability."),
-    prime: Optional[str] = typer.Option(None, "--prime", help="Text the sample continues."),
+    prime: Optional[str] = typer.Option(None, "--prime", metavar="<text>",
+                                        help="Text the sample continues."),
     allow_unk: bool = typer.Option(False, "--allow-unk", help="Let <UNK> be drawn."),
     no_stop: bool = typer.Option(False, "--no-stop",
                                  help="Go on through <EOS> (as a line break) to --length; "
@@ -148,7 +149,8 @@ def score(
         None, help="Sentences to score (none: read standard input, one per line)."),
     file: Optional[Path] = typer.Option(None, "--file",
                                         help="Score each line of a file ('-' = stdin)."),
-    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of --file."),
+    encoding: str = typer.Option("utf-8", "--encoding", metavar="<codec>",
+                                 help="Text encoding of --file."),
     level: Level = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     base: Base = typer.Option("e", "--base", help="Logarithm base: e, 2 or 10."),
@@ -173,10 +175,11 @@ def score(
     from ..score import score_many
 
     texts = [arg_text(t, "sentence") for t in sentences or []]
-    from_file = file is not None or texts == ["-"] or (not texts and not sys.stdin.isatty())
+    piped = not texts and sys.stdin is not None and not sys.stdin.isatty()
+    from_file = file is not None or texts == ["-"] or piped
     if file is not None:
         texts += file_lines(read_path(file, encoding, "--file"))
-    elif texts == ["-"] or not texts and not sys.stdin.isatty():
+    elif texts == ["-"] or piped:
         texts = file_lines(read_path(Path("-"), encoding, "the sentences"))
     if not texts:
         raise ConfigError("Nothing to score. Give a sentence, --file FILE, or text on "
