@@ -148,8 +148,10 @@ def text_options(tcfg: dict, vocab) -> str:
     if tcfg.get("unk_token"):
         parts.append(f"{tcfg['unk_token']} read as <UNK>")
     if tcfg.get("level") == "word" or vocab.level == "word":
-        parts.append(f"at most {tcfg.get('vocab_size', 0):,} tokens seen "
-                     f"{plural(tcfg.get('min_count', 1), 'time')}+")
+        n = tcfg.get("min_count", 1)
+        often = {1: "once", 2: "twice"}.get(n, f"{n:,} times")
+        parts.append(f"at most {tcfg.get('vocab_size', 0):,} tokens, each seen at least "
+                     f"{often}")
     if isinstance(vocab.unk_types, int):
         parts.append(f"<UNK> stands for {plural(vocab.unk_types, 'type')}")
     return "; ".join(parts)
