@@ -83,6 +83,7 @@ def test_debug_is_accepted_anywhere(tmp_path, where):
     (["score", "hi", "--base"], "score"),
     (["score", "hi", "--base", "3"], "score"),
     (["train", "--cell", "transformer"], "train"),
+    (["train", "--steps", "-1"], "train"),       # charlm's own usage error (ConfigError)
     (["no-such-command"], None),
 ])
 def test_usage_errors_are_one_line_with_a_pointer_to_help(tmp_path, args, command):

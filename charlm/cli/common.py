@@ -121,10 +121,13 @@ def clip(line: str, width: int = WIDTH) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def fail(e: CharlmError) -> None:
+def fail(e: CharlmError, command: str | None = None) -> None:
     if DEBUG["on"]:
         raise e
-    fail_line(str(e), e.exit_code)
+    message = str(e)
+    if e.exit_code == 2 and command:   # a usage error: point at the help, as typer's do
+        message += f" See 'charlm {command} -h'."
+    fail_line(message, e.exit_code)
 
 
 def fail_line(message: str, code: int) -> None:
@@ -146,7 +149,7 @@ def guarded(fn):
         except (typer.Exit, typer.Abort, typer.BadParameter):  # typer's own: as typer does
             raise
         except CharlmError as e:
-            fail(e)
+            fail(e, fn.__name__.removesuffix("_cmd"))
         except BaseException as e:  # noqa: B036  (KeyboardInterrupt too: no traceback)
             if DEBUG["on"] or isinstance(e, SystemExit):
                 raise
