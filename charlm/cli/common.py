@@ -116,7 +116,7 @@ def live_progress() -> bool:
     return sys.stderr.isatty()
 
 
-def clip(line: str, width: int = WIDTH) -> str:
+def fit_line(line: str, width: int = WIDTH) -> str:
     """``line`` cut to ``width`` columns, with an ellipsis when cut."""
     return line if len(line) <= width else line[: width - 1] + "…"
 

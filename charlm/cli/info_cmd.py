@@ -10,8 +10,8 @@ from rich.text import Text
 
 from ..errors import CharlmError
 from ..render import format_bytes, format_duration, plural, sparkline
-from .common import (LEVEL_HELP, MODEL_HELP, Level, app, clip, emit_json, err, guarded,
-                     open_model, out)
+from .common import (LEVEL_HELP, MODEL_HELP, Level, app, emit_json, err, fit_line,
+                     guarded, open_model, out)
 
 # ------------------------------------------------------------------------- info
 # The training options that decide how text becomes tokens (those the file has are shown).
@@ -98,7 +98,7 @@ def info(
         lines.append("run         no training state in this file")
     for k, line in enumerate(lines):   # the path and the command are shown whole
         whole = k == 0 or line.startswith("continue")
-        out.print(Text(line if whole else clip(line)), style="bold" if k == 0 else None)
+        out.print(Text(line if whole else fit_line(line)), style="bold" if k == 0 else None)
 
 
 def shown_token(t: str) -> str:

@@ -19,7 +19,8 @@ from ..model import Model, ModelConfig
 from ..render import format_duration
 from . import common
 from .common import (Activation, Cell, ClipMode, Dtype, Level,
-                     Optimizer, Schedule, app, clip, err, guarded, live_progress, read_path)
+                     Optimizer, Schedule, app, err, fit_line, guarded, live_progress,
+                     read_path)
 
 # ------------------------------------------------------------------------ train
 class StopFlag:
@@ -295,7 +296,7 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
         """The latest figures: step, epoch, smoothed training loss, speed, elapsed time."""
         loss = state["ema"] if state["ema"] is not None else float("nan")
         epoch = e["epoch"] + e["window"] / e["windows"] if "window" in e else e["epoch"]
-        return clip(f"step {e['step']:,}  epoch {epoch:.2f}  loss {loss:.3f} nats  "
+        return fit_line(f"step {e['step']:,}  epoch {epoch:.2f}  loss {loss:.3f} nats  "
                     f"{state['tok'] / max(state['sec'], 1e-9):,.0f} tok/s  "
                     f"{format_duration(state['elapsed'])}")
 
@@ -303,8 +304,8 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
         k = e["kind"]
         if k == "start":
             state["elapsed"] = run.elapsed
-            display.line(clip(f"{e['params']:,} parameters, vocabulary {e['vocab']:,}."))
-            display.line(clip(f"{e['tokens_per_epoch']:,} tokens per epoch in "
+            display.line(fit_line(f"{e['params']:,} parameters, vocabulary {e['vocab']:,}."))
+            display.line(fit_line(f"{e['tokens_per_epoch']:,} tokens per epoch in "
                               f"{e['windows_per_epoch']:,} windows of {cfg.batch}×{cfg.bptt}."))
         elif k == "step":
             if e["loss"] is not None:
@@ -324,12 +325,12 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
             if "valid_loss" in e:
                 line += (f"  valid {e['valid_loss']:.4f} = {metric(e['valid_loss'])} {unit}"
                          f"{' *best' if e.get('best') else ''}")
-            display.line(clip(line))
+            display.line(fit_line(line))
             if not cfg.sample_every:
                 s = trainer.progress_sample().replace("\n", " ⏎ ")
-                display.line(clip(f"  sample: {s}"))
+                display.line(fit_line(f"  sample: {s}"))
         elif k == "sample":
-            display.line(clip("  sample: " + e["text"].replace("\n", " ⏎ ")))
+            display.line(fit_line("  sample: " + e["text"].replace("\n", " ⏎ ")))
         elif k == "warning":
             display.line(f"Warning: {e['message']}")
 
