@@ -99,10 +99,18 @@ def prime_state(step: Stepper, prime_ids: np.ndarray) -> tuple[list, int]:
 def sample(model: Model, rng: np.random.Generator, *, length: int = 200,
            temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
            prime_ids: np.ndarray | None = None, allow_unk: bool = False,
-           stop_at_eos: bool = True,
+           stop_at_eos: bool = True, min_length: int = 0,
            on_token: Callable[[int], None] | None = None) -> Sample:
-    """Draw one sequence of at most ``length`` tokens (not counting the prime)."""
+    """Draw one sequence of at most ``length`` tokens (not counting the prime).
+
+    ``min_length``: ``<EOS>`` cannot be drawn before this many tokens (its probability is
+    set to zero and the rest renormalised, as for ``<UNK>``), so no sample is shorter unless
+    ``length`` cuts it. ``Sample.log_prob`` stays the model's own probability of the tokens.
+    """
     check_options(temperature, top_k, top_p, length)
+    if min_length < 0 or min_length > length:
+        raise ConfigError(f"--min-length must be between 0 and --length {length} "
+                          f"(got {min_length}).")
     step = Stepper(model)
     state, x = prime_state(step, prime_ids if prime_ids is not None else np.zeros(0, int))
     out = Sample()
@@ -115,7 +123,12 @@ def sample(model: Model, rng: np.random.Generator, *, length: int = 200,
                               "parameters overflow). Train it again with a lower --lr.")
         z -= z_max
         log_total = math.log(np.exp(z).sum())  # log ŷ = z - log_total
-        p = next_distribution(z, temperature, top_k, top_p, allow_unk)
+        if stop_at_eos and len(out.ids) < min_length:
+            allowed = z.copy()
+            allowed[EOS_ID] = -np.inf    # too short to end: <EOS> is not drawn
+            p = next_distribution(allowed, temperature, top_k, top_p, allow_unk)
+        else:
+            p = next_distribution(z, temperature, top_k, top_p, allow_unk)
         y = draw(p, rng)
         out.log_prob += float(z[y]) - log_total
         if y == EOS_ID and stop_at_eos:

@@ -15,7 +15,13 @@ smaller step.) The error reported for an array is the largest element-wise relat
 
 ``FLOOR`` and ``ATOL`` only matter for elements whose gradient is zero or near it (embedding
 rows of ids that do not occur, relu units that are off): they are judged against the array's
-scale, and round-off of 1e-11 is forgiven, instead of dividing round-off by zero.
+scale, and round-off of 1e-11 is forgiven, instead of dividing round-off by zero. An array
+passes when that error is under ``TOLERANCE``, i.e. when every element has
+``|a_i - n_i| < TOLERANCE * max(|a_i| + |n_i|, FLOOR * max_j |n_j|) + ATOL``.
+
+What a reader is shown (``charlm gradcheck``) is the raw relative error, with nothing taken
+off, ``max |a_i - n_i| / max(|a_i| + |n_i|, FLOOR * max_j |n_j|)``, and the largest absolute
+difference, beside the tolerance: the allowance decides a pass, it does not hide the error.
 """
 
 from __future__ import annotations
@@ -46,25 +52,42 @@ CELL_VARIANTS = [
 ]
 
 
+class RelError(float):
+    """The error that is checked against TOLERANCE (a float), carrying what is shown beside
+    it: ``raw``, the relative error with no allowance taken off, and ``abs``, the largest
+    absolute difference |a_i - n_i|."""
+
+    raw: float = 0.0
+    abs: float = 0.0
+
+
 @dataclass
 class CheckResult:
     component: str
     param: str
-    max_rel_error: float
+    max_rel_error: float          # checked: the ATOL allowance taken off each difference
+    raw_rel_error: float = 0.0    # shown: nothing taken off
+    max_abs_error: float = 0.0
 
     @property
     def passed(self) -> bool:
         return self.max_rel_error < TOLERANCE
 
 
-def rel_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+def rel_error(analytic: np.ndarray, numeric: np.ndarray) -> RelError:
+    """The largest element-wise relative error (see the module's docstring), as checked; its
+    ``raw`` and ``abs`` attributes hold the raw relative error and the largest difference."""
     if not analytic.size:
-        return 0.0
+        return RelError(0.0)
     scale = max(float(np.abs(numeric).max()), 1e-12)
     denom = np.maximum(np.abs(analytic) + np.abs(numeric), FLOOR * scale)
+    diff = np.abs(analytic - numeric)
     # ATOL forgives round-off where the true gradient is zero (a dead relu unit, a whole
     # initial state that no output depends on): there the centred difference is ~1e-12.
-    return float(np.max(np.maximum(np.abs(analytic - numeric) - ATOL, 0.0) / denom))
+    err = RelError(float(np.max(np.maximum(diff - ATOL, 0.0) / denom)))
+    err.raw = float(np.max(diff / denom))
+    err.abs = float(diff.max())
+    return err
 
 
 def numerical_grad(f: Callable[[], float], w: np.ndarray, h: float = STEP,
@@ -182,13 +205,18 @@ def run_all(seed: int = 0) -> Iterator[CheckResult]:
     rng = np.random.default_rng(seed)
     for cell_name, opts, label in CELL_VARIANTS:
         for param, err in check_cell(cell_name, opts, rng):
-            yield CheckResult(f"{label} (BPTT, T=4)", param, err)
+            yield _result(f"{label} (BPTT, T=4)", param, err)
     for param, err in check_embedding(rng):
-        yield CheckResult("embedding", param, err)
+        yield _result("embedding", param, err)
     for param, err in check_softmax(rng):
-        yield CheckResult("softmax cross-entropy", param, err)
+        yield _result("softmax cross-entropy", param, err)
     for cell_name, opts, label in CELL_VARIANTS:
         for param, err in check_model(cell_name, opts, rng):
-            yield CheckResult(f"model 2x{label}", param, err)
+            yield _result(f"model 2x{label}", param, err)
     for param, err in check_model("lstm", {}, rng, embed=0, layers=1):
-        yield CheckResult("model 1xlstm one-hot", param, err)
+        yield _result("model 1xlstm one-hot", param, err)
+
+
+def _result(component: str, param: str, err: float) -> CheckResult:
+    return CheckResult(component, param, float(err), getattr(err, "raw", float(err)),
+                       getattr(err, "abs", float("nan")))

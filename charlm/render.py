@@ -39,3 +39,16 @@ def format_duration(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def plural(n: int, word: str) -> str:
+    """``1 token``, ``2 tokens``, ``1,024 sentences``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def format_bytes(n: int) -> str:
+    """A file size for people: 980 bytes, 1.2 kB, 3.4 MB (powers of 1000)."""
+    for unit, k in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= k:
+            return f"{n / k:.1f} {unit}"
+    return plural(n, "byte")

@@ -111,6 +111,12 @@ def join_chunks(sequences: Iterable[str], size: int = CHUNK_CHARS) -> Iterator[s
 class Vocab:
     """Token <-> id mapping for one level, with ``<EOS>`` = 0 and ``<UNK>`` = 1."""
 
+    # How many distinct tokens of the training text were left out of the vocabulary, i.e. how
+    # many types <UNK> stands for there (set by build; None when unknown: a vocabulary made by
+    # hand, or a model file older than this field). A corpus's own unknown marker is not
+    # counted: the types behind it are unknown too.
+    unk_types: int | None = None
+
     def __init__(self, tokens: list[str], level: str, lowercase: bool = False,
                  unk_token: str | None = "<unk>"):
         if level not in ("char", "word"):
@@ -183,7 +189,9 @@ class Vocab:
                         key=lambda t: (-counts[t], t))
         if max_size is not None:
             ranked = ranked[: max_size - len(SPECIALS)]
-        return cls([*SPECIALS, *ranked], level, lowercase, unk_token)
+        vocab = cls([*SPECIALS, *ranked], level, lowercase, unk_token)
+        vocab.unk_types = len(counts) - len(ranked)
+        return vocab
 
     # ------------------------------------------------------------- tokenizing
     def tokenize(self, text: str) -> list[str]:
@@ -292,9 +300,11 @@ class Vocab:
 
     def to_json(self) -> dict:
         return {"level": self.level, "tokens": self.tokens, "lowercase": self.lowercase,
-                "unk_token": self.unk_token}
+                "unk_token": self.unk_token, "unk_types": self.unk_types}
 
     @classmethod
     def from_json(cls, d: dict) -> "Vocab":
-        return cls(list(d["tokens"]), d["level"], bool(d.get("lowercase", False)),
-                   d.get("unk_token"))
+        vocab = cls(list(d["tokens"]), d["level"], bool(d.get("lowercase", False)),
+                    d.get("unk_token"))
+        vocab.unk_types = d.get("unk_types")   # absent in older files: unknown
+        return vocab

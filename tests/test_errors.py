@@ -287,7 +287,7 @@ def test_train_refuses_bad_options(lab, tmp_path, opts, mention):
 
 @pytest.mark.parametrize("opts", [["--hidden", "abc"], ["--lr", "fast"], ["--bogus"]])
 def test_typer_usage_errors_exit_2_without_traceback(lab, tmp_path, opts):
-    """typer's own usage errors keep typer's format (a usage hint, then the error)."""
+    """typer's own usage errors: exit 2, no traceback (one line: see test_day2_cli)."""
     r = run("train", lab["corpus"], "--out", tmp_path / "o.npz", *opts)
     no_traceback(r)
     assert r.exit_code == 2 and "Error" in r.stderr and not (tmp_path / "o.npz").exists()

@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.text import Text
 
 from .. import __version__, checkpoint
-from ..api import decode_text
+from ..api import decode_text, read_text
 from ..errors import CharlmError, ConfigError, CorpusError, ModelFileError
 
 HELP = """\
@@ -36,18 +37,97 @@ A first session:
 With no corpus, `charlm train` uses the bundled tiny Shakespeare. Every command has -h.
 """
 
-app = typer.Typer(help=HELP, add_completion=False, no_args_is_help=True,
+# The choices of options that take one of a few words: typer lists them in the help
+# (`--level <char|word>`) and refuses anything else as a usage error.
+Level = Literal["char", "word"]
+Base = Literal["e", "2", "10"]
+Cell = Literal["rnn", "gru", "lstm"]
+Activation = Literal["tanh", "relu"]
+Dtype = Literal["float32", "float64"]
+Optimizer = Literal["sgd", "adagrad", "adam"]
+Schedule = Literal["constant", "decay", "plateau"]
+ClipMode = Literal["norm", "value"]
+
+
+def strip_debug(args: list[str]) -> tuple[list[str], bool]:
+    """``--debug`` may stand anywhere before a ``--``: take it out of ``args`` (the group's
+    own option then reads it at the front). Returns (the other arguments, whether it was
+    there)."""
+    end = args.index("--") if "--" in args else len(args)
+    kept = [a for a in args[:end] if a != "--debug"]
+    return kept + args[end:], len(kept) < end
+
+
+class CharlmGroup(TyperGroup):
+    """The app's command group: ``--debug`` anywhere, and usage errors as one line."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        args, debug = strip_debug(list(sys.argv[1:] if args is None else args))
+        STDIN_READ["by"] = None
+        try:
+            rv = super().main((["--debug"] if debug else []) + args, prog_name,
+                              complete_var, standalone_mode=False, **extra)
+        except typer.Abort:   # end of input at a prompt (charlm has none), as typer says it
+            err.print("Aborted!")
+            rv = 1
+        except typer.TyperException as e:   # typer's usage errors (exit code 2)
+            if type(e).__name__ == "NoArgsIsHelpError":   # bare `charlm`: the help, as typer
+                e.show()
+            else:
+                usage_error_line(e, self._command_path(args, prog_name))
+            rv = e.exit_code
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+    def _command_path(self, args: list[str], prog_name: str | None) -> str:
+        """``charlm train`` for a usage error in ``charlm ... train ...`` whose context is
+        gone (an option missing its value)."""
+        prog = prog_name or "charlm"
+        sub = next((a for a in args if a in self.commands), None)
+        return f"{prog} {sub}" if sub else prog
+
+
+def usage_error_line(e, command_path: str) -> None:
+    """A usage error as one line on stderr: ``Error: <what>. See 'charlm train -h'.``"""
+    msg = " ".join(e.format_message().split()).replace("Value error, ", "")
+    if not msg.endswith((".", "?")):
+        msg += "."
+    ctx = getattr(e, "ctx", None)
+    path = ctx.command_path if ctx is not None else command_path
+    err.print(Text(f"Error: {msg} See '{path} -h'.", style="red"))
+
+
+app = typer.Typer(cls=CharlmGroup, help=HELP, no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   pretty_exceptions_enable=False, rich_markup_mode=None)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 DEBUG = {"on": False}
+PLAIN_PROGRESS_SECONDS = 30.0   # without a terminal: at most one progress line this often
+WIDTH = 80                       # progress and info lines fit this many columns
 
 
-def fail(e: CharlmError) -> None:
+def live_progress() -> bool:
+    """Whether progress is drawn as a live bar (stderr is a terminal) or written as plain
+    lines (a log file, a pipe, CI, nohup), where a bar's carriage-return frames would pile up.
+    Every progress display in the command line asks here."""
+    return sys.stderr.isatty()
+
+
+def fit_line(line: str, width: int = WIDTH) -> str:
+    """``line`` cut to ``width`` columns, with an ellipsis when cut."""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def fail(e: CharlmError, command: str | None = None) -> None:
     if DEBUG["on"]:
         raise e
-    fail_line(str(e), e.exit_code)
+    message = str(e)
+    if e.exit_code == 2 and command:   # a usage error: point at the help, as typer's do
+        message += f" See 'charlm {command} -h'."
+    fail_line(message, e.exit_code)
 
 
 def fail_line(message: str, code: int) -> None:
@@ -69,7 +149,7 @@ def guarded(fn):
         except (typer.Exit, typer.Abort, typer.BadParameter):  # typer's own: as typer does
             raise
         except CharlmError as e:
-            fail(e)
+            fail(e, fn.__name__.removesuffix("_cmd"))
         except BaseException as e:  # noqa: B036  (KeyboardInterrupt too: no traceback)
             if DEBUG["on"] or isinstance(e, SystemExit):
                 raise
@@ -156,6 +236,20 @@ def read_stdin(encoding: str = "utf-8") -> str:
     if buf is None:
         return sys.stdin.read()
     return decode_text(buf.read(), "standard input", encoding)
+
+
+STDIN_READ = {"by": None}   # which argument has read standard input (it can be read once)
+
+
+def read_path(path: Path, encoding: str = "utf-8", what: str = "the file") -> str:
+    """A file's text, or standard input's for ``-`` (a corpus, an eval file, a score file)."""
+    if str(path) != "-":
+        return read_text(path, encoding)
+    if STDIN_READ["by"] is not None:
+        raise ConfigError(f"Standard input ('-') can be read only once, and {STDIN_READ['by']} "
+                          f"already reads it. Give a file for {what}.")
+    STDIN_READ["by"] = what
+    return read_stdin(encoding)
 
 
 def emit_json(obj) -> None:

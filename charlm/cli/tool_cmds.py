@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import ConfigError
-from .common import app, emit_json, guarded, out
+from .common import app, emit_json, guarded, live_progress, out
 
 # -------------------------------------------------------------------- gradcheck
 @app.command()
@@ -23,24 +23,32 @@ def gradcheck(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per check."),
 ):
     """Check every cell's backward pass against numerical gradients (float64)."""
-    from ..gradcheck import TOLERANCE, run_all
+    from ..gradcheck import ATOL, FLOOR, TOLERANCE, run_all
 
     results = list(run_all(seed))
     failed = [r for r in results if not r.passed]
     if as_json:
         for r in results:
             emit_json({"component": r.component, "param": r.param,
-                       "max_rel_error": r.max_rel_error, "passed": r.passed})
+                       "max_rel_error": r.raw_rel_error, "max_abs_error": r.max_abs_error,
+                       "checked_error": r.max_rel_error, "tolerance": TOLERANCE,
+                       "atol": ATOL, "passed": r.passed})
     else:
-        table = Table(title=f"gradient checks (float64, five-point centred differences, "
-                            f"tolerance {TOLERANCE:g})", show_edge=False)
-        for col in ("component", "parameter", "max rel. error", "result"):
-            table.add_column(col, justify="right" if col == "max rel. error" else "left")
+        table = Table(title="gradient checks (float64, five-point centred differences)",
+                      show_edge=False, pad_edge=False)
+        for col in ("component", "parameter", "rel. error", "abs. err", "tol.", "result"):
+            table.add_column(col, justify="left" if col in ("component", "parameter",
+                                                            "result") else "right")
         for r in results:
-            table.add_row(r.component, r.param, f"{r.max_rel_error:.2e}",
+            table.add_row(r.component, r.param, f"{r.raw_rel_error:.2e}",
+                          f"{r.max_abs_error:.1e}", f"{TOLERANCE:g}",
                           Text("pass", style="green") if r.passed else
                           Text("FAIL", style="bold red"))
         out.print(table)
+        out.print(f"rel. error = max |a-n| / max(|a|+|n|, {FLOOR:g}·max|n|); a analytic, "
+                  "n numerical.")
+        out.print(f"pass: every element has |a-n| < tolerance·max(|a|+|n|, {FLOOR:g}·max|n|)"
+                  f" + {ATOL:g}.")
         out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     if failed:
         raise typer.Exit(1)
@@ -51,13 +59,15 @@ def gradcheck(
 @guarded
 def bench(
     config: Optional[List[str]] = typer.Option(
-        None, "--config", help="C1 (char 2×256), C2 (char 2×512), W1 (word 10k, 2×200), MC "
-                               "(min-char-rnn) [default: all]."),
+        None, "--config", metavar="<C1|C2|W1|MC>",
+        help="C1 (char 2×256), C2 (char 2×512), W1 (word 10k, 2×200), MC (min-char-rnn) "
+             "[default: all]."),
     cell: Optional[List[str]] = typer.Option(
-        None, "--cell", help="rnn, gru, lstm, on every config [default: all on C1, lstm on C2 "
-                             "and W1]."),
+        None, "--cell", metavar="<rnn|gru|lstm>",
+        help="rnn, gru, lstm, on every config [default: all on C1, lstm on C2 and W1]."),
     mode: Optional[List[str]] = typer.Option(
-        None, "--mode", help="train, eval, generate [default: all; no eval on C2 and MC]."),
+        None, "--mode", metavar="<train|eval|generate>",
+        help="train, eval, generate [default: all; no eval on C2 and MC]."),
     steps: int = typer.Option(20, "--steps", help="Timed steps per train or eval measurement "
                                                    "(median); generation times 2,000 tokens."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per measurement."),
@@ -87,7 +97,8 @@ def bench(
         raise ConfigError("Nothing to measure: MC (min-char-rnn) is an RNN; add --cell rnn.")
     peak = sgemm_peak()
     results = []
-    for spec in tqdm(plan, desc="bench", unit="run", file=sys.stderr, leave=False):
+    for spec in tqdm(plan, desc="bench", unit="run", file=sys.stderr, leave=False,
+                     disable=not live_progress()):
         r = measure({**spec, "steps": steps})
         r["pct_of_peak"] = 100.0 * r["gflops"] / peak
         r["peak_sgemm_gflops"] = peak

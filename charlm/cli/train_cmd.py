@@ -14,11 +14,13 @@ import typer
 from tqdm import tqdm
 
 from .. import checkpoint
-from ..api import read_text
 from ..errors import CharlmError, ConfigError, ModelFileError
 from ..model import Model, ModelConfig
 from ..render import format_duration
-from .common import app, err, guarded
+from . import common
+from .common import (Activation, Cell, ClipMode, Dtype, Level,
+                     Optimizer, Schedule, app, err, fit_line, guarded, live_progress,
+                     read_path)
 
 # ------------------------------------------------------------------------ train
 class StopFlag:
@@ -58,16 +60,16 @@ def train(
     bidirectional: bool = typer.Option(False, "--bidirectional",
                                        help="tag: every layer a BRNN, reading the sentence "
                                             "both ways."),
-    level: str = typer.Option("char", "--level", help="Tokens: char or word."),
-    cell: str = typer.Option("lstm", "--cell", help="Recurrent cell: rnn, gru or lstm."),
+    level: Level = typer.Option("char", "--level", help="Tokens: char or word."),
+    cell: Cell = typer.Option("lstm", "--cell", help="Recurrent cell: rnn, gru or lstm."),
     layers: int = typer.Option(2, "--layers", help="Stacked recurrent layers (deep RNN)."),
     hidden: int = typer.Option(512, "--hidden", help="Hidden units per layer (n_a)."),
     embed: int = typer.Option(64, "--embed", help="Embedding size; 0 = one-hot inputs."),
-    activation: str = typer.Option("tanh", "--activation", help="Basic RNN: tanh or relu."),
+    activation: Activation = typer.Option("tanh", "--activation", help="Basic RNN: tanh or relu."),
     peephole: bool = typer.Option(False, "--peephole", help="LSTM: gates also see c<t-1>."),
     simplified: bool = typer.Option(False, "--simplified", help="GRU: no relevance gate Γr."),
     dropout: float = typer.Option(0.2, "--dropout", help="Dropout between layers, [0, 1)."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
+    dtype: Dtype = typer.Option("float32", "--dtype", help="float32 or float64."),
     vocab_size: int = typer.Option(10000, "--vocab-size",
                                    help="Most tokens kept, counting <EOS> and <UNK>."),
     min_count: int = typer.Option(1, "--min-count", help="Drop tokens seen fewer times."),
@@ -78,10 +80,10 @@ def train(
                                help="Join wrapped lines into paragraphs (word level: "
                                     "sentences) instead of one sequence per line."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the corpus."),
-    optimizer: str = typer.Option("adam", "--optimizer", help="sgd, adagrad or adam."),
+    optimizer: Optimizer = typer.Option("adam", "--optimizer", help="sgd, adagrad or adam."),
     lr: float = typer.Option(2e-3, "--lr", help="Learning rate."),
     momentum: float = typer.Option(0.0, "--momentum", help="SGD momentum."),
-    schedule: str = typer.Option("constant", "--schedule",
+    schedule: Schedule = typer.Option("constant", "--schedule",
                                  help="constant, decay (×--decay each epoch from "
                                       "--decay-after) or plateau (×--decay when validation "
                                       "does not improve)."),
@@ -90,7 +92,7 @@ def train(
     clip: float = typer.Option(5.0, "--clip",
                                help="Clipping threshold for the gradient of L = Σ_t L<t> "
                                     "(summed over the window); 0 = off."),
-    clip_mode: str = typer.Option("norm", "--clip-mode",
+    clip_mode: ClipMode = typer.Option("norm", "--clip-mode",
                                   help="norm (global norm) or value (element-wise)."),
     batch: int = typer.Option(32, "--batch", help="Rows trained in parallel (m)."),
     bptt: int = typer.Option(128, "--bptt", help="Steps per truncated-BPTT window (T)."),
@@ -255,8 +257,66 @@ def _corpus_texts(corpus, encoding, valid):
         texts = [bundled().read_text(encoding="utf-8")]
         err.print("Training on the bundled corpus: tiny Shakespeare (1.1 MB).")
     else:
-        texts = [read_text(p, encoding) for p in corpus]
-    return texts, (read_text(valid, encoding) if valid else None)
+        texts = [read_path(p, encoding, "the corpus") for p in corpus]
+    return texts, (read_path(valid, encoding, "--valid") if valid else None)
+
+
+class BarDisplay:
+    """Progress on a terminal: a tqdm bar (steps, or seconds of a time budget) with the
+    latest figures beside it, and whole lines written above it."""
+
+    def __init__(self, total: int, initial: int, by_time: bool):
+        self.by_time = by_time
+        self.last = time.perf_counter()
+        self.bar = tqdm(total=total, initial=initial, unit="s" if by_time else "step",
+                        file=sys.stderr, dynamic_ncols=True, leave=True,
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}"
+                                   "{postfix}]")
+
+    def line(self, text: str) -> None:
+        self.bar.write(text, file=sys.stderr)
+
+    def step(self, e: dict, status) -> None:
+        due = time.perf_counter() - self.last > 0.5
+        if self.by_time:
+            self.bar.n = min(int(e["elapsed"]), self.bar.total)
+            if due:
+                self.bar.refresh()
+        else:
+            self.bar.update(1)
+        if due:
+            self.last = time.perf_counter()
+            self.bar.set_postfix_str(status(e), refresh=True)
+
+    def evaluated(self, e: dict, status) -> None:
+        pass   # the bar shows the figures already
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class LineDisplay:
+    """Progress without a terminal (``2>train.log``, CI, nohup): plain lines that ``tail -f``
+    can follow, one at each evaluation and at most one every ``every`` seconds between."""
+
+    def __init__(self, every: float):
+        self.every = every
+        self.last = time.perf_counter()
+
+    def line(self, text: str) -> None:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def step(self, e: dict, status) -> None:
+        if time.perf_counter() - self.last >= self.every:
+            self.evaluated(e, status)
+
+    def evaluated(self, e: dict, status) -> None:
+        self.last = time.perf_counter()
+        self.line(status(e))
+
+    def close(self) -> None:
+        pass
 
 
 def _run_training(trainer, out_file: Path, level: str) -> None:
@@ -265,53 +325,55 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
     unit = "bits/char" if level == "char" else "ppl"
 
     def metric(loss):
-        return loss / math.log(2) if level == "char" else math.exp(min(loss, 700))
-
-    if task != "lm":   # per-token loss over labels: no perplexity to show
-        unit, metric = "nats", (lambda loss: loss)  # noqa: E731
+        return (f"{loss / math.log(2):.3f}" if level == "char"
+                else f"{math.exp(min(loss, 700)):.1f}")
 
     total = None
     if cfg.steps or cfg.epochs:
         cands = [c for c in (cfg.steps, cfg.epochs * len(trainer.batches)) if c]
         total = min(cands)
     by_time = total is None
-    bar = tqdm(total=round(cfg.time_budget) if by_time else total, initial=0 if by_time else
-               run.step, unit="s" if by_time else "step", file=sys.stderr, dynamic_ncols=True,
-               leave=True, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}"
-                                      "{postfix}]")
-    state = {"ema": None, "tok": 0, "sec": 0.0, "last": time.perf_counter()}
+    if live_progress():
+        display = BarDisplay(round(cfg.time_budget) if by_time else total,
+                             0 if by_time else run.step, by_time)
+    else:
+        display = LineDisplay(common.PLAIN_PROGRESS_SECONDS)
+    state = {"ema": None, "tok": 0, "sec": 0.0, "step": None}
+
+    def status(e: dict) -> str:
+        """The latest figures: step, epoch, smoothed training loss, speed, elapsed time."""
+        loss = state["ema"] if state["ema"] is not None else float("nan")
+        epoch = e["epoch"] + e["window"] / e["windows"] if "window" in e else e["epoch"]
+        return fit_line(f"step {e['step']:,}  epoch {epoch:.2f}  loss {loss:.3f} nats  "
+                    f"{state['tok'] / max(state['sec'], 1e-9):,.0f} tok/s  "
+                    f"{format_duration(state['elapsed'])}")
 
     def callback(e: dict) -> None:
         k = e["kind"]
-        if k == "start" and task != "lm":
-            bar.write(f"{e['params']:,} parameters, vocabulary {e['vocab']}, "
-                      f"{len(trainer.model.labels)} labels, {e['tokens_per_epoch']:,} tokens "
-                      f"per epoch in {e['windows_per_epoch']} batches of up to {cfg.batch} "
-                      "sentences.", file=sys.stderr)
-        elif k == "start":
-            bar.write(f"{e['params']:,} parameters, vocabulary {e['vocab']}, "
-                      f"{e['tokens_per_epoch']:,} tokens per epoch in {e['windows_per_epoch']} "
-                      f"windows of {cfg.batch}×{cfg.bptt}.", file=sys.stderr)
+        if k == "start":
+            state["elapsed"] = run.elapsed
+            display.line(fit_line(f"{e['params']:,} parameters, vocabulary {e['vocab']:,}."))
+            if task != "lm":
+                display.line(fit_line(
+                    f"{len(trainer.model.labels)} labels, {e['tokens_per_epoch']:,} tokens per "
+                    f"epoch in {e['windows_per_epoch']:,} batches of up to {cfg.batch} "
+                    "sentences."))
+            else:
+                display.line(fit_line(f"{e['tokens_per_epoch']:,} tokens per epoch in "
+                                  f"{e['windows_per_epoch']:,} windows of {cfg.batch}×{cfg.bptt}."))
         elif k == "step":
             if e["loss"] is not None:
                 state["ema"] = e["loss"] if state["ema"] is None else \
                     0.95 * state["ema"] + 0.05 * e["loss"]
             state["tok"] += e["tokens"]
             state["sec"] += e["seconds"]
-            if by_time:
-                bar.n = min(int(e["elapsed"]), bar.total)
-                bar.refresh() if time.perf_counter() - state["last"] > 0.5 else None
-            else:
-                bar.update(1)
-            if time.perf_counter() - state["last"] > 0.5:
-                state["last"] = time.perf_counter()
-                loss = state["ema"] if state["ema"] is not None else float("nan")
-                bar.set_postfix_str(
-                    f"ep {e['epoch'] + e['window'] / e['windows']:.2f} step {e['step']} "
-                    f"loss {loss:.3f} {unit} {metric(loss):.3f} "
-                    f"{state['tok'] / max(state['sec'], 1e-9):,.0f} tok/s", refresh=True)
+            state["elapsed"] = e["elapsed"]
+            state["step"] = e
+            display.step(e, status)
         elif k == "eval":
-            line = f"step {e['step']:>6}  epoch {e['epoch']:.2f}"
+            if state["step"] is not None:
+                display.evaluated(state["step"], status)
+            line = f"step {e['step']:>6}  epoch {e['epoch']:5.2f}"
             if e.get("train_loss") is not None:
                 line += f"  train {e['train_loss']:.4f}"
             if task != "lm" and "valid_loss" in e:
@@ -319,18 +381,18 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
                 if "valid_f1" in e:
                     line += (f"  entity F1 {e['valid_f1']:.4f} (P {e['valid_precision']:.3f} "
                              f"R {e['valid_recall']:.3f})")
-                line += "  *best" if e.get("best") else ""
+                line += " *best" if e.get("best") else ""
             elif "valid_loss" in e:
-                line += (f"  valid {e['valid_loss']:.4f} nats ({unit} "
-                         f"{metric(e['valid_loss']):.3f}){'  *best' if e.get('best') else ''}")
-            bar.write(line, file=sys.stderr)
+                line += (f"  valid {e['valid_loss']:.4f} = {metric(e['valid_loss'])} {unit}"
+                         f"{' *best' if e.get('best') else ''}")
+            display.line(fit_line(line))
             if not cfg.sample_every and task == "lm":
                 s = trainer.progress_sample().replace("\n", " ⏎ ")
-                bar.write(f"  sample: {s[:160]}", file=sys.stderr)
+                display.line(fit_line(f"  sample: {s}"))
         elif k == "sample":
-            bar.write("  sample: " + e["text"].replace("\n", " ⏎ ")[:160], file=sys.stderr)
+            display.line(fit_line("  sample: " + e["text"].replace("\n", " ⏎ ")))
         elif k == "warning":
-            bar.write(f"Warning: {e['message']}", file=sys.stderr)
+            display.line(f"Warning: {e['message']}")
 
     trainer.callback = callback
     flag = StopFlag()
@@ -343,7 +405,7 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
             reason = trainer.run_loop()
     finally:
         flag.uninstall()
-        bar.close()
+        display.close()
     if reason == "interrupted":
         code = 143 if flag.signum == signal.SIGTERM else 130
         err.print(f"Interrupted at step {run.step}; the run is saved in {out_file}. "

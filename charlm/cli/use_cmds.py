@@ -1,7 +1,9 @@
-"""``charlm sample``, ``score``, ``eval`` and ``info``: using a trained model."""
+"""``charlm sample``, ``score`` and ``eval``: using a trained model."""
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import sys
 from pathlib import Path
@@ -14,18 +16,17 @@ from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
 
-from ..api import read_text
 from ..errors import CharlmError, ConfigError, CorpusError
-from ..render import format_duration, format_prob, sparkline
+from ..render import format_prob, plural
 from ..vocab import EOS_ID, UNK_ID
-from .common import (LEVEL_HELP, MODEL_HELP, app, arg_text, emit_json, err, guarded,
-                     open_model, out, read_stdin)
+from .common import (LEVEL_HELP, MODEL_HELP, Base, Level, app, arg_text, emit_json, err,
+                     guarded, open_model, out, read_path)
 
 # ----------------------------------------------------------------------- sample
 @app.command()
 @guarded
 def sample(
-    level: str = typer.Option("char", "--level", help=LEVEL_HELP),
+    level: Level = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     num: int = typer.Option(1, "-n", "--num", help="How many samples."),
     length: Optional[int] = typer.Option(
@@ -36,13 +37,24 @@ def sample(
     top_k: int = typer.Option(0, "--top-k", help="Draw only from the k likeliest; 0 = all."),
     top_p: float = typer.Option(1.0, "--top-p",
                                 help="Draw from the smallest set with this much probability."),
-    prime: Optional[str] = typer.Option(None, "--prime", help="Text the sample continues."),
+    prime: Optional[str] = typer.Option(None, "--prime", metavar="<text>",
+                                        help="Text the sample continues."),
     allow_unk: bool = typer.Option(False, "--allow-unk", help="Let <UNK> be drawn."),
     no_stop: bool = typer.Option(False, "--no-stop",
-                                 help="Go on through <EOS> (as a line break) to --length."),
+                                 help="Go on through <EOS> (as a line break) to --length; "
+                                      "samples are then separated by a blank line."),
+    min_length: int = typer.Option(0, "--min-length",
+                                   help="No <EOS> before this many tokens (it is not drawn)."),
+    out_file: Optional[Path] = typer.Option(None, "--out",
+                                            help="Write the samples to this new file instead "
+                                                 "of stdout."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per sample."),
 ):
-    """Sample new text: draw each token from the softmax and feed it back."""
+    """Sample new text: draw each token from the softmax and feed it back.
+
+    Without --seed a seed is drawn from the operating system's entropy; --json reports it,
+    so `--seed` with that number draws the same sample again.
+    """
     from ..generate import check_options, sample as draw
 
     m, meta, path = open_model(level, model)
@@ -66,30 +78,57 @@ def sample(
             err.print(f"Warning: the prime is {len(prime_ids)} tokens, longer than the "
                       f"{bptt}-step windows the model was trained on; it may lose track of "
                       "its start.")
+    if out_file is not None and out_file.exists():
+        raise CharlmError(f"{out_file} already exists; --out writes a new file. Choose "
+                          "another name, or remove it first.")
+    if seed is None:   # drawn here, so that it can be reported and the sample repeated
+        import secrets
+        seed = secrets.randbits(32)
     rng = np.random.default_rng(seed)
+    sink = sys.stdout if out_file is None else io.StringIO()
     for i in range(num):
         prefix = prime or ""
         if not as_json:
-            sys.stdout.write(prefix)
+            sink.write(("\n" if i and no_stop else "") + prefix)
         s = draw(m, rng, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                  prime_ids=prime_ids, allow_unk=allow_unk, stop_at_eos=not no_stop,
-                 on_token=None if as_json else TextStream(vocab))
+                 min_length=min_length, on_token=None if as_json else TextStream(vocab, sink))
         if as_json:
-            emit_json({"index": i, "text": prefix + vocab.decode(s.ids), "prime": prime,
-                       "tokens": [vocab.tokens[t] for t in s.ids], "n_tokens": len(s.ids),
-                       "log_prob": s.log_prob, "stopped_at_eos": s.stopped_at_eos,
-                       "seed": seed})
+            sink.write(json.dumps({
+                "index": i, "text": prefix + vocab.decode(s.ids), "prime": prime,
+                "tokens": [vocab.tokens[t] for t in s.ids], "n_tokens": len(s.ids),
+                "log_prob": s.log_prob, "stopped_at_eos": s.stopped_at_eos,
+                "seed": seed}, ensure_ascii=False) + "\n")
         else:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+            sink.write("\n")
+        sink.flush()
+    if out_file is not None:
+        write_new_file(out_file, sink.getvalue())
+        err.print(f"Wrote {num} sample{'s' if num != 1 else ''} to {out_file}.")
+
+
+def write_new_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file, then a rename that
+    refuses to replace a file made meanwhile)."""
+    import os
+    import tempfile
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.link(tmp, path)     # fails if path exists: nothing of the user's is replaced
+    finally:
+        os.unlink(tmp)
 
 
 class TextStream:
     """Writes each sampled token to stdout as it arrives, spaced as ``Vocab.decode`` spaces
     it (which depends only on the token before)."""
 
-    def __init__(self, vocab):
+    def __init__(self, vocab, sink=None):
         self.vocab = vocab
+        self.sink = sink or sys.stdout
         self.prev: int | None = None
 
     def __call__(self, tok: int) -> None:
@@ -97,8 +136,8 @@ class TextStream:
             piece = self.vocab.decode([tok])
         else:
             piece = self.vocab.decode([self.prev, tok])[len(self.vocab.decode([self.prev])):]
-        sys.stdout.write(piece)
-        sys.stdout.flush()
+        self.sink.write(piece)
+        self.sink.flush()
         self.prev = tok
 
 
@@ -106,48 +145,65 @@ class TextStream:
 @app.command()
 @guarded
 def score(
-    sentences: Optional[List[str]] = typer.Argument(None, help="Sentences to score."),
+    sentences: Optional[List[str]] = typer.Argument(
+        None, help="Sentences to score (none: read standard input, one per line)."),
     file: Optional[Path] = typer.Option(None, "--file",
                                         help="Score each line of a file ('-' = stdin)."),
-    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of --file."),
-    level: str = typer.Option("char", "--level", help=LEVEL_HELP),
+    encoding: str = typer.Option("utf-8", "--encoding", metavar="<codec>",
+                                 help="Text encoding of --file."),
+    level: Level = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
-    base: str = typer.Option("e", "--base", help="Logarithm base: e, 2 or 10."),
+    base: Base = typer.Option("e", "--base", help="Logarithm base: e, 2 or 10."),
+    rank: Optional[bool] = typer.Option(
+        None, "--rank/--lines",
+        help="A table ranked by probability, or one line per input line in input order "
+             "[default: --rank for sentences given as arguments, --lines for a file or "
+             "stdin]."),
+    unk_penalty: bool = typer.Option(
+        False, "--unk-penalty",
+        help="Subtract log(number of types <UNK> stands for) per <UNK>: fair ranking."),
     per_token: bool = typer.Option(False, "--per-token",
                                    help="Show every P(y<t> | ...) and its surprisal."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per sentence."),
 ):
-    """How probable is a sentence? P(y<1>) · P(y<2>|y<1>) · … · P(<EOS>|…)."""
+    """How probable is a sentence? P(y<1>) · P(y<2>|y<1>) · … · P(<EOS>|…).
+
+    --lines prints, for each input line in order, tab-separated: log P (in --base), tokens
+    (with <EOS>), OOV tokens, perplexity per token, and the line. A blank line is an empty
+    sequence: it scores P(<EOS>) alone, 1 token.
+    """
     from ..score import score_many
 
     texts = [arg_text(t, "sentence") for t in sentences or []]
+    piped = not texts and sys.stdin is not None and not sys.stdin.isatty()
+    from_file = file is not None or texts == ["-"] or piped
     if file is not None:
-        raw = read_stdin(encoding) if str(file) == "-" else read_text(file, encoding)
-        texts += [t for t in raw.split("\n") if t.strip()]
-    elif texts == ["-"]:
-        texts = [t for t in read_stdin(encoding).split("\n") if t.strip()]
+        texts += file_lines(read_path(file, encoding, "--file"))
+    elif texts == ["-"] or piped:
+        texts = file_lines(read_path(Path("-"), encoding, "the sentences"))
     if not texts:
-        raise ConfigError("Nothing to score. Give a sentence, or --file FILE.")
-    if base not in ("e", "2", "10"):
-        raise ConfigError(f"--base must be e, 2 or 10 (got {base}).")
+        raise ConfigError("Nothing to score. Give a sentence, --file FILE, or text on "
+                          "standard input.")
     logb = {"e": 1.0, "2": math.log(2), "10": math.log(10)}[base]
     m, _, _ = open_model(level, model)
+    penalty = unk_penalty_nats(m.vocab) if unk_penalty else 0.0
     results = list(score_many(m, texts))
-    for r in results:
-        if not r.text.strip():
-            err.print("Warning: an empty sentence scores only its <EOS>.")
-        elif r.n_oov == r.n_tokens - 1:
-            err.print(f"Warning: every token of {r.text!r} is outside the vocabulary; it is "
-                      "scored through <UNK>.")
-        elif r.n_oov:
-            oov = m.vocab.oov_tokens(r.text)
-            err.print(f"Warning: {r.n_oov} token(s) of {r.text!r} are outside the vocabulary "
-                      f"and scored as <UNK>: {' '.join(repr(t) for t in oov[:10])}")
+    warn_unknown(m.vocab, results, penalty if unk_penalty else None)
+    if rank is None:
+        rank = not from_file
+
+    def log_p(r) -> float:  # natural log, with the <UNK> penalty when asked for
+        return r.log_prob - r.n_oov * penalty
+
+    def ppl(r) -> float:
+        return math.exp(min(-log_p(r) / r.n_tokens, 700))
+
     if as_json:
-        for r in results:
-            obj = {"text": r.text, "log_prob": r.log_prob / logb, "base": base,
-                   "probability": math.exp(r.log_prob), "perplexity": r.perplexity,
-                   "n_tokens": r.n_tokens, "n_oov": r.n_oov}
+        for k, r in enumerate(results):
+            obj = {"index": k, "text": r.text, "log_prob": log_p(r) / logb, "base": base,
+                   "probability": math.exp(log_p(r)), "perplexity": ppl(r),
+                   "n_tokens": r.n_tokens, "n_oov": r.n_oov,
+                   "unk_penalty": r.n_oov * penalty / logb}
             if per_token:
                 obj["tokens"] = [{"token": m.vocab.tokens[i], "log_prob": float(lp) / logb,
                                   "surprisal_bits": float(-lp / math.log(2))}
@@ -155,27 +211,78 @@ def score(
             emit_json(obj)
         return
     lname = {"e": "ln", "2": "log2", "10": "log10"}[base]
-    if len(results) == 1:
+    if not rank:
+        for r in results:   # tab-separated, one line per input line (see the help)
+            sys.stdout.write(f"{log_p(r) / logb:.4f}\t{r.n_tokens}\t{r.n_oov}\t"
+                             f"{ppl(r):.3f}\t{r.text}\n")
+        sys.stdout.flush()
+    elif len(results) == 1:
         r = results[0]
-        out.print(Text(f"P({r.text}) = {format_prob(r.log_prob)}"))  # Text: no markup
-        out.print(f"{lname} P = {r.log_prob / logb:.4f}   perplexity {r.perplexity:.3f} per "
+        out.print(Text(f"P({r.text}) = {format_prob(log_p(r))}"))  # Text: no markup
+        out.print(f"{lname} P = {log_p(r) / logb:.4f}   perplexity {ppl(r):.3f} per "
                   f"token   {r.n_tokens} tokens (with <EOS>)   {r.n_oov} OOV")
     else:
-        ranked = sorted(results, key=lambda r: -r.log_prob)
-        best = ranked[0].log_prob
+        ranked = sorted(results, key=lambda r: -log_p(r))
+        best = log_p(ranked[0])
+        any_unk = any(r.n_oov for r in results)
         table = Table(show_edge=False, pad_edge=False)
         for col, j in (("#", "right"), ("sentence", "left"), ("P", "right"),
                        (f"{lname} P", "right"), ("ppl/token", "right"), ("tokens", "right"),
-                       ("OOV", "right"), ("× best", "right")):
+                       ("OOV", "right"), ("× best", "right")) + ((("", "left"),) if any_unk
+                                                                  else ()):
             table.add_column(col, justify=j)
         for k, r in enumerate(ranked, 1):
-            table.add_row(str(k), Text(r.text), format_prob(r.log_prob),
-                          f"{r.log_prob / logb:.3f}", f"{r.perplexity:.3f}", str(r.n_tokens),
-                          str(r.n_oov), format_prob(r.log_prob - best))
+            note = ((f"has <UNK> (−{r.n_oov * penalty / logb:.3f})" if unk_penalty
+                     else "has <UNK>") if r.n_oov else "",) if any_unk else ()
+            table.add_row(str(k), Text(r.text), format_prob(log_p(r)),
+                          f"{log_p(r) / logb:.3f}", f"{ppl(r):.3f}", str(r.n_tokens),
+                          str(r.n_oov), format_prob(log_p(r) - best), *note)
         out.print(table)
     if per_token:
         for r in results:
             _per_token(m, r)
+
+
+def file_lines(text: str) -> list[str]:
+    """The lines of a scored file, blank ones kept (a final line break ends the last line)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def unk_penalty_nats(vocab) -> float:
+    """log(number of token types <UNK> stood for in the training text), at least log 1."""
+    n = vocab.unk_types
+    if not isinstance(n, int):
+        raise CharlmError("This model file does not record how many token types <UNK> stands "
+                          "for (it was made before charlm recorded that). Rank without "
+                          "--unk-penalty, or train the model again.")
+    return math.log(max(n, 1))
+
+
+def warn_unknown(vocab, results, penalty: float | None) -> None:
+    """One summary on stderr for blank lines, for lines made only of unknown tokens and for
+    the unknown tokens of all the others (not one warning per line)."""
+    blank = sum(1 for r in results if r.n_tokens == 1)   # nothing but the final <EOS>
+    if blank:
+        err.print(f"Warning: {plural(blank, 'empty sentence')} (no tokens) "
+                  f"{'scores' if blank == 1 else 'score'} only the <EOS> that ends "
+                  f"{'it' if blank == 1 else 'them'}.")
+    with_unk = [r for r in results if r.n_oov]
+    if not with_unk:
+        return
+    all_unk = [r for r in with_unk if r.n_oov == r.n_tokens - 1]
+    seen: dict[str, None] = {}
+    for r in with_unk:
+        seen.update(dict.fromkeys(vocab.oov_tokens(r.text)))
+    shown = " ".join(repr(t) for t in list(seen)[:10]) + (" …" if len(seen) > 10 else "")
+    how = ("scored as <UNK>, less log " + str(vocab.unk_types) + " each (--unk-penalty)"
+           if penalty is not None else "scored as <UNK> (rank fairly with --unk-penalty)")
+    what = (f"every token of {all_unk[0].text!r} is" if len(with_unk) == 1 and all_unk
+            else f"{plural(len(with_unk), 'sentence')} of {len(results)} "
+                 f"{'has' if len(with_unk) == 1 else 'have'} tokens")
+    err.print(f"Warning: {what} outside the vocabulary, {how}: {shown}")
 
 
 def _per_token(m, r) -> None:
@@ -204,7 +311,7 @@ def _per_token(m, r) -> None:
 def eval_cmd(
     file: Path = typer.Argument(..., help="A held-out text file, one sequence per line (a "
                                           "CoNLL file for a tagger)."),
-    level: str = typer.Option("char", "--level", help=LEVEL_HELP),
+    level: Level = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
     batch: int = typer.Option(64, "--batch", help="Sequences scored in parallel."),
@@ -221,7 +328,7 @@ def eval_cmd(
         from ..tagger import Tagger
         from .tag_cmds import eval_tagger
         return eval_tagger(Tagger(m, meta), file, as_json)
-    text = read_text(file, encoding)
+    text = read_path(file, encoding, "the file to evaluate")
     from ..vocab import split_sequences
     lines = list(split_sequences(text))
     if not any(line.strip() for line in lines):
@@ -252,91 +359,3 @@ def eval_cmd(
               + (f"   (without OOV positions {res['perplexity_without_oov']:.3f})"
                  if res["perplexity_without_oov"] is not None and n_oov else ""))
     out.print(f"bits per character {res['bits_per_char']:.4f}")
-
-
-# ------------------------------------------------------------------------- info
-@app.command()
-@guarded
-def info(
-    level: str = typer.Option("char", "--level", help=LEVEL_HELP),
-    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
-    plot: Optional[Path] = typer.Option(None, "--plot",
-                                        help="Write training/validation curves to a PNG "
-                                             "(needs matplotlib)."),
-    as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
-):
-    """What a model file holds: config, vocabulary, parameters, training history."""
-    m, meta, path = open_model(level, model, tasks=("lm", "tag", "classify"))
-    from ..metrics import is_iob
-    metric = ("valid_loss" if m.labels is None else
-              "valid_f1" if m.config.task == "tag" and is_iob(m.labels) else "valid_accuracy")
-    run = meta.get("run") or {}
-    layers = {}
-    for k, v in m.params.items():
-        group = k.split(".")[0] if "." in k else ("embedding" if k == "E" else "output")
-        layers[group] = layers.get(group, 0) + int(v.size)
-    hist = run.get("history") or []
-    res = {"path": str(path), "config": m.config.to_json(), "level": m.vocab.level,
-           "vocab_size": len(m.vocab), "vocab_sample": m.vocab.tokens[:20],
-           "parameters": m.n_params(), "parameters_per_layer": layers,
-           "train_config": meta.get("config"),
-           "steps": run.get("step"), "epochs": run.get("epoch"),
-           "tokens_seen": run.get("tokens_seen"), "seconds": run.get("elapsed"),
-           "best_valid_loss": run.get("best_valid"), "best_step": run.get("best_step"),
-           "finished": run.get("finished"), "history": hist,
-           "task": m.config.task, "labels": m.labels, "best_valid_metric": metric}
-    if plot is not None:
-        _plot(hist, plot)
-    if as_json:
-        emit_json(res)
-        return
-    c = m.config
-    shape = f"{c.layers}×{'bidirectional ' if c.bidirectional else ''}{c.cell.upper()} {c.hidden}"
-    shape += {"rnn": f" ({c.activation})", "gru": " simplified" if c.simplified else "",
-              "lstm": " peephole" if c.peephole else ""}[c.cell]
-    out.print(f"[bold]{escape(str(path))}[/bold]  {m.vocab.level}-level {shape}, "
-              f"{'embedding ' + str(c.embed) if c.embed else 'one-hot inputs'}, "
-              f"dropout {c.dropout}, {c.dtype}")
-    toks = " ".join(repr(t)[1:-1] if len(t) == 1 else t for t in m.vocab.tokens[:20])
-    out.print(f"vocabulary {len(m.vocab):,} tokens: {toks} …")
-    if m.labels is not None:
-        out.print(Text(f"{c.task} model, {len(m.labels)} labels: {' '.join(m.labels)}"))
-    out.print(f"parameters {m.n_params():,}: "
-              + ", ".join(f"{k} {v:,}" for k, v in layers.items()))
-    if run:
-        bv = run.get("best_valid")
-        out.print(f"trained {run.get('step', 0):,} steps, {run.get('epoch', 0)} full epochs, "
-                  f"{run.get('tokens_seen', 0):,} tokens, "
-                  f"{format_duration(run.get('elapsed', 0.0))}"
-                  + (f"; best validation {bv:.4f} "
-                     f"{'nats/token' if metric == 'valid_loss' else metric[6:]} at step "
-                     f"{run.get('best_step')}" if bv is not None else ""))
-        tl = [h.get("train_loss") for h in hist if h.get("train_loss") is not None]
-        vl = [h.get("valid_loss") for h in hist if h.get("valid_loss") is not None]
-        if tl:
-            out.print(f"train loss {tl[0]:.3f} {sparkline(tl)} {tl[-1]:.3f}")
-        if vl:
-            out.print(f"valid loss {vl[0]:.3f} {sparkline(vl)} {vl[-1]:.3f}")
-    else:
-        out.print("no training state in this file")
-
-
-def _plot(hist: list, path: Path) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise CharlmError("--plot needs matplotlib, which is not installed. Install it with "
-                          "`pip install 'charlm[plot]'` (or `pip install matplotlib`).")
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label in (("train_loss", "train"), ("valid_loss", "validation")):
-        pts = [(h["step"], h[key]) for h in hist if h.get(key) is not None]
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats/token)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    err.print(f"Wrote {path}")
