@@ -5,6 +5,8 @@
     lm = charlm.load_model("models/char.npz")
     print(lm.sample(seed=1))
     print(lm.score("the apple and pear salad").log_prob)
+    tagger = charlm.train("train.conll", task="tag", valid="dev.conll", bidirectional=True)
+    print(charlm.load_model("models/tag.npz").tag("Harry Potter met Hermione").entities)
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
-from .errors import ConfigError, CorpusError
+from .errors import ConfigError, CorpusError, ModelFileError
 from .generate import sample as draw
 from .model import Model, ModelConfig
 from .score import Scored, score, score_many
@@ -65,16 +67,37 @@ class LanguageModel:
         return float(np.exp(nll))
 
 
-def load_model(path: str | Path) -> LanguageModel:
+# The object load_model returns for each task ("module:class", imported when needed): each
+# is made as ``cls(model, train_meta)``.
+TASK_OBJECTS = {"lm": "charlm.api:LanguageModel", "tag": "charlm.tagger:Tagger",
+                "classify": "charlm.classifier:Classifier"}
+
+
+def load_model(path: str | Path):
+    """The model in a file, as the object of its task: a LanguageModel (``.sample``,
+    ``.score``), a Tagger (``.tag``) or a Classifier (``.classify``)."""
+    import importlib
     model, meta, _ = checkpoint.load(path)
-    return LanguageModel(model, meta)
+    where = TASK_OBJECTS.get(model.config.task, "")
+    try:
+        module, name = where.split(":")
+        cls = getattr(importlib.import_module(module), name)
+    except (ValueError, ImportError, AttributeError):
+        raise ModelFileError(f"{path} holds a {model.config.task} model, which this charlm "
+                             "cannot use. Upgrade charlm.") from None
+    return cls(model, meta)
 
 
-def train(corpus: list[str | Path] | str | Path, out: str | Path = "models/char.npz",
-          valid: str | Path | None = None, callback=None, **options) -> LanguageModel:
-    """Train a model on text files; options are the ``charlm train`` options in snake_case
-    (model shape: cell, layers, hidden, embed, dropout, …; run: lr, batch, bptt, steps,
-    epochs, time_budget, …)."""
+def train(corpus: list[str | Path] | str | Path | None = None, out: str | Path | None = None,
+          valid: str | Path | None = None, callback=None, task: str = "lm", **options):
+    """Train a model; options are the ``charlm train`` options in snake_case (model shape:
+    cell, layers, hidden, embed, dropout, bidirectional, …; run: lr, batch, bptt, steps,
+    epochs, time_budget, patience, …). ``task``: "lm" (text files), "tag" (a CoNLL file; no
+    corpus: the bundled Broad Twitter Corpus sample). ``out`` defaults to
+    models/<level>.npz for a language model, models/<task>.npz otherwise."""
+    if task != "lm":
+        return _train_task(task, corpus, out, valid, callback, options)
+    out = out if out is not None else f"models/{options.get('level', 'char')}.npz"
     paths = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
     model_keys = {f.name for f in fields(ModelConfig)}
     train_keys = {f.name for f in fields(TrainConfig)}
@@ -90,6 +113,27 @@ def train(corpus: list[str | Path] | str | Path, out: str | Path = "models/char.
     model = Model.create(mcfg, corpus_data.vocab, np.random.default_rng(tcfg.seed))
     trainer = Trainer(model, corpus_data, tcfg, Path(out), callback)
     trainer.run_loop()
+    return load_model(out)
+
+
+def _train_task(task, corpus, out, valid, callback, options):
+    """train() for a sentence task: build its data and model, then the one trainer."""
+    model_keys = {f.name for f in fields(ModelConfig)} - {"task"}
+    train_keys = {f.name for f in fields(TrainConfig)}
+    unknown = set(options) - model_keys - train_keys
+    if unknown:
+        raise ConfigError(f"Unknown option(s): {', '.join(sorted(unknown))}.")
+    mcfg = ModelConfig(task=task, **{k: v for k, v in options.items() if k in model_keys})
+    tcfg = TrainConfig(**{k: v for k, v in options.items() if k in train_keys})
+    mcfg.validate()
+    tcfg.validate()
+    if task != "tag":
+        raise ConfigError(f"charlm.train cannot train task {task!r} yet. Use lm or tag.")
+    from .tasks.tag import TagTask, load_data
+    data = load_data(corpus, valid, tcfg)
+    model = Model.create(mcfg, data.vocab, np.random.default_rng(tcfg.seed), data.labels)
+    out = Path(out if out is not None else f"models/{task}.npz")
+    Trainer(model, TagTask(data, tcfg, model), tcfg, out, callback).run_loop()
     return load_model(out)
 
 

@@ -39,6 +39,8 @@ def save(path: str | Path, model: Model, meta_train: dict | None = None,
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "config": model.config.to_json(), "vocab": model.vocab.to_json(),
             "train": meta_train}
+    if model.labels is not None:   # a tagger's or classifier's outputs, in W_y's row order
+        meta["labels"] = list(model.labels)
     arrays = {f"param/{k}": v for k, v in model.params.items()}
     arrays.update(extra or {})
     arrays["meta"] = np.array(json.dumps(meta))
@@ -115,6 +117,12 @@ def load(path: str | Path) -> tuple[Model, dict, dict[str, np.ndarray]]:
         config = ModelConfig.from_json(meta["config"])
         config.validate()
         vocab = Vocab.from_json(meta["vocab"])
+        labels = meta.get("labels")
+        if config.task != "lm" and (not isinstance(labels, list) or len(labels) < 2
+                                    or not all(isinstance(t, str) for t in labels)):
+            raise TypeError(f"a {config.task} model needs a list of at least two labels")
+        if config.task == "lm":
+            labels = None
         if not isinstance(meta.get("train") or {}, dict):
             raise TypeError("the training state is not a JSON object")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -123,16 +131,20 @@ def load(path: str | Path) -> tuple[Model, dict, dict[str, np.ndarray]]:
     except Exception as e:  # ConfigError from validate: the file, not the user, is wrong
         raise ModelFileError(f"{path} has an invalid config: {e} {_AGAIN}") from e
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
-    check_arrays(path, params, _expected_shapes(config, vocab))
-    model = Model(config, vocab, {k: v.astype(config.dtype, copy=False) for k, v in params.items()})
+    check_arrays(path, params, _expected_shapes(config, vocab, labels))
+    model = Model(config, vocab, {k: v.astype(config.dtype, copy=False) for k, v in params.items()},
+                  labels)
     rest = {k: v for k, v in arrays.items() if not k.startswith("param/")}
     return model, meta.get("train") or {}, rest
 
 
-def _expected_shapes(config: ModelConfig, vocab: Vocab) -> dict[str, tuple]:
-    """Parameter shapes for a config, without allocating the parameters."""
+def _expected_shapes(config: ModelConfig, vocab: Vocab,
+                     labels: list | None = None) -> dict[str, tuple]:
+    """Parameter shapes for a config (any task), without allocating the parameters."""
     from .cells import CELLS
-    V, H = len(vocab), config.hidden
+    from .encoder import directions, out_size, prefix
+    V, H, D = len(vocab), config.hidden, out_size(config)
+    K = V if labels is None else len(labels)
     shapes: dict[str, tuple] = {}
     if config.embed:
         shapes["E"] = (V, config.embed)
@@ -143,15 +155,17 @@ def _expected_shapes(config: ModelConfig, vocab: Vocab) -> dict[str, tuple]:
         for k, v in CELLS[config.cell].init_params(1, 1, probe, np.float32,
                                                    **config.cell_opts).items():
             rows = v.shape[0]
-            if v.ndim == 1:
-                shapes[f"L{l}.{k}"] = (rows * H,)
-            elif k == "W_ax":
-                shapes[f"L{l}.{k}"] = (rows * H, n_x)
-            else:
-                shapes[f"L{l}.{k}"] = (rows * H, H)
-        n_x = H
-    shapes["W_y"] = (V, H)
-    shapes["b_y"] = (V,)
+            for rev in directions(config):
+                name = prefix(l, rev) + k
+                if v.ndim == 1:
+                    shapes[name] = (rows * H,)
+                elif k == "W_ax":
+                    shapes[name] = (rows * H, n_x)
+                else:
+                    shapes[name] = (rows * H, H)
+        n_x = D
+    shapes["W_y"] = (K, D)
+    shapes["b_y"] = (K,)
     return shapes
 
 

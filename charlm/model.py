@@ -1,16 +1,19 @@
-"""The language model: embedding -> L recurrent layers -> softmax over the vocabulary.
+"""The model of every task: embedding -> L recurrent layers -> softmax over K outputs.
 
 Letters: ``T`` steps, ``m`` batch, ``V`` vocabulary size, ``n_e`` embedding size (0 = one-hot
-inputs of size V), ``n_a`` hidden size, ``L`` layers.
+inputs of size V), ``n_a`` hidden size, ``L`` layers, ``D`` the top layer's output size
+(``n_a``, or ``2 n_a`` bidirectional), ``K`` outputs: V for the language model (``task``
+"lm"), the number of labels for a tagger ("tag") or a classifier ("classify").
 
 The deep RNN of the course: layer l reads the hidden states of layer l-1,
 ``a[l]<t> = cell(a[l]<t-1>, a[l-1]<t>)`` with ``a[0]<t> = x<t>``, and the output is
 ``ŷ<t> = softmax(W_y a[L]<t> + b_y)``. Inverted dropout is applied to every layer's output
-(between layers and before the softmax) while training only.
+(between layers and before the softmax) while training only. The layer stack, with its
+optional reverse direction and padding masks, is :mod:`charlm.encoder`.
 
 A model is a config plus a dict of named float arrays; gradients use the same keys:
 ``E`` (V, n_e), ``L1.W_aa``, ``L1.W_ax``, ``L1.b`` (and ``L1.p`` for peephole LSTMs), …,
-``W_y`` (V, n_a), ``b_y`` (V,).
+``W_y`` (K, D), ``b_y`` (K,); a bidirectional layer adds ``L1r.*`` for its backward direction.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from . import encoder
 from .cells import CELLS
 from .errors import ConfigError
-from .layers import (dropout_mask, embed_backward, embed_forward, log_softmax, one_hot,
-                     softmax_xent)
+from .layers import embed_backward, embed_forward, log_softmax, one_hot, softmax_xent
 from .vocab import Vocab
 
 
@@ -39,6 +42,9 @@ class ModelConfig:
     simplified: bool = False   # gru only
     dropout: float = 0.2
     dtype: str = "float32"
+    task: str = "lm"           # lm | tag | classify
+    bidirectional: bool = False  # tag and classify only
+    pool: str = "last"         # classify only: last | mean | max
 
     def validate(self) -> None:
         if self.cell not in CELLS:
@@ -61,6 +67,16 @@ class ModelConfig:
         if self.activation != "tanh" and self.cell != "rnn":
             raise ConfigError("--activation applies to the basic RNN only. "
                               "Add --cell rnn or drop it.")
+        if self.task not in TASKS:
+            raise ConfigError(f"Unknown task {self.task!r}. Use one of: {', '.join(TASKS)}.")
+        if self.bidirectional and self.task == "lm":
+            raise ConfigError("A language model cannot be bidirectional: its backward direction "
+                              "would read the very token it must predict. Drop "
+                              "--bidirectional, or use --task tag or --task classify.")
+        if self.pool not in ("last", "mean", "max"):
+            raise ConfigError(f"Unknown pooling {self.pool!r}. Use last, mean or max.")
+        if self.pool != "last" and self.task != "classify":
+            raise ConfigError("--pool applies to --task classify only. Drop it.")
 
     @property
     def cell_opts(self) -> dict:
@@ -76,44 +92,55 @@ class ModelConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-class Model:
-    """A config, a vocabulary and the parameters; all computation is in pure functions."""
+TASKS = ("lm", "tag", "classify")
 
-    def __init__(self, config: ModelConfig, vocab: Vocab, params: dict[str, np.ndarray]):
+
+class Model:
+    """A config, a vocabulary, the parameters and (tag, classify) the output labels; all
+    computation is in pure functions."""
+
+    def __init__(self, config: ModelConfig, vocab: Vocab, params: dict[str, np.ndarray],
+                 labels: list[str] | None = None):
         self.config = config
         self.vocab = vocab
         self.params = params
+        self.labels = list(labels) if labels is not None else None
         self.cell = CELLS[config.cell]
         self.dtype = np.dtype(config.dtype).type
 
     @classmethod
-    def create(cls, config: ModelConfig, vocab: Vocab, rng: np.random.Generator) -> "Model":
-        """Fresh parameters: N(0, 1) embedding, U(±1/sqrt(n)) for the rest."""
+    def create(cls, config: ModelConfig, vocab: Vocab, rng: np.random.Generator,
+               labels: list[str] | None = None) -> "Model":
+        """Fresh parameters: N(0, 1) embedding, U(±1/sqrt(n)) for the rest. ``labels``: the
+        outputs of a tagger or classifier (a language model's outputs are its vocabulary)."""
         config.validate()
+        if (labels is None) != (config.task == "lm"):
+            raise ConfigError(f"A {config.task} model needs its label list (and only it does).")
         dt = np.dtype(config.dtype).type
         V, H = len(vocab), config.hidden
+        K = V if labels is None else len(labels)
         params: dict[str, np.ndarray] = {}
         if config.embed:
             params["E"] = rng.standard_normal((V, config.embed)).astype(dt)
-        n_x = config.embed or V
-        cell = CELLS[config.cell]
-        for l in range(1, config.layers + 1):
-            for k, v in cell.init_params(n_x, H, rng, dt, **config.cell_opts).items():
-                params[f"L{l}.{k}"] = v
-            n_x = H
+        params.update(encoder.init_params(config, config.embed or V, rng, dt))
+        D = encoder.out_size(config)
         k = 1.0 / np.sqrt(H)
-        params["W_y"] = rng.uniform(-k, k, (V, H)).astype(dt)
-        params["b_y"] = rng.uniform(-k, k, (V,)).astype(dt)
-        return cls(config, vocab, params)
+        params["W_y"] = rng.uniform(-k, k, (K, D)).astype(dt)
+        params["b_y"] = rng.uniform(-k, k, (K,)).astype(dt)
+        return cls(config, vocab, params, labels)
 
     @property
     def V(self) -> int:
         return len(self.vocab)
 
-    def layer_params(self, l: int) -> dict[str, np.ndarray]:
+    @property
+    def K(self) -> int:
+        """Number of outputs: V for a language model, else the number of labels."""
+        return self.V if self.labels is None else len(self.labels)
+
+    def layer_params(self, l: int, reverse: bool = False) -> dict[str, np.ndarray]:
         """The parameters of layer l under the cell's own names (W_aa, W_ax, b, …)."""
-        prefix = f"L{l}."
-        return {k[len(prefix):]: v for k, v in self.params.items() if k.startswith(prefix)}
+        return encoder.layer_params(self.params, l, reverse)
 
     def n_params(self) -> int:
         return int(sum(v.size for v in self.params.values()))
@@ -121,10 +148,7 @@ class Model:
     # ------------------------------------------------------------------ state
     def zero_state(self, m: int) -> list:
         """a<0> = 0 (and c<0> = 0 for the LSTM) for every layer, batch m."""
-        z = lambda: np.zeros((m, self.config.hidden), dtype=self.dtype)  # noqa: E731
-        if self.config.cell == "lstm":
-            return [(z(), z()) for _ in range(self.config.layers)]
-        return [z() for _ in range(self.config.layers)]
+        return encoder.zero_state(self.config, m, self.dtype)
 
     # ---------------------------------------------------------------- forward
     def _inputs(self, X: np.ndarray) -> np.ndarray:
@@ -132,29 +156,39 @@ class Model:
             return embed_forward(X, self.params["E"])
         return one_hot(X, self.V, self.dtype)
 
-    def forward(self, X: np.ndarray, state: list, rng: np.random.Generator | None = None):
+    def encode(self, X: np.ndarray, state: list | None = None,
+               lengths: np.ndarray | None = None, rng: np.random.Generator | None = None):
+        """Embedding and the layer stack over ids X (T, m): h (T, m, D), the final state of
+        every layer and the cache for :meth:`encode_backward`. ``lengths`` (m,) masks padded
+        batches of whole sentences (see :mod:`charlm.encoder`); ``rng`` turns dropout on."""
+        h, new_state, cache = encoder.forward(self.params, self.config, self._inputs(X), state,
+                                              lengths, rng)
+        return h, new_state, (X, cache)
+
+    def encode_backward(self, dh: np.ndarray, cache, grads: dict | None = None):
+        """dh (T, m, D) -> gradients of the layers and the embedding (added to ``grads``),
+        and the gradient of the initial state."""
+        X, enc_cache = cache
+        grads = {} if grads is None else grads
+        dx, dstate, g = encoder.backward(dh, enc_cache, self.params, self.config)
+        grads.update(g)
+        if self.config.embed:
+            grads["E"] = embed_backward(X, dx, self.V)  # x<t> = E^T o<t>
+        return grads, dstate
+
+    def forward(self, X: np.ndarray, state: list | None, rng: np.random.Generator | None = None,
+                lengths: np.ndarray | None = None):
         """Run the network over ids X (T, m).
 
-        ``rng`` turns dropout on (training); None is evaluation. Returns logits (T·m, V), the
+        ``rng`` turns dropout on (training); None is evaluation. Returns logits (T·m, K), the
         final state of every layer and the cache for :meth:`backward`.
         """
-        opts = self.config.cell_opts
-        p_drop = self.config.dropout if rng is not None else 0.0
-        h = self._inputs(X)
-        caches, masks, new_state = [], [], []
-        for l in range(1, self.config.layers + 1):
-            h, s, cache = self.cell.forward(h, state[l - 1], self.layer_params(l), **opts)
-            caches.append(cache)
-            new_state.append(s)
-            mask = dropout_mask(h.shape, p_drop, rng, self.dtype) if p_drop > 0 else None
-            if mask is not None:
-                h = h * mask
-            masks.append(mask)
-        T, m, H = h.shape
-        hf = h.reshape(T * m, H)
+        h, new_state, cache = self.encode(X, state, lengths, rng)
+        T, m, D = h.shape
+        hf = h.reshape(T * m, D)
         logits = hf @ self.params["W_y"].T
         logits += self.params["b_y"]
-        return logits, new_state, (X, caches, masks, hf)
+        return logits, new_state, (cache, hf)
 
     def loss(self, X: np.ndarray, Y: np.ndarray, state: list,
              rng: np.random.Generator | None = None):
@@ -171,25 +205,14 @@ class Model:
 
         Returns the gradients (same keys as ``params``) and the gradient of the initial state.
         """
-        (X, caches, masks, hf), dlogits = loss_cache
-        T, m = X.shape
+        (cache, hf), dlogits = loss_cache
+        T, m = cache[0].shape
         grads: dict[str, np.ndarray] = {}
         # logits = h W_y^T + b_y
         grads["W_y"] = dlogits.T @ hf
         grads["b_y"] = dlogits.sum(axis=0)
         dh = (dlogits @ self.params["W_y"]).reshape(T, m, -1)
-        dstate = []
-        opts = self.config.cell_opts
-        for l in range(self.config.layers, 0, -1):
-            if masks[l - 1] is not None:
-                dh *= masks[l - 1]                       # through the dropout mask
-            dh, ds, g = self.cell.backward(dh, caches[l - 1], self.layer_params(l), **opts)
-            dstate.append(ds)
-            for k, v in g.items():
-                grads[f"L{l}.{k}"] = v
-        if self.config.embed:
-            grads["E"] = embed_backward(X, dh, self.V)  # x<t> = E^T o<t>
-        return grads, dstate[::-1]
+        return self.encode_backward(dh, cache, grads)
 
     # ------------------------------------------------- evaluation and sampling
     def log_probs(self, X: np.ndarray, state: list) -> tuple[np.ndarray, list]:

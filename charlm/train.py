@@ -1,10 +1,12 @@
-"""The training loop: corpus text -> trained model file.
+"""The training loop: corpus text -> trained model file, for every task.
 
-Truncated backpropagation through time: the training stream is laid out as ``batch`` rows and
-cut into windows of ``bptt`` steps (``data.Batches``); the hidden state at the end of a window
-starts the next one (carried, but no gradient flows back through it) and is reset to zero at
-the start of every epoch. Each step: forward and loss ``L = Σ_t L<t>`` (averaged over the
-batch), backward, clipping, optimizer update.
+A task (:mod:`charlm.tasks`: the language model's windows of a stream, the tagger's and the
+classifier's padded batches of sentences) supplies the batches of an epoch, the loss and its
+backward, and the validation metric with its direction. The loop is the trainer's: each step
+is forward and loss ``L = Σ_t L<t>`` (averaged over the batch), backward, clipping, optimizer
+update; limits, evaluation and keep-the-best, ``--patience``, checkpoints, interruption and the
+divergence guard are the same for every task. For the language model (truncated
+backpropagation through time, the state carried across windows) see :mod:`charlm.tasks.lm`.
 
 The trainer never prints: it reports through ``callback(event)`` with plain dicts (``kind`` is
 ``start``, ``step``, ``eval``, ``sample``, ``warning``, ``saved``), and asks ``should_stop()``
@@ -25,8 +27,7 @@ import numpy as np
 
 from . import checkpoint
 from .data import Batches
-from .errors import CharlmError, ConfigError, CorpusError, ModelFileError, TrainingDiverged
-from .generate import sample as draw_sample
+from .errors import ConfigError, CorpusError, ModelFileError, TrainingDiverged
 from .model import Model
 from .optim import OPTIMIZERS, clip_gradients, make_optimizer
 from .vocab import Vocab, sequence_chunks
@@ -63,6 +64,7 @@ class TrainConfig:
     eval_batch: int = 32
     sample_every: int = 0
     sample_length: int = 0          # 0: 200 characters or 50 words
+    patience: int = 0               # stop after this many evaluations without improvement
 
     def validate(self) -> None:
         for name in ("batch", "bptt", "eval_batch"):
@@ -84,7 +86,8 @@ class TrainConfig:
             raise ConfigError(f"--seed must be 0 or more (got {self.seed}).")
         if not 0 <= self.valid_fraction < 1:
             raise ConfigError(f"--valid-fraction must be in [0, 1) (got {self.valid_fraction}).")
-        for name in ("epochs", "steps", "eval_every", "sample_every", "time_budget"):
+        for name in ("epochs", "steps", "eval_every", "sample_every", "time_budget",
+                     "patience"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must not be negative.")
         if self.optimizer not in OPTIMIZERS:
@@ -200,6 +203,7 @@ class RunState:
     best_step: int = 0
     plateau_best: float | None = None
     divergences: int = 0
+    since_best: int = 0             # evaluations since the best one (--patience)
     history: list = field(default_factory=list)   # one dict per evaluation
     finished: bool = False
 
@@ -207,23 +211,27 @@ class RunState:
 class Trainer:
     """One training run. ``run()`` trains until a limit, an interrupt or divergence."""
 
-    def __init__(self, model: Model, corpus: Corpus, cfg: TrainConfig, out: Path,
+    def __init__(self, model: Model, corpus, cfg: TrainConfig, out: Path,
                  callback: Callable[[dict], None] | None = None,
                  should_stop: Callable[[], bool] | None = None):
+        """``corpus``: a language model's :class:`Corpus`, or a task object (see
+        :mod:`charlm.tasks`)."""
         cfg.validate()
+        if isinstance(corpus, Corpus):
+            from .tasks.lm import LMTask
+            task = LMTask(corpus, cfg, model)
+        else:
+            task, corpus = corpus, getattr(corpus, "corpus", corpus)
         self.model, self.corpus, self.cfg, self.out = model, corpus, cfg, Path(out)
+        self.task = task
         self.callback = callback or (lambda e: None)
         self.should_stop = should_stop or (lambda: False)
-        self.batches = Batches.from_stream(corpus.train_ids, cfg.batch, cfg.bptt)
-        if self.batches.steps_per_row < 1:
-            raise CorpusError("The training text is too small for --batch "
-                              f"{cfg.batch}. Use a larger corpus or a smaller --batch.")
+        self.batches = task.batches
         self.opt = make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum)
         self.rng = np.random.default_rng([cfg.seed, 1])    # dropout masks
         self.sample_rng = np.random.default_rng([cfg.seed, 2])  # progress samples only
         self.run = RunState(lr=cfg.lr)
         self._log_started = False      # restore() sets it: a resumed run appends to its log
-        self.state = model.zero_state(cfg.batch)
         self.best_params = {k: v.copy() for k, v in model.params.items()}
         self._undo_params: dict[str, np.ndarray] = {}   # see train_step
         self._undo_opt: dict[str, np.ndarray] = {}
@@ -233,21 +241,20 @@ class Trainer:
         """Continue exactly where a saved run stopped. A damaged training state is a
         ModelFileError, another corpus a ConfigError (nothing is trained either way)."""
         n = meta_train.get("corpus_tokens")
-        if isinstance(n, int) and n != len(self.corpus.train_ids):
-            raise ConfigError(f"This corpus gives {len(self.corpus.train_ids):,} training "
+        if isinstance(n, int) and n != self.task.train_tokens:
+            raise ConfigError(f"This corpus gives {self.task.train_tokens:,} training "
                               f"tokens; the run saved in {self.out} was trained on {n:,}. "
                               "Resume with the same corpus and options.")
         shapes = {k: v.shape for k, v in self.model.params.items()}
+        state_shapes = {k: v.shape for k, v in self.task.state_arrays().items()}
         try:
             self._restore(meta_train, arrays)
             params = {k: arrays[f"train/param/{k}"] for k in shapes}
             for k, v in self.opt.state.items():
                 params[k] = v
                 shapes[k] = shapes[k.split("/", 1)[1]]
-            for k, v in enumerate(np.asarray(a) for s in self.state
-                                  for a in (s if isinstance(s, tuple) else (s,))):
-                params[f"state{k}"] = v
-                shapes[f"state{k}"] = (self.cfg.batch, self.model.config.hidden)
+            params.update(self.task.state_arrays())
+            shapes.update(state_shapes)
             if not 0 <= self.run.window < len(self.batches):
                 raise ValueError(f"data position {self.run.window} is out of range")
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
@@ -269,26 +276,27 @@ class Trainer:
         self.opt.lr = self.run.lr
         self.rng.bit_generator.state = meta_train["rng"]
         self.sample_rng.bit_generator.state = meta_train["sample_rng"]
-        self.state = _state_from_arrays(self.model, arrays)
+        self.task.load_state_arrays(self.model, arrays)
 
     def save(self) -> None:
         extra = {f"train/param/{k}": v for k, v in self.model.params.items()}
         extra.update({f"train/optim/{k}": v for k, v in self.opt.state.items()})
-        extra.update(_state_to_arrays(self.state))
+        extra.update(self.task.state_arrays())
         meta = {"run": asdict(self.run), "config": asdict(self.cfg), "optim_t": self.opt.t,
                 "rng": self.rng.bit_generator.state,
                 "sample_rng": self.sample_rng.bit_generator.state,
-                "corpus_tokens": int(len(self.corpus.train_ids))}
-        best = Model(self.model.config, self.model.vocab, self.best_params)
+                "corpus_tokens": int(self.task.train_tokens)}
+        best = Model(self.model.config, self.model.vocab, self.best_params, self.model.labels)
         checkpoint.save(self.out, best, meta, extra)
 
     # --------------------------------------------------------------- one step
-    def train_step(self, X: np.ndarray, Y: np.ndarray) -> float | None:
-        """Forward, backward, clip, update. Returns the loss per token, or None when the loss
-        or a gradient was not finite (then nothing is updated and the lr is lowered)."""
+    def train_step(self, k: int) -> tuple[float | None, int]:
+        """Forward, backward, clip, update on batch k of the epoch. Returns the loss per token
+        (None when the loss or a gradient was not finite: then nothing is updated and the lr
+        is lowered) and the number of tokens."""
         model = self.model
-        L, nll, new_state, cache = model.loss(X, Y, self.state, self.rng)
-        grads, _ = model.backward(cache)
+        L, nll, tokens, cache = self.task.loss(model, self.run.epoch, k, self.rng)
+        grads = self.task.backward(model, cache)
         norm = clip_gradients(grads, self.cfg.clip, self.cfg.clip_mode)
         finite = math.isfinite(L) and math.isfinite(norm)
         if finite:
@@ -304,7 +312,7 @@ class Trainer:
             self.run.divergences += 1
             self.run.lr *= 0.5
             self.opt.lr = self.run.lr
-            self.state = model.zero_state(self.cfg.batch)
+            self.task.reject(model)
             self.callback({"kind": "warning", "message":
                            f"step {self.run.step + 1}: the loss or its gradient is not finite; "
                            f"the step was undone and the learning rate lowered to "
@@ -316,10 +324,10 @@ class Trainer:
                     f"Training diverged {MAX_DIVERGENCES} times in a row (NaN or infinite "
                     f"loss). The last good model is saved in {self.out}. Lower --lr or "
                     "--clip and train again.")
-            return None
+            return None, tokens
         self.run.divergences = 0
-        self.state = new_state
-        return nll / X.size
+        self.task.accept(cache)
+        return nll / max(tokens, 1), tokens
 
     def _snapshot(self) -> None:
         """Copy the parameters and optimizer state to the undo buffers."""
@@ -352,25 +360,34 @@ class Trainer:
             return "epochs"
         if c.time_budget and r.elapsed + (time.perf_counter() - start) >= c.time_budget:
             return "time"
+        if c.patience and r.since_best >= c.patience:
+            return "patience"
         return None
 
     def validate_now(self) -> dict:
         c, r = self.cfg, self.run
         record = {"step": r.step, "epoch": r.epoch + r.window / len(self.batches),
                   "tokens": r.tokens_seen, "lr": r.lr}
-        if self.corpus.valid_ids is not None:
-            t0 = time.perf_counter()
-            loss, n = evaluate(self.model, self.corpus.valid_ids, c.eval_batch, c.bptt)
-            record.update(valid_loss=loss, valid_tokens=n, eval_seconds=time.perf_counter() - t0)
-            improved = math.isfinite(loss) and (r.best_valid is None or loss < r.best_valid)
+        if self.task.has_validation:
+            record.update(self.task.validate(self.model))
+            value = record[self.task.metric]
+            # compare as a loss: lower is better (an F1 or an accuracy is negated)
+            sign = -1.0 if self.task.higher_is_better else 1.0
+            loss = sign * value
+            improved = math.isfinite(loss) and (r.best_valid is None
+                                                or loss < sign * r.best_valid)
             if improved:
-                r.best_valid, r.best_step = loss, r.step
+                r.best_valid, r.best_step = value, r.step
+                r.since_best = 0
                 self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+            else:
+                r.since_best += 1
             if c.schedule == "plateau":
-                if r.plateau_best is not None and loss >= r.plateau_best:
+                if r.plateau_best is not None and loss >= sign * r.plateau_best:
                     r.lr *= c.decay
                     self.opt.lr = r.lr
-                r.plateau_best = loss if r.plateau_best is None else min(loss, r.plateau_best)
+                if r.plateau_best is None or not sign * r.plateau_best < loss:
+                    r.plateau_best = value          # as min(loss, best) would keep it
             record["best"] = improved
         else:
             self.best_params = {k: v.copy() for k, v in self.model.params.items()}
@@ -378,12 +395,8 @@ class Trainer:
         return record
 
     def progress_sample(self) -> str:
-        length = self.cfg.sample_length or (200 if self.cfg.level == "char" else 50)
-        try:
-            s = draw_sample(self.model, self.sample_rng, length=length)
-        except CharlmError as e:   # a progress sample must never stop training
-            return f"(no sample: {e})"
-        return self.model.vocab.decode(s.ids)
+        show = getattr(self.task, "progress_sample", None)
+        return show(self.model, self.sample_rng) if show is not None else ""
 
     def run_loop(self) -> str:
         """Train until a limit is reached. Returns why it stopped: steps, epochs, time,
@@ -392,7 +405,7 @@ class Trainer:
         start = time.perf_counter()
         n_windows = len(self.batches)
         self.callback({"kind": "start", "windows_per_epoch": n_windows,
-                       "tokens_per_epoch": self.batches.tokens, "step": r.step,
+                       "tokens_per_epoch": self.task.tokens_per_epoch, "step": r.step,
                        "epoch": r.epoch, "params": self.model.n_params(),
                        "vocab": len(self.model.vocab)})
         losses: list[float] = []
@@ -402,13 +415,12 @@ class Trainer:
                 reason = "interrupted"
                 break
             if r.window == 0:
-                self.state = self.model.zero_state(c.batch)   # a new epoch starts from a<0> = 0
-            X, Y = self.batches.window(r.window)
+                self.task.start_epoch(self.model, r.epoch)
             t0 = time.perf_counter()
-            loss = self.train_step(X, Y)
+            loss, tokens = self.train_step(r.window)
             dt = time.perf_counter() - t0
             r.step += 1
-            r.tokens_seen += X.size
+            r.tokens_seen += tokens
             r.window += 1
             if r.window >= n_windows:
                 r.window = 0
@@ -420,17 +432,21 @@ class Trainer:
                 losses.append(loss)
             self.callback({"kind": "step", "step": r.step, "epoch": r.epoch,
                            "window": r.window, "windows": n_windows, "loss": loss,
-                           "tokens": X.size, "seconds": dt, "lr": r.lr,
+                           "tokens": tokens, "seconds": dt, "lr": r.lr,
                            "elapsed": r.elapsed + time.perf_counter() - start})
             reason = self.limits_reached(start)
             if c.eval_every and r.step % c.eval_every == 0 and reason is None:
                 self._evaluate_and_save(start, losses)
                 losses = []
+                reason = self.limits_reached(start)    # --patience
             if c.sample_every and r.step % c.sample_every == 0:
                 self.callback({"kind": "sample", "step": r.step, "text": self.progress_sample()})
         r.elapsed += time.perf_counter() - start
         start = time.perf_counter()
-        if reason != "interrupted":
+        if reason == "patience":     # evaluated at this very step: only save
+            r.finished = True
+            self.save()
+        elif reason != "interrupted":
             r.finished = True
             self._evaluate_and_save(start, losses)
         else:
@@ -458,23 +474,4 @@ class Trainer:
 def log_path(out: Path) -> Path:
     """The JSON-lines evaluation log beside a model file: models/char.npz -> char.log.jsonl."""
     return out.with_name(out.stem + ".log.jsonl")
-
-
-def _state_to_arrays(state: list) -> dict[str, np.ndarray]:
-    out = {}
-    for l, s in enumerate(state, start=1):
-        if isinstance(s, tuple):
-            out[f"train/state/L{l}/a"], out[f"train/state/L{l}/c"] = s
-        else:
-            out[f"train/state/L{l}/a"] = s
-    return out
-
-
-def _state_from_arrays(model: Model, arrays: dict[str, np.ndarray]) -> list:
-    state = []
-    for l in range(1, model.config.layers + 1):
-        a = arrays[f"train/state/L{l}/a"].copy()
-        state.append((a, arrays[f"train/state/L{l}/c"].copy())
-                     if model.config.cell == "lstm" else a)
-    return state
 

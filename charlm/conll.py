@@ -1,0 +1,111 @@
+"""CoNLL-style tagged text: one token per line, its label in the last whitespace-separated
+column, a blank *or whitespace-only* line between sentences (real files have both).
+``-DOCSTART-`` lines are document markers, not tokens, and are skipped.
+
+Columns are split on tabs when a line has any (a token may then be empty or an unusual space,
+as in real tweet corpora), else on whitespace. Errors are one line naming the file and the line: a line with a token but no label, a binary
+file, bytes that are not UTF-8, labels in a validation file that training never saw.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import CorpusError
+
+
+@dataclass
+class Tagged:
+    """Sentences of one file: ``tokens[i]`` and ``labels[i]`` are lists of equal length,
+    ``lines[i]`` the line number of each sentence's first token (for messages)."""
+
+    name: str
+    tokens: list[list[str]] = field(default_factory=list)
+    labels: list[list[str]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(s) for s in self.tokens)
+
+
+def parse(text: str, name: str) -> Tagged:
+    """Sentences of a CoNLL text (already decoded)."""
+    out = Tagged(name)
+    toks: list[str] = []
+    labs: list[str] = []
+    start = 0
+    for n, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():                          # blank or whitespace-only: a break
+            if toks:
+                out.tokens.append(toks), out.labels.append(labs), out.lines.append(start)
+                toks, labs = [], []
+            continue
+        # Tab-separated files may hold an empty or odd-space token ("\tO" in BTC): split on
+        # tabs when there are any, else on any whitespace.
+        cols = [c.strip() for c in line.split("\t")] if "\t" in line else line.split()
+        cols = [cols[0]] + [c for c in cols[1:] if c]
+        if cols[0] == "-DOCSTART-":
+            continue
+        if len(cols) < 2:
+            raise CorpusError(f"{name} line {n}: {line.strip()[:40]!r} has a token but no "
+                              "label. Each line must be `TOKEN LABEL` (label in the last "
+                              "column), with a blank line between sentences.")
+        if not toks:
+            start = n
+        toks.append(cols[0])
+        labs.append(cols[-1])
+    if toks:
+        out.tokens.append(toks), out.labels.append(labs), out.lines.append(start)
+    return out
+
+
+def read(path: str | Path, encoding: str = "utf-8") -> Tagged:
+    """A CoNLL file's sentences, or a CorpusError naming the file (and line)."""
+    from .api import read_text   # binary files, encodings, missing files: one place
+    p = Path(path)
+    tagged = parse(read_text(p, encoding), str(p))
+    if not len(tagged):
+        raise CorpusError(f"{p} holds no tagged sentences. Give a CoNLL file: one `TOKEN "
+                          "LABEL` per line, a blank line between sentences.")
+    return tagged
+
+
+def check_labels(data: Tagged, labels: list[str]) -> None:
+    """Every label of ``data`` must be one the model knows (from its training file)."""
+    known = set(labels)
+    for toks, labs, start in zip(data.tokens, data.labels, data.lines):
+        for j, lab in enumerate(labs):
+            if lab not in known:
+                raise CorpusError(f"{data.name} line {start + j}: label {lab!r} never occurs "
+                                  f"in the training data (labels: {', '.join(labels)}). Use "
+                                  "data with the training file's label set.")
+
+
+def label_list(data: Tagged) -> list[str]:
+    """The label set of training data in a fixed order: ``O`` first, then by type and B before
+    I (``B-LOC, I-LOC, B-PER, …``), other labels by string order."""
+    seen = {lab for labs in data.labels for lab in labs}
+
+    def key(lab: str):
+        if lab == "O":
+            return (0, "", "")
+        m = re.fullmatch(r"([BI])-(.+)", lab)
+        return (1, m.group(2), m.group(1)) if m else (2, lab, "")
+    return sorted(seen, key=key)
+
+
+# Raw text -> tokens, close to how tweets and news are tokenized in CoNLL files: URLs,
+# @mentions and #hashtags whole, words with inner apostrophes or hyphens, numbers, and each
+# other non-space character on its own.
+_TOKEN_RE = re.compile(r"https?://\S+|[@#]\w+|\w+(?:['’\-]\w+)*|\S")
+
+
+def tokenize(text: str, whitespace: bool = False) -> list[str]:
+    """Split one sentence into tokens (``whitespace``: split on whitespace only)."""
+    return text.split() if whitespace else _TOKEN_RE.findall(text)

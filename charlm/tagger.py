@@ -1,0 +1,109 @@
+"""A trained tagger with the operations the command line offers (``charlm tag``, ``charlm eval``).
+
+    tagger = charlm.load_model("models/tag.npz")
+    t = tagger.tag("Harry Potter and Hermione Granger invented a new spell")
+    t.labels, t.entities, t.probs
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import conll
+from .metrics import entities as find_entities
+from .metrics import is_iob, tagging_scores
+from .tasks import pad
+from .tasks.tag import encode_tokens, predict, tag_log_probs
+
+
+@dataclass
+class Tagged:
+    """One tagged sentence: its tokens, a label per token with its probability, the full
+    distribution over the labels (tokens × K) and the entities (type, start, end exclusive,
+    text) for IOB labels."""
+
+    tokens: list[str]
+    labels: list[str]
+    probs: list[float]
+    distribution: np.ndarray
+    entities: list[tuple[str, int, int, str]]
+
+    def to_json(self, label_names: list[str]) -> dict:
+        return {"tokens": self.tokens, "labels": self.labels,
+                "probs": [round(p, 6) for p in self.probs],
+                "distribution": [{k: round(float(p), 6) for k, p in zip(label_names, row)}
+                                 for row in self.distribution],
+                "entities": [{"type": t, "start": s, "end": e, "text": x}
+                             for t, s, e, x in self.entities]}
+
+
+class Tagger:
+    """A tagging model: ``tag(text)``, ``tag_tokens(tokens)``, ``evaluate(conll_file)``."""
+
+    def __init__(self, model, train_meta: dict | None = None):
+        self.model = model
+        self.train_meta = train_meta or {}
+        self.iob = is_iob(model.labels)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.model.labels
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def vocab(self):
+        return self.model.vocab
+
+    def tag(self, text: str, whitespace: bool = False) -> Tagged:
+        """Tokenize one sentence (as tweets and news are in CoNLL files, or on whitespace
+        only) and tag it."""
+        return self.tag_tokens(conll.tokenize(text, whitespace))
+
+    def tag_many(self, texts, whitespace: bool = False, batch: int = 64) -> list[Tagged]:
+        return self.tag_token_lists([conll.tokenize(t, whitespace) for t in texts], batch)
+
+    def tag_tokens(self, tokens: list[str]) -> Tagged:
+        return self.tag_token_lists([tokens])[0]
+
+    def tag_token_lists(self, sentences: list[list[str]], batch: int = 64) -> list[Tagged]:
+        out: list[Tagged | None] = [None] * len(sentences)
+        order = np.argsort([len(s) for s in sentences], kind="stable")
+        for s in range(0, len(order), batch):
+            idx = [i for i in order[s:s + batch] if sentences[i]]
+            for i in order[s:s + batch]:
+                if not sentences[i]:
+                    out[i] = Tagged([], [], [], np.zeros((0, len(self.labels))), [])
+            if not idx:
+                continue
+            X, lengths = pad([encode_tokens(self.vocab, sentences[i]) for i in idx])
+            probs = np.exp(tag_log_probs(self.model, X, lengths))
+            for j, i in enumerate(idx):
+                p = probs[:lengths[j], j].astype(np.float64)
+                best = p.argmax(axis=1)
+                labels = [self.labels[k] for k in best]
+                toks = sentences[i]
+                ents = ([(t, a, b, " ".join(toks[a:b])) for t, a, b in find_entities(labels)]
+                        if self.iob else [])
+                out[i] = Tagged(list(toks), labels, [float(p[r, k]) for r, k in
+                                                     enumerate(best)], p, ents)
+        return out
+
+    def evaluate(self, path: str | Path | conll.Tagged) -> dict:
+        """Token accuracy and entity P/R/F1 (micro, overall and per type) on a CoNLL file."""
+        data = path if isinstance(path, conll.Tagged) else conll.read(path)
+        conll.check_labels(data, self.labels)
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        xs = [encode_tokens(self.vocab, s) for s in data.tokens]
+        ys = [np.array([index[x] for x in s], np.int64) for s in data.labels]
+        pred, nll, n = predict(self.model, xs, ys)
+        scores = tagging_scores(data.labels, [[self.labels[k] for k in p] for p in pred],
+                                self.iob)
+        scores["sentences"] = len(data)
+        scores["loss"] = nll / n
+        return scores

@@ -1,0 +1,211 @@
+"""The tagging task (many-to-many, T_x = T_y): a label for every token of a sentence.
+
+Letters: ``T`` steps (the longest sentence of a batch), ``m`` sentences, ``K`` labels.
+
+Model: word embedding -> L layers (any cell, optionally bidirectional) -> at every step
+``ŷ<t> = softmax(W_y a<t> + b_y)`` over the K labels, with ``a<t> = [a→<t>, a←<t>]`` for a
+BRNN. Sentences are whole (no truncation): right-padded into (T, m) batches bucketed by length,
+the padding masked (see :mod:`charlm.encoder`). The loss is the course's ``L = Σ_t L<t>``
+over each sentence's real tokens, averaged over the batch, as for the language model.
+Validation: entity F1 (CoNLL convention) for IOB labels, else token accuracy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+
+from .. import conll
+from ..encoder import length_mask
+from ..errors import CorpusError
+from ..layers import log_softmax, softmax_xent
+from ..metrics import is_iob, tagging_scores
+from ..vocab import SPECIALS, UNK_ID, Vocab
+from . import Range, epoch_batches, n_batches, pad
+
+
+# --------------------------------------------------------------- the maths
+def tag_loss(model, X: np.ndarray, Y: np.ndarray, lengths: np.ndarray, rng=None):
+    """L = Σ_t L<t> over real tokens, averaged over the m sentences.
+
+    X, Y (T, m) padded token and label ids, lengths (m,). Returns (L, summed NLL, tokens,
+    cache for :meth:`Model.backward`); the gradient at padded positions is zero.
+    """
+    T, m = X.shape
+    logits, _, cache = model.forward(X, None, rng, lengths)
+    sel = np.flatnonzero(length_mask(lengths, T, bool).reshape(-1))   # position t·m + i
+    L, nll, d = softmax_xent(logits[sel], Y.reshape(-1)[sel].astype(np.intp), m)
+    dlogits = np.zeros_like(logits)
+    dlogits[sel] = d
+    return L, nll, len(sel), (cache, dlogits)
+
+
+def tag_log_probs(model, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """log ŷ<t> over the labels: X (T, m), lengths (m,) -> (T, m, K) (padding: garbage)."""
+    logits, _, _ = model.forward(X, None, None, lengths)
+    T, m = X.shape
+    return log_softmax(logits).reshape(T, m, -1)
+
+
+# ----------------------------------------------------------------- the data
+def build_vocab(data: conll.Tagged, max_size: int, min_count: int, lowercase: bool) -> Vocab:
+    """Word vocabulary of the training tokens as they are (the file is already tokenized):
+    by frequency, ties by string; <UNK> for the rest."""
+    counts = Counter(t.lower() if lowercase else t for s in data.tokens for t in s)
+    for s in SPECIALS:
+        counts.pop(s, None)
+    ranked = sorted((t for t, c in counts.items() if c >= min_count),
+                    key=lambda t: (-counts[t], t))[: max(max_size - len(SPECIALS), 0)]
+    return Vocab([*SPECIALS, *ranked], "word", lowercase, unk_token=None)
+
+
+def encode_tokens(vocab: Vocab, tokens: list[str]) -> np.ndarray:
+    get = vocab.index.get
+    low = vocab.lowercase
+    return np.fromiter((get(t.lower() if low else t, UNK_ID) for t in tokens), np.int64,
+                       count=len(tokens))
+
+
+class TagData:
+    """Training (and validation) sentences as ids: the input of :class:`TagTask`."""
+
+    def __init__(self, train: conll.Tagged, valid: conll.Tagged | None, vocab: Vocab,
+                 labels: list[str]):
+        self.train, self.valid, self.vocab, self.labels = train, valid, vocab, labels
+        index = {lab: i for i, lab in enumerate(labels)}
+        conll.check_labels(train, labels)
+        if valid is not None:
+            conll.check_labels(valid, labels)
+        enc = lambda d: ([encode_tokens(vocab, s) for s in d.tokens],  # noqa: E731
+                         [np.array([index[x] for x in s], np.int64) for s in d.labels])
+        self.x, self.y = enc(train)
+        self.valid_x, self.valid_y = enc(valid) if valid is not None else (None, None)
+
+
+def prepare(train: conll.Tagged, valid: conll.Tagged | None, cfg) -> TagData:
+    """Vocabulary and label set from the training file; validation without --valid: the last
+    ``valid_fraction`` of the training sentences."""
+    if valid is None and cfg.valid_fraction > 0:
+        cut = int(round(len(train) * (1 - cfg.valid_fraction)))
+        if cut < 1 or cut >= len(train):
+            raise CorpusError(f"{train.name} has too few sentences ({len(train)}) to set aside "
+                              "a validation part. Give --valid FILE or --valid-fraction 0.")
+        valid = conll.Tagged(train.name, train.tokens[cut:], train.labels[cut:],
+                             train.lines[cut:])
+        train = conll.Tagged(train.name, train.tokens[:cut], train.labels[:cut],
+                             train.lines[:cut])
+    labels = conll.label_list(train)
+    if len(labels) < 2:
+        raise CorpusError(f"{train.name} has only one label ({labels[0]}): nothing to learn. "
+                          "Give tagged data with at least two labels.")
+    vocab = build_vocab(train, cfg.vocab_size, cfg.min_count, cfg.lowercase)
+    return TagData(train, valid, vocab, labels)
+
+
+# ----------------------------------------------------------------- the task
+class TagTask:
+    name = "tag"
+    higher_is_better = True
+
+    def __init__(self, data: TagData, cfg, model):
+        if model.labels != data.labels:
+            raise CorpusError("The model's labels differ from the data's. Train on the same "
+                              "file the model was made for.")
+        self.data, self.cfg = data, cfg
+        self.iob = is_iob(data.labels)
+        self.metric = "valid_f1" if self.iob else "valid_accuracy"
+        self.lengths = np.array([len(s) for s in data.x], np.int64)
+        self.batches = Range(n_batches(len(data.x), cfg.batch))
+        self.train_tokens = int(self.lengths.sum())
+        self.tokens_per_epoch = self.train_tokens
+        self.has_validation = data.valid_x is not None
+        self._epoch: tuple[int, list] | None = None
+
+    def epoch(self, epoch: int) -> list[np.ndarray]:
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, epoch_batches(self.lengths, self.cfg.batch, self.cfg.seed,
+                                                epoch))
+        return self._epoch[1]
+
+    def start_epoch(self, model, epoch: int) -> None:
+        pass
+
+    def loss(self, model, epoch: int, k: int, rng):
+        idx = self.epoch(epoch)[k]
+        X, lengths = pad([self.data.x[i] for i in idx])
+        Y, _ = pad([self.data.y[i] for i in idx])
+        return tag_loss(model, X, Y, lengths, rng)
+
+    def backward(self, model, cache) -> dict:
+        return model.backward(cache)[0]
+
+    def accept(self, cache) -> None:
+        pass
+
+    def reject(self, model) -> None:
+        pass
+
+    def validate(self, model) -> dict:
+        t0 = time.perf_counter()
+        pred, nll, n = predict(model, self.data.valid_x, self.data.valid_y, self.cfg.eval_batch)
+        labels = self.data.labels
+        s = tagging_scores([[labels[i] for i in y] for y in self.data.valid_y],
+                           [[labels[i] for i in p] for p in pred], self.iob)
+        rec = {"valid_loss": nll / n, "valid_tokens": n, "valid_accuracy": s["accuracy"]}
+        if self.iob:
+            rec["valid_f1"] = s["entities"]["f1"]
+            rec["valid_precision"] = s["entities"]["precision"]
+            rec["valid_recall"] = s["entities"]["recall"]
+        rec["eval_seconds"] = time.perf_counter() - t0
+        return rec
+
+    def state_arrays(self) -> dict:
+        return {}
+
+    def load_state_arrays(self, model, arrays) -> None:
+        pass
+
+    def progress_sample(self, model, rng) -> str:
+        xs = self.data.valid_x or self.data.x
+        toks = (self.data.valid or self.data.train).tokens
+        i = int(rng.integers(len(xs)))
+        p = predict(model, [xs[i]])[0][0]
+        return " ".join(t if model.labels[j] == "O" else f"[{t}]{model.labels[j]}"
+                        for t, j in zip(toks[i], p))
+
+
+def predict(model, xs: list[np.ndarray], ys: list[np.ndarray] | None = None, batch: int = 64):
+    """Most probable label ids per sentence (and, with gold ``ys``, the summed NLL and the
+    number of tokens), in batches of similar lengths."""
+    order = np.argsort([len(x) for x in xs], kind="stable")
+    pred: list = [None] * len(xs)
+    nll, n = 0.0, 0
+    for s in range(0, len(xs), batch):
+        idx = order[s:s + batch]
+        X, lengths = pad([xs[i] for i in idx])
+        lp = tag_log_probs(model, X, lengths)
+        best = lp.argmax(axis=2)
+        for j, i in enumerate(idx):
+            pred[i] = best[:lengths[j], j]
+            if ys is not None:
+                nll -= float(lp[np.arange(lengths[j]), j, ys[i]].sum())
+                n += int(lengths[j])
+    return pred, nll, n
+
+
+def load_data(corpus, valid, cfg, encoding: str = "utf-8") -> TagData:
+    """TagData from a CoNLL file (None: the bundled Broad Twitter Corpus sample) and an
+    optional validation file."""
+    from ..bundled import bundled
+    if isinstance(corpus, (list, tuple)):
+        if len(corpus) != 1:
+            raise CorpusError("Tagging trains on one CoNLL file; join several into one first.")
+        corpus = corpus[0]
+    path = bundled(DEFAULT_TAG_CORPUS) if corpus is None else corpus
+    train = conll.read(path, encoding)
+    return prepare(train, conll.read(valid, encoding) if valid is not None else None, cfg)
+
+
+DEFAULT_TAG_CORPUS = "btc-train.conll"
