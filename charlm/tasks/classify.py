@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import ConfigError, CorpusError
 from ..vocab import UNK_ID, Vocab
+from . import Range, epoch_batches, n_batches, pad
 
 FASTTEXT = "__label__"
 LABEL_COLUMNS = ("auto", "first", "last")
@@ -268,3 +269,128 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
         raise CorpusError(f"{len(y)} examples are too few to set aside a validation part. "
                           "Give --valid FILE, or more examples.")
     return tr, va
+
+
+# ------------------------------------------------------------- the head
+def forward(model, X: np.ndarray, lengths: np.ndarray, rng: np.random.Generator | None = None):
+    """ŷ's logits for a padded batch: embedding -> layers -> pooled (m, D) -> W_y p + b_y.
+
+    X (T, m) ids, lengths (m,); ``rng`` turns dropout on. Returns logits (m, K) and the cache
+    for :func:`backward`.
+    """
+    from ..pooling import pool_forward
+    cfg = model.config
+    h, _, enc_cache = model.encode(X, None, lengths, rng)
+    p, pool_cache = pool_forward(h, lengths, cfg.pool, cfg.bidirectional)
+    logits = p @ model.params["W_y"].T
+    logits += model.params["b_y"]
+    return logits, (enc_cache, pool_cache, p)
+
+
+def loss(model, X: np.ndarray, lengths: np.ndarray, y: np.ndarray,
+         rng: np.random.Generator | None = None):
+    """Cross-entropy of the gold classes y (m,), averaged over the batch.
+
+    Returns (L, summed NLL, logits (m, K), cache for :func:`backward`)."""
+    from ..layers import softmax_xent
+    logits, cache = forward(model, X, lengths, rng)
+    L, nll, dlogits = softmax_xent(logits, np.asarray(y, dtype=np.intp), len(y))
+    return L, nll, logits, (cache, dlogits)
+
+
+def backward(model, loss_cache) -> dict[str, np.ndarray]:
+    """Gradients of every parameter (same keys as ``model.params``)."""
+    from ..pooling import pool_backward
+    (enc_cache, pool_cache, p), dlogits = loss_cache
+    grads = {"W_y": dlogits.T @ p, "b_y": dlogits.sum(axis=0)}
+    dh = pool_backward(dlogits @ model.params["W_y"], pool_cache)
+    grads, _ = model.encode_backward(dh, enc_cache, grads)
+    return grads
+
+
+def predict_proba(model, seqs: list[np.ndarray], m: int = 64) -> np.ndarray:
+    """P(class | text) for every sequence: (N, K), in the order given. Batches are made of
+    sequences of similar length (less padding); the result does not depend on them."""
+    from ..layers import log_softmax
+    K = model.params["b_y"].shape[0]
+    out = np.empty((len(seqs), K), dtype=np.float64)
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    for s in range(0, len(order), m):
+        index = order[s: s + m]
+        X, lengths = pad([seqs[i] for i in index])
+        logits, _ = forward(model, X, lengths)
+        out[index] = np.exp(log_softmax(logits.astype(np.float64)))
+    return out
+
+
+# ------------------------------------------------------------- the task
+class ClassifyTask:
+    """What the trainer trains for ``--task classify`` (the contract: :mod:`charlm.tasks`).
+
+    Batches: the training examples shuffled each epoch with the run's seed and bucketed by
+    length (:func:`charlm.tasks.epoch_batches`), padded, masked. The loss is the cross-entropy
+    of each example's class averaged over the batch; a "token" of the trainer's counts is one
+    example here. Validation: accuracy on the validation examples (higher is better), with
+    their mean loss and macro-F1 beside it.
+    """
+
+    name = "classify"
+    metric = "valid_accuracy"
+    higher_is_better = True
+
+    def __init__(self, seqs: list[np.ndarray], y: np.ndarray, batch: int, seed: int,
+                 valid: tuple[list[np.ndarray], np.ndarray] | None = None, eval_batch: int = 64):
+        if not len(seqs):
+            raise CorpusError("No training examples. Give a labelled file with some lines.")
+        self.seqs, self.y = seqs, np.asarray(y, dtype=np.int64)
+        self.lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+        self.batch, self.seed, self.eval_batch = batch, seed, eval_batch
+        self.valid = valid
+        self.batches = Range(n_batches(len(seqs), batch))
+        self.train_tokens = int(self.lengths.sum())
+        self.tokens_per_epoch = len(seqs)
+        self.has_validation = valid is not None and len(valid[0]) > 0
+        self._epoch: int | None = None
+        self._order: list[np.ndarray] = []
+
+    def _batch(self, epoch: int, k: int) -> np.ndarray:
+        if self._epoch != epoch:
+            self._order = epoch_batches(self.lengths, self.batch, self.seed, epoch)
+            self._epoch = epoch
+        return self._order[k]
+
+    def start_epoch(self, model, epoch: int) -> None:
+        self._batch(epoch, 0)
+
+    def loss(self, model, epoch: int, k: int, rng):
+        index = self._batch(epoch, k)
+        X, lengths = pad([self.seqs[i] for i in index])
+        L, nll, _, cache = loss(model, X, lengths, self.y[index], rng)
+        return L, nll, len(index), cache
+
+    def backward(self, model, cache) -> dict:
+        return backward(model, cache)
+
+    def accept(self, cache) -> None:
+        pass
+
+    def reject(self, model) -> None:
+        pass
+
+    def validate(self, model) -> dict:
+        import time
+        from ..metrics import confusion_matrix, macro_f1
+        t0 = time.perf_counter()
+        seqs, y = self.valid
+        P = predict_proba(model, seqs, self.eval_batch)
+        pred = P.argmax(axis=1)
+        nll = -np.log(np.maximum(P[np.arange(len(y)), y], 1e-300))
+        return {"valid_accuracy": float((pred == y).mean()), "valid_loss": float(nll.mean()),
+                "valid_macro_f1": macro_f1(confusion_matrix(y, pred, P.shape[1])),
+                "valid_examples": len(y), "eval_seconds": time.perf_counter() - t0}
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state_arrays(self, model, arrays: dict[str, np.ndarray]) -> None:
+        pass
