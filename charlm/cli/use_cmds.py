@@ -207,14 +207,21 @@ def eval_cmd(
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
     batch: int = typer.Option(64, "--batch", help="Sequences scored in parallel."),
+    label_column: str = typer.Option("auto", "--label-column",
+                                     help="Classifier: the column of FILE with the labels: "
+                                          "auto, first or last."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ):
-    """Perplexity (and bits per character) of a held-out file."""
+    """Perplexity (and bits per character) of a held-out file; for a classifier, accuracy,
+    macro-F1, per-class precision/recall/F1 and the confusion matrix."""
     from ..score import score_many
 
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1 (got {batch}).")
     m, meta, _ = open_model(level, model)
+    if m.config.task == "classify":
+        from .classify_cmds import eval_classifier
+        return eval_classifier(m, meta, file, encoding, label_column, as_json)
     text = read_text(file, encoding)
     from ..vocab import split_sequences
     lines = list(split_sequences(text))
