@@ -134,6 +134,7 @@ def train_classifier(files, classes, valid, label_column: str, encoding: str, fo
     from ..train import Trainer, TrainConfig, log_path
     from .train_cmd import StopFlag, _check_writable
 
+    files = list(files or [])
     if not files and not classes:
         files = default_corpus()
         err.print(f"Training on the bundled review sentences: {', '.join(DEFAULT_FILES)} "

@@ -119,7 +119,9 @@ def model_path(level: str, model: Optional[Path]) -> Path:
     return model if model is not None else Path("models") / f"{level}.npz"
 
 
-def open_model(level: str, model: Optional[Path]):
+def open_model(level: str, model: Optional[Path], tasks: tuple = ("lm",)):
+    """The model of --model (or models/<level>.npz); one of another task than ``tasks`` is
+    refused with the command that uses it."""
     path = model_path(level, model)
     if not path.exists():
         hint = ("charlm train corpus.txt" if level == "char"
@@ -129,6 +131,11 @@ def open_model(level: str, model: Optional[Path]):
                                  f"`{hint} --out {path}`.")
         raise ModelFileError(f"No {level} model at {path}. Train one first: `{hint}`.")
     m, meta, _ = checkpoint.load(path)
+    if m.config.task not in tasks:
+        use = {"tag": "charlm tag", "classify": "charlm classify"}.get(m.config.task, "charlm "
+                                                                      "sample")
+        raise ConfigError(f"{path} holds a {m.config.task} model, which this command cannot "
+                          f"use. Use `{use}` (or `charlm eval`) with it.")
     return m, meta, path
 
 

@@ -50,7 +50,23 @@ class StopFlag:
 @guarded
 def train(
     corpus: Optional[List[Path]] = typer.Argument(
-        None, help="Text files to train on (default: the bundled tiny Shakespeare)."),
+        None, help="Text files to train on (default: the bundled tiny Shakespeare); "
+                   "--task tag: one CoNLL file (default: the bundled Broad Twitter Corpus)."),
+    task: str = typer.Option("lm", "--task",
+                             help="lm (language model), tag (a label per token, CoNLL "
+                                  "files) or classify (a label per line)."),
+    bidirectional: bool = typer.Option(False, "--bidirectional",
+                                       help="tag, classify: every layer a BRNN, reading "
+                                            "the sentence both ways."),
+    pool: str = typer.Option("last", "--pool",
+                             help="classify: last (a<T_x>), mean or max over the steps."),
+    classes: Optional[List[str]] = typer.Option(
+        None, "--class", help="classify: LABEL=FILE, a file of one class's texts "
+                              "(repeat per class)."),
+    label_column: str = typer.Option("auto", "--label-column",
+                                     help="classify: the label column, auto, first or last."),
+    folds: int = typer.Option(0, "--folds",
+                              help="classify: K-fold cross-validation first; 0 = none."),
     level: str = typer.Option("char", "--level", help="Tokens: char or word."),
     cell: str = typer.Option("lstm", "--cell", help="Recurrent cell: rnn, gru or lstm."),
     layers: int = typer.Option(2, "--layers", help="Stacked recurrent layers (deep RNN)."),
@@ -94,6 +110,9 @@ def train(
         None, "--time", help="Stop after this much training time, e.g. 90s, 10m, 1h30m "
                              "(default 10m when no --epochs or --steps is given)."),
     valid: Optional[Path] = typer.Option(None, "--valid", help="A validation text file."),
+    patience: int = typer.Option(0, "--patience",
+                                 help="Stop after N evaluations without improvement; 0 = "
+                                      "never."),
     valid_fraction: float = typer.Option(0.1, "--valid-fraction",
                                          help="Without --valid: the last part of the corpus "
                                               "kept for validation."),
@@ -113,7 +132,7 @@ def train(
     """Train a language model on text files (one sequence per line by default)."""
     from ..train import Trainer, TrainConfig, log_path, parse_duration, prepare_corpus
 
-    out_file = out_path or Path("models") / f"{level}.npz"
+    out_file = out_path or Path("models") / f"{level if task == 'lm' else task}.npz"
     if out_file.is_dir():
         raise ConfigError(f"--out {out_file} is a directory. Give a file name, e.g. "
                           f"--out {out_file / (level + '.npz')}.")
@@ -122,6 +141,9 @@ def train(
     for name in ("epochs", "steps"):
         if limits[name] < 0:
             raise ConfigError(f"--{name} must not be negative.")
+    if task != "classify" and (classes or folds or label_column != "auto"):
+        raise ConfigError("--class, --folds and --label-column apply to --task classify only. "
+                          "Add --task classify or drop them.")
     if resume and force:
         raise ConfigError("--resume continues the file that --force would replace. "
                           "Use one of them.")
@@ -138,6 +160,15 @@ def train(
             tcfg.epochs, tcfg.steps, tcfg.time_budget = (given.get("epochs", 0),
                                                          given.get("steps", 0),
                                                          given.get("time_budget", 0.0))
+        if model.config.task == "classify":
+            from .classify_cmds import train_classifier
+            return train_classifier(corpus, classes or [], valid, label_column, encoding, 0,
+                                    None, TrainConfig(**limits), out_file, False, True)
+        if model.config.task != "lm":
+            trainer = _task_trainer(model, corpus, valid, encoding, tcfg, out_file)
+            trainer.restore(meta, arrays)
+            _check_writable(out_file)
+            return _run_training(trainer, out_file, tcfg.level)
         corpus_texts, valid_text = _corpus_texts(corpus, encoding, valid)
         data = prepare_corpus(corpus_texts, tcfg, valid_text)
         if data.vocab.tokens != model.vocab.tokens:
@@ -155,9 +186,12 @@ def train(
             limits["time_budget"] = 600.0
         mcfg = ModelConfig(cell=cell, layers=layers, hidden=hidden, embed=embed,
                            activation=activation, peephole=peephole, simplified=simplified,
-                           dropout=dropout, dtype=dtype)
+                           dropout=dropout, dtype=dtype, task=task,
+                           bidirectional=bidirectional, pool=pool)
         mcfg.validate()
-        tcfg = TrainConfig(level=level, prose=prose, lowercase=lowercase,
+        if task == "tag":
+            level = "word"
+        tcfg = TrainConfig(level=level, patience=patience, prose=prose, lowercase=lowercase,
                            vocab_size=vocab_size, min_count=min_count, unk_token=unk_token,
                            optimizer=optimizer, lr=lr, momentum=momentum, schedule=schedule,
                            decay=decay, decay_after=decay_after, clip=clip,
@@ -165,13 +199,20 @@ def train(
                            valid_fraction=valid_fraction, eval_every=eval_every,
                            eval_batch=eval_batch, sample_every=sample_every, **limits)
         tcfg.validate()
-        corpus_texts, valid_text = _corpus_texts(corpus, encoding, valid)
-        data = prepare_corpus(corpus_texts, tcfg, valid_text)
-        if len(data.vocab) == 3:  # degenerate but trainable: see prepare_corpus
-            err.print(f"Warning: the vocabulary has one token besides <EOS> and <UNK> "
-                      f"({data.vocab.tokens[2]!r}); the model can learn little more than "
-                      "where sequences end.")
-        model = Model.create(mcfg, data.vocab, np.random.default_rng(seed))
+        if task == "classify":
+            from .classify_cmds import train_classifier
+            return train_classifier(corpus, classes or [], valid, label_column, encoding,
+                                    folds, mcfg, tcfg, out_file, force, False)
+        if task != "lm":
+            trainer = _task_trainer(mcfg, corpus, valid, encoding, tcfg, out_file)
+        else:
+            corpus_texts, valid_text = _corpus_texts(corpus, encoding, valid)
+            data = prepare_corpus(corpus_texts, tcfg, valid_text)
+            if len(data.vocab) == 3:  # degenerate but trainable: see prepare_corpus
+                err.print(f"Warning: the vocabulary has one token besides <EOS> and <UNK> "
+                          f"({data.vocab.tokens[2]!r}); the model can learn little more than "
+                          "where sequences end.")
+            model = Model.create(mcfg, data.vocab, np.random.default_rng(seed))
         if out_file.exists():
             backup = out_file.with_name(out_file.name + ".bak")
             out_file.replace(backup)
@@ -179,9 +220,38 @@ def train(
             old_log = log_path(out_file)
             if old_log.exists():   # the new run starts its own log; keep the old one too
                 old_log.replace(old_log.with_name(old_log.name + ".bak"))
-        trainer = Trainer(model, data, tcfg, out_file)
+        if task == "lm":
+            trainer = Trainer(model, data, tcfg, out_file)
     _check_writable(out_file)
     _run_training(trainer, out_file, level)
+
+
+def _task_trainer(model_or_config, corpus, valid, encoding, tcfg, out_file):
+    """The trainer of a sentence task (tag): a new model for a ModelConfig, or the saved one
+    (--resume), which must match the data's vocabulary and labels."""
+    from ..tasks.tag import DEFAULT_TAG_CORPUS, TagTask, load_data
+    from ..train import Trainer
+    task = model_or_config.config.task if isinstance(model_or_config, Model) else \
+        model_or_config.task
+    if task != "tag":
+        raise ConfigError(f"--task {task} cannot be trained by this charlm. Use lm or tag.")
+    if not corpus:
+        from ..bundled import bundled
+        err.print("Training on the bundled corpus: the Broad Twitter Corpus (6,338 tweets; "
+                  "its dev part validates).")
+        if valid is None:
+            valid = bundled(DEFAULT_TAG_CORPUS.replace("train", "dev"))
+    data = load_data(corpus or None, valid, tcfg, encoding)
+    if isinstance(model_or_config, ModelConfig):
+        model = Model.create(model_or_config, data.vocab, np.random.default_rng(tcfg.seed),
+                             data.labels)
+    else:
+        model = model_or_config
+        if data.vocab.tokens != model.vocab.tokens or data.labels != model.labels:
+            raise ConfigError("This data gives a different vocabulary or label set from the "
+                              f"one the saved run in {out_file} was trained with. Resume with "
+                              "the same files and options.")
+    return Trainer(model, TagTask(data, tcfg, model), tcfg, out_file)
 
 
 def _check_writable(out_file: Path) -> None:
@@ -214,10 +284,14 @@ def _corpus_texts(corpus, encoding, valid):
 
 def _run_training(trainer, out_file: Path, level: str) -> None:
     cfg, run = trainer.cfg, trainer.run
+    task = trainer.task.name
     unit = "bits/char" if level == "char" else "ppl"
 
     def metric(loss):
         return loss / math.log(2) if level == "char" else math.exp(min(loss, 700))
+
+    if task != "lm":   # per-token loss over labels: no perplexity to show
+        unit, metric = "nats", (lambda loss: loss)  # noqa: E731
 
     total = None
     if cfg.steps or cfg.epochs:
@@ -232,7 +306,12 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
 
     def callback(e: dict) -> None:
         k = e["kind"]
-        if k == "start":
+        if k == "start" and task != "lm":
+            bar.write(f"{e['params']:,} parameters, vocabulary {e['vocab']}, "
+                      f"{len(trainer.model.labels)} labels, {e['tokens_per_epoch']:,} tokens "
+                      f"per epoch in {e['windows_per_epoch']} batches of up to {cfg.batch} "
+                      "sentences.", file=sys.stderr)
+        elif k == "start":
             bar.write(f"{e['params']:,} parameters, vocabulary {e['vocab']}, "
                       f"{e['tokens_per_epoch']:,} tokens per epoch in {e['windows_per_epoch']} "
                       f"windows of {cfg.batch}×{cfg.bptt}.", file=sys.stderr)
@@ -258,11 +337,17 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
             line = f"step {e['step']:>6}  epoch {e['epoch']:.2f}"
             if e.get("train_loss") is not None:
                 line += f"  train {e['train_loss']:.4f}"
-            if "valid_loss" in e:
+            if task != "lm" and "valid_loss" in e:
+                line += f"  valid loss {e['valid_loss']:.4f}  accuracy {e['valid_accuracy']:.4f}"
+                if "valid_f1" in e:
+                    line += (f"  entity F1 {e['valid_f1']:.4f} (P {e['valid_precision']:.3f} "
+                             f"R {e['valid_recall']:.3f})")
+                line += "  *best" if e.get("best") else ""
+            elif "valid_loss" in e:
                 line += (f"  valid {e['valid_loss']:.4f} nats ({unit} "
                          f"{metric(e['valid_loss']):.3f}){'  *best' if e.get('best') else ''}")
             bar.write(line, file=sys.stderr)
-            if not cfg.sample_every:
+            if not cfg.sample_every and task == "lm":
                 s = trainer.progress_sample().replace("\n", " ⏎ ")
                 bar.write(f"  sample: {s[:160]}", file=sys.stderr)
         elif k == "sample":
@@ -295,6 +380,16 @@ def _summary(trainer, out_file: Path, level: str, reason: str) -> None:
     lines = [f"Trained {run.step:,} step{'s' if run.step != 1 else ''} "
              f"({run.tokens_seen:,} tokens, "
              f"{format_duration(run.elapsed)}); stopped by the {reason} limit."]
+    if trainer.task.name != "lm":
+        what = {"valid_f1": "entity F1", "valid_accuracy": "token accuracy"}
+        if run.best_valid is not None:
+            lines.append(f"Best validation {what.get(trainer.task.metric, trainer.task.metric)}"
+                         f" {run.best_valid:.4f} at step {run.best_step:,}.")
+        lines.append(f"Model: {out_file}")
+        flag = "" if out_file == Path("models") / "tag.npz" else f" --model {out_file}"
+        lines.append(f"Next: charlm tag{flag} \"some text\"    charlm eval{flag} DEV.conll")
+        print("\n".join(lines))
+        return
     if run.best_valid is not None:
         b = run.best_valid
         extra = (f"{b / math.log(2):.3f} bits/char" if level == "char"

@@ -202,7 +202,8 @@ def _per_token(m, r) -> None:
 @app.command("eval")
 @guarded
 def eval_cmd(
-    file: Path = typer.Argument(..., help="A held-out text file, one sequence per line."),
+    file: Path = typer.Argument(..., help="A held-out text file, one sequence per line (a "
+                                          "CoNLL file for a tagger)."),
     level: str = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
@@ -212,13 +213,18 @@ def eval_cmd(
                                           "auto, first or last."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ):
-    """Perplexity (and bits per character) of a held-out file; for a classifier, accuracy,
+    """Perplexity (and bits per character) of a held-out file; for a tagger, token accuracy
+    and entity precision, recall and F1 (overall and per type); for a classifier, accuracy,
     macro-F1, per-class precision/recall/F1 and the confusion matrix."""
     from ..score import score_many
 
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1 (got {batch}).")
-    m, meta, _ = open_model(level, model)
+    m, meta, _ = open_model(level, model, tasks=("lm", "tag", "classify"))
+    if m.config.task == "tag":   # a CoNLL file: accuracy and entity P/R/F1
+        from ..tagger import Tagger
+        from .tag_cmds import eval_tagger
+        return eval_tagger(Tagger(m, meta), file, as_json)
     if m.config.task == "classify":
         from .classify_cmds import eval_classifier
         return eval_classifier(m, meta, file, encoding, label_column, as_json)
