@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -69,8 +70,9 @@ def classify(
     for i, text in enumerate(lines):
         p = preds.get(i)
         if as_json:
-            emit_json(p.to_json() if p is not None else
-                      {"text": text, "label": None, "probability": None, "probabilities": {}})
+            _emit_line_json(p.to_json() if p is not None else
+                            {"text": text, "label": None, "probability": None,
+                             "probabilities": {}})
         elif p is None:
             sys.stdout.write("\n")
         else:
@@ -78,6 +80,17 @@ def classify(
                            if lab != p.label) if show_all else ""
             sys.stdout.write(f"{p.label}\t{p.probability:.4f}{rest}\n")
     sys.stdout.flush()
+
+
+# Characters that str.splitlines() and many readers take for line ends: escaped in JSON
+# output (where they can only sit inside strings) so that one object stays one line.
+# (json.dumps escapes the control characters among them already.)
+_LINE_ENDS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"})
+
+
+def _emit_line_json(obj) -> None:
+    line = json.dumps(obj, ensure_ascii=False)
+    sys.stdout.write(line.translate(_LINE_ENDS) + "\n")
 
 
 def _file_lines(raw: str) -> list[str]:
