@@ -124,7 +124,8 @@ def prepare(train: "task.Examples", valid: "task.Examples | None", mcfg, tcfg,
 
 
 def cross_validate(examples: "task.Examples", folds: int, mcfg, tcfg, out: str | Path,
-                   callback=None, should_stop=None) -> dict:
+                   callback=None, should_stop=None, final: bool = True,
+                   max_folds: int = 0) -> dict:
     """K-fold cross-validation, stratified and seeded, with the one trainer for every fold.
 
     Fold k trains on the other K-1 folds (a stratified ``valid_fraction`` of them held out to
@@ -132,7 +133,9 @@ def cross_validate(examples: "task.Examples", folds: int, mcfg, tcfg, out: str |
     limits, and is then classified with those parameters. The result holds each fold's
     held-out accuracy, their mean and sample standard deviation, and the throughput; at the
     end a model is trained on all the examples (no validation part: the limits end it) and
-    written to ``out``. Fold models live in a temporary directory beside ``out``.
+    written to ``out`` (``final=False``: not; benchmarks). ``max_folds`` N > 0 runs only the
+    first N folds of the K (benchmarks with a small budget). Fold models live in a temporary
+    directory beside ``out``.
     """
     import statistics
     import tempfile
@@ -148,7 +151,7 @@ def cross_validate(examples: "task.Examples", folds: int, mcfg, tcfg, out: str |
     rows = []
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.stem}.folds.", dir=out.parent) as tmp:
-        for k, test in enumerate(parts, start=1):
+        for k, test in enumerate(parts[: max_folds or None], start=1):
             train = examples.subset(np.setdiff1d(np.arange(len(y)), test))
             model, t = prepare(train, None, mcfg, tcfg, classes)
             callback({"kind": "fold_start", "fold": k, "folds": folds,
@@ -190,6 +193,8 @@ def cross_validate(examples: "task.Examples", folds: int, mcfg, tcfg, out: str |
                "train_sent_per_s": statistics.median(r["train_sent_per_s"] for r in rows),
                "classify_sent_per_s": statistics.median(r["classify_sent_per_s"] for r in rows),
                "per_fold": rows}
+    if not final:
+        return summary
     callback({"kind": "final_start", "examples": len(y)})
     model, t = prepare(examples, None, mcfg, replace(tcfg, valid_fraction=0.0), classes)
     reason = Trainer(model, t, replace(tcfg, valid_fraction=0.0), out, callback,
