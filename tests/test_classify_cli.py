@@ -145,3 +145,16 @@ def test_classify_refuses_a_language_model(tmp_path):
     assert r.exit_code == 0, r.output
     r = invoke("classify", "x", "--model", m)
     assert r.exit_code == 2 and "not a classifier" in r.stderr
+
+
+def test_python_api_train_with_class_files(tmp_path):
+    pos, neg = tmp_path / "pos.txt", tmp_path / "neg.txt"
+    pos.write_text("fine a\nfine b c\nfine d\nfine e\n", encoding="utf-8")
+    neg.write_text("dull a\ndull b\ndull c d\ndull e\n", encoding="utf-8")
+    clf = charlm.train(task="classify", classes=[f"pos={pos}", ("neg", neg)], level="char",
+                       hidden=4, embed=4, layers=1, steps=3, batch=4, valid_fraction=0.25,
+                       out=tmp_path / "m.npz")
+    assert clf.labels == ["neg", "pos"] and clf.config.pool == "last"
+    assert clf.vocab.level == "char" and clf.train_meta["run"]["step"] == 3
+    label, probs = clf.classify("fine")
+    assert label in probs and sum(probs.values()) == pytest.approx(1.0)
