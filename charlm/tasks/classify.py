@@ -1,6 +1,12 @@
-"""Classification data (many-to-one): labelled examples, their vocabulary, splits and folds.
+"""The classification task (many-to-one): its data, its head and what the trainer needs.
 
-Letters: ``N`` examples, ``K`` classes, ``T`` steps of the longest example in a batch.
+Letters: ``N`` examples, ``K`` classes, ``T`` steps of the longest example in a batch, ``m``
+examples in a batch, ``D`` the size of the top layer's output (``n_a``, ``2 n_a`` for a BRNN).
+
+The model: embedding -> the shared layer stack (:mod:`charlm.encoder`, masked, optionally
+bidirectional) -> one pooled vector ``p`` (m, D) per example (:mod:`charlm.pooling`) ->
+``ŷ = softmax(W_y p + b_y)`` with ``W_y`` (K, D). The loss is the cross-entropy of each
+example's class, averaged over the batch.
 
 Formats read, one example per line (lines are split on ``"\\n"`` only: U+0085 and the other
 Unicode line separators are ordinary characters inside a line, as real review files have them):
@@ -10,7 +16,7 @@ Unicode line separators are ordinary characters inside a line, as real review fi
   the side ``label_column`` names (``first`` / ``last``). A text may itself hold tabs: the label
   is split off at the first (label first) or the last (label last) tab;
 - fastText's ``__label__X text``;
-- one file per class (:func:`read_class_files`): every line of the file is an example of it.
+- one file per class (:func:`parse_class_file`): every line of the file is an example of it.
 
 Blank (or whitespace-only) lines are skipped. Anything else that cannot be read is a
 ``CorpusError`` naming the file and the line.
@@ -18,13 +24,16 @@ Blank (or whitespace-only) lines are skipped. Anything else that cannot be read 
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, CorpusError
+from ..layers import log_softmax, softmax_xent
+from ..metrics import confusion_matrix, macro_f1
+from ..pooling import pool_backward, pool_forward
 from ..vocab import UNK_ID, Vocab
 from . import Range, epoch_batches, n_batches, pad
 
@@ -278,7 +287,6 @@ def forward(model, X: np.ndarray, lengths: np.ndarray, rng: np.random.Generator 
     X (T, m) ids, lengths (m,); ``rng`` turns dropout on. Returns logits (m, K) and the cache
     for :func:`backward`.
     """
-    from ..pooling import pool_forward
     cfg = model.config
     h, _, enc_cache = model.encode(X, None, lengths, rng)
     p, pool_cache = pool_forward(h, lengths, cfg.pool, cfg.bidirectional)
@@ -292,7 +300,6 @@ def loss(model, X: np.ndarray, lengths: np.ndarray, y: np.ndarray,
     """Cross-entropy of the gold classes y (m,), averaged over the batch.
 
     Returns (L, summed NLL, logits (m, K), cache for :func:`backward`)."""
-    from ..layers import softmax_xent
     logits, cache = forward(model, X, lengths, rng)
     L, nll, dlogits = softmax_xent(logits, np.asarray(y, dtype=np.intp), len(y))
     return L, nll, logits, (cache, dlogits)
@@ -300,7 +307,6 @@ def loss(model, X: np.ndarray, lengths: np.ndarray, y: np.ndarray,
 
 def backward(model, loss_cache) -> dict[str, np.ndarray]:
     """Gradients of every parameter (same keys as ``model.params``)."""
-    from ..pooling import pool_backward
     (enc_cache, pool_cache, p), dlogits = loss_cache
     grads = {"W_y": dlogits.T @ p, "b_y": dlogits.sum(axis=0)}
     dh = pool_backward(dlogits @ model.params["W_y"], pool_cache)
@@ -311,7 +317,6 @@ def backward(model, loss_cache) -> dict[str, np.ndarray]:
 def predict_proba(model, seqs: list[np.ndarray], m: int = 64) -> np.ndarray:
     """P(class | text) for every sequence: (N, K), in the order given. Batches are made of
     sequences of similar length (less padding); the result does not depend on them."""
-    from ..layers import log_softmax
     K = model.params["b_y"].shape[0]
     out = np.empty((len(seqs), K), dtype=np.float64)
     order = np.argsort([len(s) for s in seqs], kind="stable")
@@ -378,8 +383,6 @@ class ClassifyTask:
         pass
 
     def validate(self, model) -> dict:
-        import time
-        from ..metrics import confusion_matrix, macro_f1
         t0 = time.perf_counter()
         seqs, y = self.valid
         P = predict_proba(model, seqs, self.eval_batch)
