@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import CharlmError
 from .metrics import classification_report
 from .tasks import classify as task
 
@@ -89,6 +90,12 @@ class Classifier:
 
 
 # ------------------------------------------------------------------- training
+class CrossValidationInterrupted(CharlmError):
+    """Ctrl-C (or SIGTERM) during --folds: the command line exits 130, as for a run."""
+
+    exit_code = 130
+
+
 def prepare(train: "task.Examples", valid: "task.Examples | None", mcfg, tcfg,
             classes: list[str] | None = None):
     """A fresh classifier and its training task.
@@ -141,7 +148,6 @@ def cross_validate(examples: "task.Examples", folds: int, mcfg, tcfg, out: str |
     import tempfile
     import time
     from dataclasses import replace
-    from .errors import CharlmError
     from .train import Trainer
     out = Path(out)
     callback = callback or (lambda e: None)
@@ -170,8 +176,9 @@ def cross_validate(examples: "task.Examples", folds: int, mcfg, tcfg, out: str |
             reason = trainer.run_loop()
             train_s = time.perf_counter() - t0
             if reason == "interrupted":
-                raise CharlmError(f"Cross-validation was interrupted in fold {k} of {folds}; "
-                                  "nothing was written. Run it again (it cannot be resumed).")
+                raise CrossValidationInterrupted(
+                    f"Cross-validation was interrupted in fold {k} of {folds}; nothing was "
+                    "written. Run it again (it cannot be resumed).")
             best = type(model)(model.config, model.vocab, trainer.best_params, model.labels)
             clf = Classifier(best)
             t1 = time.perf_counter()

@@ -158,3 +158,12 @@ def test_python_api_train_with_class_files(tmp_path):
     assert clf.vocab.level == "char" and clf.train_meta["run"]["step"] == 3
     label, probs = clf.classify("fine")
     assert label in probs and sum(probs.values()) == pytest.approx(1.0)
+
+
+def test_info_on_a_classifier(trained):
+    d, model = trained
+    r = invoke("info", "--model", model)
+    assert r.exit_code == 0, r.output
+    assert "classify: 2 classes: neg pos" in r.stdout and "accuracy" in r.stdout
+    r = invoke("info", "--model", model, "--json")
+    assert json.loads(r.stdout)["labels"] == ["neg", "pos"]

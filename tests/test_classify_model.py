@@ -167,3 +167,12 @@ def test_cross_validation_folds_and_final_model(tmp_path):
     assert meta["corpus_tokens"] == sum(len(t.split()) for t in ex.texts)
     assert meta["run"]["step"] == 30
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cv.log.jsonl", "cv.npz"]
+
+
+def test_interrupted_cross_validation_writes_nothing(tmp_path):
+    from charlm.classifier import CrossValidationInterrupted, cross_validate
+    mcfg, tcfg = toy_configs(steps=5, valid_fraction=0.2)
+    with pytest.raises(CrossValidationInterrupted, match="fold 1 of 3") as e:
+        cross_validate(toy_examples(30), 3, mcfg, tcfg, tmp_path / "cv.npz",
+                       should_stop=lambda: True)
+    assert e.value.exit_code == 130 and list(tmp_path.iterdir()) == []

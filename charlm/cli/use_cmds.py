@@ -273,7 +273,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
 ):
     """What a model file holds: config, vocabulary, parameters, training history."""
-    m, meta, path = open_model(level, model)
+    m, meta, path = open_model(level, model, tasks=("lm", "classify"))
     run = meta.get("run") or {}
     layers = {}
     for k, v in m.params.items():
@@ -288,6 +288,8 @@ def info(
            "tokens_seen": run.get("tokens_seen"), "seconds": run.get("elapsed"),
            "best_valid_loss": run.get("best_valid"), "best_step": run.get("best_step"),
            "finished": run.get("finished"), "history": hist}
+    if m.labels is not None:
+        res["labels"] = list(m.labels)
     if plot is not None:
         _plot(hist, plot)
     if as_json:
@@ -304,13 +306,19 @@ def info(
     out.print(f"vocabulary {len(m.vocab):,} tokens: {toks} …")
     out.print(f"parameters {m.n_params():,}: "
               + ", ".join(f"{k} {v:,}" for k, v in layers.items()))
+    if m.labels is not None:
+        out.print(f"{c.task}: {len(m.labels)} classes: {escape(' '.join(m.labels[:20]))}"
+                  + (f"; {'bidirectional, ' if c.bidirectional else ''}pooling {c.pool}"
+                     if c.task == "classify" else ""))
     if run:
         bv = run.get("best_valid")
         out.print(f"trained {run.get('step', 0):,} steps, {run.get('epoch', 0)} full epochs, "
-                  f"{run.get('tokens_seen', 0):,} tokens, "
+                  f"{run.get('tokens_seen', 0):,} "
+                  f"{'examples' if c.task == 'classify' else 'tokens'}, "
                   f"{format_duration(run.get('elapsed', 0.0))}"
-                  + (f"; best validation {bv:.4f} nats/token at step {run.get('best_step')}"
-                     if bv is not None else ""))
+                  + (f"; best validation {bv:.4f} "
+                     f"{'accuracy' if c.task == 'classify' else 'nats/token'} at step "
+                     f"{run.get('best_step')}" if bv is not None else ""))
         tl = [h.get("train_loss") for h in hist if h.get("train_loss") is not None]
         vl = [h.get("valid_loss") for h in hist if h.get("valid_loss") is not None]
         if tl:
