@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measurement job 2 of issue 12: MR 10-fold cross-validation, same folds and per-fold budget as
-# bench/device_mr_charlm.sh (default 13 s): a char-level bidirectional LSTM in charlm, then the
+# bench/device_mr_charlm.sh (default 12 s): a char-level bidirectional LSTM in charlm, then the
 # word-level bidirectional LSTM in PyTorch (bench/torch_classifier.py: same data code, folds,
 # vocabulary, batches and validation schedule), to set beside job 1's charlm word-level
 # bidirectional run. About 5-6 minutes on 2 cores.
@@ -13,7 +13,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 export PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}"
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 MKL_NUM_THREADS=2
-BUDGET=$(python3 -c "print(13 * float('${BUDGET_SCALE:-1}'))")
+BUDGET=$(python3 -c "print(12 * float('${BUDGET_SCALE:-1}'))")
 MR="$CORPORA/classify/mr"
 DATA=(--class "pos=$MR/rt-polarity.pos" --class "neg=$MR/rt-polarity.neg")
 RUN=(--layers 1 --dropout 0.5 --lr 5e-3 --batch 32 --eval-every 100 --folds 10
