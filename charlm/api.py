@@ -98,6 +98,9 @@ def train(corpus: list[str | Path] | str | Path | None = None, out: str | Path |
     if task != "lm":
         return _train_task(task, corpus, out, valid, callback, options)
     out = out if out is not None else f"models/{options.get('level', 'char')}.npz"
+    if corpus is None:
+        from .bundled import bundled
+        corpus = bundled()
     paths = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
     model_keys = {f.name for f in fields(ModelConfig)}
     train_keys = {f.name for f in fields(TrainConfig)}
@@ -123,6 +126,7 @@ def _train_task(task, corpus, out, valid, callback, options):
         return train_classifier(corpus if corpus is not None else (),
                                 out if out is not None else "models/classify.npz", valid,
                                 callback=callback, **options)
+    options.setdefault("level", "word")     # sentence tasks read word tokens
     model_keys = {f.name for f in fields(ModelConfig)} - {"task"}
     train_keys = {f.name for f in fields(TrainConfig)}
     unknown = set(options) - model_keys - train_keys

@@ -164,6 +164,6 @@ def test_info_on_a_classifier(trained):
     d, model = trained
     r = invoke("info", "--model", model)
     assert r.exit_code == 0, r.output
-    assert "classify: 2 classes: neg pos" in r.stdout and "accuracy" in r.stdout
+    assert "classify model, 2 labels: neg pos" in r.stdout and "accuracy at step" in r.stdout
     r = invoke("info", "--model", model, "--json")
     assert json.loads(r.stdout)["labels"] == ["neg", "pos"]
