@@ -121,6 +121,11 @@ def train(corpus: list[str | Path] | str | Path | None = None, out: str | Path |
 
 def _train_task(task, corpus, out, valid, callback, options):
     """train() for a sentence task: build its data and model, then the one trainer."""
+    if task == "classify":   # its own options (classes, label_column, folds): see there
+        from .classifier import train as train_classifier
+        return train_classifier(corpus if corpus is not None else (),
+                                out if out is not None else "models/classify.npz", valid,
+                                callback=callback, **options)
     options.setdefault("level", "word")     # sentence tasks read word tokens
     model_keys = {f.name for f in fields(ModelConfig)} - {"task"}
     train_keys = {f.name for f in fields(TrainConfig)}

@@ -86,7 +86,7 @@ def info(
         step = run.get("step", 0)
         lines.append(f"run         {status}: {plural(step, 'step')}, "
                      f"{plural(run.get('epoch', 0), 'full epoch')}, "
-                     f"{plural(run.get('tokens_seen', 0), 'token')}, "
+                     f"{plural(run.get('tokens_seen', 0), 'example' if c.task == 'classify' else 'token')}, "
                      f"{format_duration(run.get('elapsed', 0.0))}")
         bv = run.get("best_valid")
         if bv is not None:

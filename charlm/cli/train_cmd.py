@@ -55,11 +55,20 @@ def train(
         None, help="Text files to train on (default: the bundled tiny Shakespeare); "
                    "--task tag: one CoNLL file (default: the bundled Broad Twitter Corpus)."),
     task: str = typer.Option("lm", "--task",
-                             help="lm (language model) or tag (a label per token, CoNLL "
-                                  "files)."),
+                             help="lm (language model), tag (a label per token, CoNLL "
+                                  "files) or classify (a label per line)."),
     bidirectional: bool = typer.Option(False, "--bidirectional",
-                                       help="tag: every layer a BRNN, reading the sentence "
-                                            "both ways."),
+                                       help="tag, classify: every layer a BRNN, reading "
+                                            "the sentence both ways."),
+    pool: str = typer.Option("last", "--pool",
+                             help="classify: last (a<T_x>), mean or max over the steps."),
+    classes: Optional[List[str]] = typer.Option(
+        None, "--class", help="classify: LABEL=FILE, a file of one class's texts "
+                              "(repeat per class)."),
+    label_column: str = typer.Option("auto", "--label-column",
+                                     help="classify: the label column, auto, first or last."),
+    folds: int = typer.Option(0, "--folds",
+                              help="classify: K-fold cross-validation first; 0 = none."),
     level: Level = typer.Option("char", "--level", help="Tokens: char or word."),
     cell: Cell = typer.Option("lstm", "--cell", help="Recurrent cell: rnn, gru or lstm."),
     layers: int = typer.Option(2, "--layers", help="Stacked recurrent layers (deep RNN)."),
@@ -134,6 +143,9 @@ def train(
     for name in ("epochs", "steps"):
         if limits[name] < 0:
             raise ConfigError(f"--{name} must not be negative.")
+    if task != "classify" and (classes or folds or label_column != "auto"):
+        raise ConfigError("--class, --folds and --label-column apply to --task classify only. "
+                          "Add --task classify or drop them.")
     if resume and force:
         raise ConfigError("--resume continues the file that --force would replace. "
                           "Use one of them.")
@@ -150,6 +162,10 @@ def train(
             tcfg.epochs, tcfg.steps, tcfg.time_budget = (given.get("epochs", 0),
                                                          given.get("steps", 0),
                                                          given.get("time_budget", 0.0))
+        if model.config.task == "classify":
+            from .classify_cmds import train_classifier
+            return train_classifier(corpus, classes or [], valid, label_column, encoding, 0,
+                                    None, TrainConfig(**limits), out_file, False, True)
         if model.config.task != "lm":
             trainer = _task_trainer(model, corpus, valid, encoding, tcfg, out_file)
             trainer.restore(meta, arrays)
@@ -173,9 +189,9 @@ def train(
         mcfg = ModelConfig(cell=cell, layers=layers, hidden=hidden, embed=embed,
                            activation=activation, peephole=peephole, simplified=simplified,
                            dropout=dropout, dtype=dtype, task=task,
-                           bidirectional=bidirectional)
+                           bidirectional=bidirectional, pool=pool)
         mcfg.validate()
-        if task != "lm":
+        if task == "tag":
             level = "word"
         tcfg = TrainConfig(level=level, patience=patience, prose=prose, lowercase=lowercase,
                            vocab_size=vocab_size, min_count=min_count, unk_token=unk_token,
@@ -185,6 +201,10 @@ def train(
                            valid_fraction=valid_fraction, eval_every=eval_every,
                            eval_batch=eval_batch, sample_every=sample_every, **limits)
         tcfg.validate()
+        if task == "classify":
+            from .classify_cmds import train_classifier
+            return train_classifier(corpus, classes or [], valid, label_column, encoding,
+                                    folds, mcfg, tcfg, out_file, force, False)
         if task != "lm":
             trainer = _task_trainer(mcfg, corpus, valid, encoding, tcfg, out_file)
         else:

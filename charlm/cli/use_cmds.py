@@ -315,19 +315,26 @@ def eval_cmd(
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
     batch: int = typer.Option(64, "--batch", help="Sequences scored in parallel."),
+    label_column: str = typer.Option("auto", "--label-column",
+                                     help="Classifier: the column of FILE with the labels: "
+                                          "auto, first or last."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ):
     """Perplexity (and bits per character) of a held-out file; for a tagger, token accuracy
-    and entity precision, recall and F1 (overall and per type)."""
+    and entity precision, recall and F1 (overall and per type); for a classifier, accuracy,
+    macro-F1, per-class precision/recall/F1 and the confusion matrix."""
     from ..score import score_many
 
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1 (got {batch}).")
-    m, meta, _ = open_model(level, model, tasks=("lm", "tag"))
+    m, meta, _ = open_model(level, model, tasks=("lm", "tag", "classify"))
     if m.config.task == "tag":   # a CoNLL file: accuracy and entity P/R/F1
         from ..tagger import Tagger
         from .tag_cmds import eval_tagger
         return eval_tagger(Tagger(m, meta), file, as_json)
+    if m.config.task == "classify":
+        from .classify_cmds import eval_classifier
+        return eval_classifier(m, meta, file, encoding, label_column, as_json)
     text = read_path(file, encoding, "the file to evaluate")
     from ..vocab import split_sequences
     lines = list(split_sequences(text))
