@@ -4,7 +4,7 @@
 Model: nn.Embedding(V, E) -> nn.LSTM(E, H, L, bidirectional?) over pack_padded_sequence ->
 pooled [a→<T_x>, a←<1>] (the final states h_n of the packed run: the forward direction's at each
 sentence's own last token, the backward one's at its first) -> nn.Dropout -> nn.Linear(D, K),
-cross-entropy averaged over the batch; Adam, clip_grad_norm_(5), float32, 2 threads.
+cross-entropy averaged over the batch; Adam, clip_grad_norm_(5), float32, one thread per CPU it may run on.
 
 Everything that is not the network comes from charlm itself, so both sides see the same thing:
 reading the examples, the vocabulary (charlm.tasks.classify.build_vocab over each fold's training
@@ -146,7 +146,8 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=30.0, help="training seconds per fold")
     p.add_argument("--seed", type=int, default=1234)
     a = p.parse_args(argv)
-    torch.set_num_threads(2)
+    # as many threads as the CPUs this process may run on (2 here; 1 when pinned to a core)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     ex = read_examples(a.files, a.classes)
     classes = label_set(ex.labels)
     y = label_ids(ex.labels, classes)
