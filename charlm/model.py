@@ -166,10 +166,13 @@ class Model:
         L, nll, dlogits = softmax_xent(logits, Y.reshape(-1).astype(np.intp), X.shape[1])
         return L, nll, new_state, (cache, dlogits)
 
-    def backward(self, loss_cache) -> tuple[dict[str, np.ndarray], list]:
+    def backward(self, loss_cache,
+                 trace: dict | None = None) -> tuple[dict[str, np.ndarray], list]:
         """Backpropagation through the softmax, every layer and time step, and the embedding.
 
         Returns the gradients (same keys as ``params``) and the gradient of the initial state.
+        ``trace`` (a dict, ``charlm.gradients`` only): each layer l's cell records its per-step
+        gradient of the hidden state in ``trace[l]`` (see the cells' ``backward``).
         """
         (X, caches, masks, hf), dlogits = loss_cache
         T, m = X.shape
@@ -183,7 +186,9 @@ class Model:
         for l in range(self.config.layers, 0, -1):
             if masks[l - 1] is not None:
                 dh *= masks[l - 1]                       # through the dropout mask
-            dh, ds, g = self.cell.backward(dh, caches[l - 1], self.layer_params(l), **opts)
+            rec = None if trace is None else trace.setdefault(l, [])
+            dh, ds, g = self.cell.backward(dh, caches[l - 1], self.layer_params(l), trace=rec,
+                                           **opts)
             dstate.append(ds)
             for k, v in g.items():
                 grads[f"L{l}.{k}"] = v
