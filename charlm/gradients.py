@@ -236,6 +236,7 @@ def chart(series: dict[str, np.ndarray], width: int = 64, height: int = 14) -> l
     hi = np.ceil(np.log10(max(v.max() for v in vals)))
     hi = max(hi, lo + 1)
     grid = [[" "] * width for _ in range(height)]
+    row_of = lambda e: int(round((hi - e) / (hi - lo) * (height - 1)))  # noqa: E731
     legend = []
     for mark, (label, v) in zip(MARKS, series.items()):
         legend.append(f"{mark} {label}")
@@ -244,16 +245,14 @@ def chart(series: dict[str, np.ndarray], width: int = 64, height: int = 14) -> l
             k = round(col * K / (width - 1)) if width > 1 else 0
             if not (np.isfinite(v[k]) and v[k] > 0):
                 continue
-            row = int(round((hi - np.log10(v[k])) / (hi - lo) * (height - 1)))
-            grid[row][col] = mark
-    lines = []
-    for r in range(height):
-        e = hi - r * (hi - lo) / (height - 1)
-        tick = f"1e{int(round(e)):+d}" if abs(e - round(e)) < 0.5 * (hi - lo) / (height - 1) \
-            else ""
-        lines.append(f"{tick:>6} |" + "".join(grid[r]))
+            cell = grid[row_of(np.log10(v[k]))]
+            cell[col] = mark if cell[col] in (" ", mark) else "#"   # two curves meet
+    # a tick at every decade (every few, when there are more decades than rows)
+    every = int(np.ceil((hi - lo) / (height - 1)))
+    ticks = {row_of(e): f"1e{int(e):+d}" for e in np.arange(hi, lo - 0.5, -every)}
+    lines = [f"{ticks.get(r, ''):>6} |" + "".join(grid[r]) for r in range(height)]
     K = max(len(v) for v in series.values()) - 1
     lines.append(" " * 7 + "+" + "-" * width)
     lines.append(" " * 8 + "k = 0" + f"k = {K}".rjust(width - 5))
-    lines.append("   " + "   ".join(legend))
+    lines.append("   " + "   ".join(legend) + "   # several")
     return lines
