@@ -91,5 +91,27 @@ import json, sys
 print(json.dumps({'kind': 'gradients', 'level': '$LEVEL', 'when': 'fresh',
                   **json.load(sys.stdin)}))" >>"$RES"
 
+if [ "$LEVEL" = char ]; then
+  # how fast `charlm pairs` is with charlm's default char model (2×512 LSTM, untrained: the
+  # speed does not depend on the weights) on the first 170 pairs of each agreement paradigm
+  # (about 2,000 sentences), for the README's estimate of a full BLiMP run
+  say "pairs speed of the default char model"
+  mkdir "$WORK/speed"
+  for f in "$CORPORA"/blimp/*agreement*.jsonl; do
+    if grep -q '"linguistics_term": "subject_verb_agreement"' <(head -n 1 "$f"); then
+      head -n "$(num 170 5)" "$f" >"$WORK/speed/$(basename "$f")"
+    fi
+  done
+  head -c 20000 "$WORK/valid.txt" >"$WORK/tiny.txt"    # a small validation pass at the end
+  "$PY" -m charlm train "$WORK/tiny.txt" --valid "$WORK/tiny.txt" --steps 1 \
+    --eval-batch 4 --out "$WORK/default.npz" >/dev/null 2>&1
+  "$PY" -m charlm pairs "$WORK/speed" --model "$WORK/default.npz" --json | tail -n 1 \
+    | "$PY" -c "
+import json, sys
+s = json.load(sys.stdin)['summary']
+print(json.dumps({'kind': 'speed', 'model': 'default char 2x512 LSTM', 'sentences':
+                  s['sentences'], 'seconds': s['seconds']}))" >>"$RES"
+fi
+
 say "done"
 "$PY" "$(dirname "$0")/longrange_report.py" "$RES"

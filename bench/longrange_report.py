@@ -55,6 +55,18 @@ def pairs_table(rows) -> list[str]:
                    f"{r['overall']['scored']:,} ({r['overall']['oov']:,}) |")
     out.append("")
     out.append(PUBLISHED)
+    out.append("")
+    for r in rows:
+        if r["kind"] == "pairs":
+            rate = r["sentences"] / r["seconds"]
+            out.append(f"scoring speed, {r['level']} 2×200 {r['cell']}: {rate:,.0f} sentences/s "
+                       f"({r['sentences']:,} in {r['seconds']:.1f} s; all 134,000 of BLiMP: "
+                       f"about {134000 / rate / 60:.1f} min)")
+        elif r["kind"] == "speed":
+            rate = r["sentences"] / r["seconds"]
+            out.append(f"scoring speed, {r['model']}: {rate:,.0f} sentences/s "
+                       f"({r['sentences']:,} in {r['seconds']:.1f} s; all 134,000 of BLiMP: "
+                       f"about {134000 / rate / 60:.1f} min)")
     return out
 
 
