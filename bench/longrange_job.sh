@@ -9,7 +9,8 @@
 # about 30-40 s per model, gradients about 30 s in all. BUDGET_SCALE (default 1) scales the
 # training time, the text read, the BLiMP subset and the gradient windows, for a quick check.
 #
-# BLiMP subset, because scoring all 134,000 sentences takes minutes per model (see the README):
+# BLiMP is rewritten in WikiText-2's spelling (bench/blimp_as_wikitext.py). A subset, because
+# scoring all 134,000 sentences takes minutes per model (see the README):
 # every pair of the six subject-verb agreement paradigms (6,000 pairs) and the first 50 pairs of
 # each of the other 61 paradigms (3,050). Overall accuracy is then reported as the mean of the
 # 67 per-paradigm accuracies, as BLiMP's overall (1,000 pairs per paradigm) is.
@@ -45,14 +46,9 @@ fi
 # a 55-second run reads), and the first VALID_CHARS of valid.txt for the validation loss
 head -c "$TEXT_CHARS" "$CORPORA/wikitext-2/train.txt" >"$WORK/train.txt"
 head -c "$VALID_CHARS" "$CORPORA/wikitext-2/valid.txt" >"$WORK/valid.txt"
-mkdir "$WORK/blimp"
-for f in "$CORPORA"/blimp/*.jsonl; do
-  if grep -q '"linguistics_term": "subject_verb_agreement"' <(head -n 1 "$f"); then
-    head -n "$AGREE" "$f" >"$WORK/blimp/$(basename "$f")"
-  else
-    head -n "$OTHER" "$f" >"$WORK/blimp/$(basename "$f")"
-  fi
-done
+# BLiMP in WikiText's spelling ("isn 't", "full ."): see blimp_as_wikitext.py
+"$PY" "$(dirname "$0")/blimp_as_wikitext.py" "$CORPORA/blimp" "$WORK/blimp" \
+  --agreement "$AGREE" --other "$OTHER"
 
 for cell in rnn gru lstm; do
   say "train $LEVEL $cell for ${TRAIN_S}s"
@@ -70,23 +66,30 @@ done
 
 for cell in rnn gru lstm; do
   say "pairs $LEVEL $cell"
-  "$PY" -m charlm pairs "$WORK/blimp" --model "$WORK/$cell.npz" --json | tail -n 1 \
-    | "$PY" -c "
+  "$PY" -m charlm pairs "$WORK/blimp" --model "$WORK/$cell.npz" --json | "$PY" -c "
 import json, sys
-s = json.load(sys.stdin)['summary']
+rows = [json.loads(line) for line in sys.stdin]
+s = rows.pop()['summary']
+# the same figures without the pairs that have an <UNK> (what --skip-oov reports)
+for key, field in (('paradigms', 'uid'), ('phenomena', 'phenomenon')):
+    for name, g in s[key].items():
+        kept = [r['correct'] for r in rows if r[field] == name and not r['oov']]
+        g['accuracy_without_oov'] = sum(kept) / len(kept) if kept else None
+kept = [r['correct'] for r in rows if not r['oov']]
+s['overall']['accuracy_without_oov'] = sum(kept) / len(kept) if kept else None
 print(json.dumps({'kind': 'pairs', 'level': '$LEVEL', 'cell': '$cell', **s}))" >>"$RES"
 done
 
 say "gradients of the trained models"
 "$PY" -m charlm gradients "$WORK/valid.txt" --model "$WORK/rnn.npz" --model "$WORK/gru.npz" \
   --model "$WORK/lstm.npz" --steps "$STEPS" --windows "$WINDOWS" --jacobian \
-  --jacobian-windows 2 --json | "$PY" -c "
+  --jacobian-windows 1 --json | "$PY" -c "
 import json, sys
 print(json.dumps({'kind': 'gradients', 'level': '$LEVEL', 'when': 'trained',
                   **json.load(sys.stdin)}))" >>"$RES"
 say "gradients of fresh models"
 "$PY" -m charlm gradients "$WORK/valid.txt" --cell rnn,gru,lstm "${SHAPE[@]}" "${VOCAB[@]}" \
-  --steps "$STEPS" --windows "$WINDOWS" --jacobian --jacobian-windows 2 --json | "$PY" -c "
+  --steps "$STEPS" --windows "$WINDOWS" --jacobian --jacobian-windows 1 --json | "$PY" -c "
 import json, sys
 print(json.dumps({'kind': 'gradients', 'level': '$LEVEL', 'when': 'fresh',
                   **json.load(sys.stdin)}))" >>"$RES"
@@ -96,12 +99,8 @@ if [ "$LEVEL" = char ]; then
   # speed does not depend on the weights) on the first 170 pairs of each agreement paradigm
   # (about 2,000 sentences), for the README's estimate of a full BLiMP run
   say "pairs speed of the default char model"
-  mkdir "$WORK/speed"
-  for f in "$CORPORA"/blimp/*agreement*.jsonl; do
-    if grep -q '"linguistics_term": "subject_verb_agreement"' <(head -n 1 "$f"); then
-      head -n "$(num 170 5)" "$f" >"$WORK/speed/$(basename "$f")"
-    fi
-  done
+  "$PY" "$(dirname "$0")/blimp_as_wikitext.py" "$CORPORA/blimp" "$WORK/speed" \
+    --agreement "$(num 170 5)" --other 0
   head -c 20000 "$WORK/valid.txt" >"$WORK/tiny.txt"    # a small validation pass at the end
   "$PY" -m charlm train "$WORK/tiny.txt" --valid "$WORK/tiny.txt" --steps 1 \
     --eval-batch 4 --out "$WORK/default.npz" >/dev/null 2>&1
