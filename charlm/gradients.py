@@ -27,9 +27,9 @@ the same (a<t> = c<t>).
 The Jacobian ``∂a<T>/∂a<T-k>`` (optional) is computed exactly: one backward pass with the
 upstream gradient e_i at a<T> gives row i of it for every k at once, so n_a seeds (batched as
 n_a columns) give the whole matrix, and its spectral norm is its largest singular value. That
-costs n_a windows' worth of work per window, fine for the sizes charlm trains. Power iteration
-would need the product J v as well as v^T J, and the cells have only the latter (backward), so
-it is not offered.
+costs n_a windows' worth of work per window (only over the last K + 1 steps), fine for the
+sizes charlm trains. Power iteration on J^T J would need the product J v as well as v^T J, and
+the cells have only the latter (their backward pass), so it is not offered.
 
 Everything runs in float64 (a float32 model is converted): the gradients of interest reach
 1e-30 and below.

@@ -157,3 +157,17 @@ def test_gradients_cli(model_file, tmp_path):
     assert "memory span" in res.stdout and "lstm (fresh)" in res.stdout
     both = invoke("gradients", text, "--cell", "rnn", "--model", model_file)
     assert both.exit_code == 2
+
+
+def test_gradients_plot_needs_matplotlib(model_file, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the cat, which ate, was full.\n" * 20)
+    png = tmp_path / "g.png"
+    res = invoke("gradients", text, "--model", model_file, "--steps", "5", "--warmup", "0",
+                 "--windows", "2", "--plot", png)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert res.exit_code == 1 and "needs matplotlib" in res.stderr and not png.exists()
+    else:
+        assert res.exit_code == 0 and png.stat().st_size > 0
