@@ -148,14 +148,17 @@ def _plot_curves(doc: dict, path: Path) -> None:
         raise CharlmError("--plot needs matplotlib, which is not installed. Install it with "
                           "`pip install 'charlm[plot]'` (or `pip install matplotlib`).")
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for mdl in doc["models"]:
+    # one colour per model, one line style per path
+    styles = {"a": "-", "c": "-.", "jacobian a": "--", "jacobian c": ":"}
+    for n, mdl in enumerate(doc["models"]):
+        colour = f"C{n % 10}"
         for cv in mdl["curves"]:
             k = np.arange(len(cv["mean"]))
-            line, = ax.semilogy(k, cv["mean"], label=_curve_label(mdl, cv),
-                                linestyle="--" if cv["path"].startswith("jacobian") else "-")
-            ax.fill_between(k, cv["p10"], cv["p90"], color=line.get_color(), alpha=0.15)
+            ax.semilogy(k, cv["mean"], styles.get(cv["path"], "-"), color=colour,
+                        label=_curve_label(mdl, cv))
+            ax.fill_between(k, cv["p10"], cv["p90"], color=colour, alpha=0.12)
     ax.set_xlabel("distance k (steps back)")
-    ax.set_ylabel("‖∂L<T>/∂a<T-k>‖ (mean; band: 10th–90th pct)")
+    ax.set_ylabel("norm (mean; band: 10th–90th percentile)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
