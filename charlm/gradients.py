@@ -234,13 +234,15 @@ def measure(model: Model, label: str, ids: np.ndarray, *, steps: int = 200, warm
 
 
 # ------------------------------------------------------------------ chart
-MARKS = "RGLcxyz*+o"
+MARKS = "123456789"
 
 
-def chart(series: dict[str, np.ndarray], width: int = 64, height: int = 14) -> list[str]:
+def chart(series: dict[str, np.ndarray], width: int = 64, height: int = 14,
+          marks: list[str] | None = None) -> list[str]:
     """A text chart of several curves on a log scale: x = distance k, y = log10 of the value.
 
-    series: label -> values (K + 1,). Each curve gets one mark (the legend is the last line).
+    series: label -> values (K + 1,). Each curve gets one mark, from ``marks`` or else
+    ``MARKS`` in order (the legend is the last line).
     """
     vals = [v[np.isfinite(v) & (v > 0)] for v in series.values()]
     vals = [v for v in vals if len(v)]
@@ -252,7 +254,7 @@ def chart(series: dict[str, np.ndarray], width: int = 64, height: int = 14) -> l
     grid = [[" "] * width for _ in range(height)]
     row_of = lambda e: int(round((hi - e) / (hi - lo) * (height - 1)))  # noqa: E731
     legend = []
-    for mark, (label, v) in zip(MARKS, series.items()):
+    for mark, (label, v) in zip(marks or MARKS, series.items()):
         legend.append(f"{mark} {label}")
         K = len(v) - 1
         for col in range(width):

@@ -169,5 +169,9 @@ def test_measure_float32_model_and_windows():
     assert st["p90"][3] == pytest.approx(float(np.percentile(n[:, 3], 90)))
     with pytest.raises(G.CorpusError):
         G.measure(model, "x", ids[:10], steps=10, warmup=5, rng=np.random.default_rng(0))
-    lines = G.chart({"a": np.array(st["mean"]), "c": np.array(res.to_json()["curves"][1]["mean"])})
-    assert lines[-1].strip().startswith("R a")
+    lines = G.chart({"a": np.array([1.0, 0.1, 0.01]), "c": np.array([0.5, 1e-3, 1e-4])},
+                    width=3, height=5)
+    # one row per decade from 1e+0 down to 1e-4; both curves start in the top row ('#')
+    assert lines[:5] == ["  1e+0 |#  ", "  1e-1 | 1 ", "  1e-2 |  1", "  1e-3 | 2 ",
+                         "  1e-4 |  2"]
+    assert lines[-1].strip().startswith("1 a   2 c")

@@ -132,10 +132,17 @@ def _print_gradients(doc: dict, every: int) -> None:
                           f"{cv['mean'][-1]:.3e}", "-" if d is None else f"{d:.4f}",
                           f"> {K}" if s is None else str(s))
     out.print(table)
-    series = {_curve_label(m, c): np.array(c["mean"]) for m in doc["models"]
-              for c in m["curves"] if not c["path"].startswith("jacobian")}
-    out.print(Text("\nmean ‖∂L<T>/∂a<T-k>‖, log scale"))
-    for line in chart(series):
+    series, marks = {}, []
+    for m in doc["models"]:
+        for c in m["curves"]:
+            if c["path"].startswith("jacobian"):
+                continue
+            series[_curve_label(m, c)] = np.array(c["mean"])
+            # R, G, L for the cells' a, lower case for the LSTM's c; digits once taken
+            mark = m["cell"][0].upper() if c["path"] == "a" else m["cell"][0]
+            marks.append(mark if mark not in marks else str(len(marks) + 1))
+    out.print(Text("\nmean ‖∂L<T>/∂a<T-k>‖ (and ‖∂L<T>/∂c<T-k>‖), log scale"))
+    for line in chart(series, marks=marks):
         out.print(Text(line))
 
 
