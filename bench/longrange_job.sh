@@ -5,8 +5,8 @@
 # and for fresh ones of the same shapes (before / after). Called by device_longrange_word.sh
 # and device_longrange_char.sh; reads $CORPORA, writes $OUT/longrange_<level>.jsonl.
 #
-# Budget (a 7-minute slot on 2 cores): 55 s of training per model (3 × 55 s); estimated: BLiMP scoring
-# about 30-40 s per model, gradients about 30 s in all. BUDGET_SCALE (default 1) scales the
+# Budget (a 7-minute slot on 2 cores): 55 s of training per model (3 × 55 s); estimated, not
+# timed: BLiMP scoring about 30-40 s per model, gradients about 30-60 s in all. BUDGET_SCALE (default 1) scales the
 # training time, the text read, the BLiMP subset and the gradient windows, for a quick check.
 #
 # BLiMP is rewritten in WikiText-2's spelling (bench/blimp_as_wikitext.py). A subset, because
