@@ -138,12 +138,14 @@ def forward(params: dict, config, x: np.ndarray, state: list | None = None,
     return h, new_state, (caches, drops, mask, rev)
 
 
-def backward(dh: np.ndarray, cache, params: dict, config):
+def backward(dh: np.ndarray, cache, params: dict, config, trace: dict | None = None):
     """Backpropagation through time through every layer and both directions.
 
     dh (T, m, D) = dL/dh of the top layer's output (may be modified in place). Returns
     dx (T, m, n_x), the gradient of the forward direction's initial state per layer, and the
-    parameter gradients (same keys as ``params``).
+    parameter gradients (same keys as ``params``). ``trace`` (``charlm.gradients`` only): the
+    forward direction's cell of layer l records its per-step gradient of the hidden state in
+    ``trace[l]`` (see the cells' ``backward``).
     """
     caches, drops, mask, rev = cache
     cell, opts = CELLS[config.cell], config.cell_opts
@@ -156,12 +158,13 @@ def backward(dh: np.ndarray, cache, params: dict, config):
             dh *= drops[l - 1]                       # through the dropout mask
         if mask is not None:
             dh *= mask                               # padded outputs were zeroed
+        rec = None if trace is None else trace.setdefault(l, [])
         if cache_r is None:
-            dh, ds, g = cell.backward(dh, cache_f, layer_params(params, l), **opts)
+            dh, ds, g = cell.backward(dh, cache_f, layer_params(params, l), trace=rec, **opts)
         else:
             # a = [a→, flip(a←)]: split, and un-flip the backward half before its cell
             dx, ds, g = cell.backward(np.ascontiguousarray(dh[..., :n]), cache_f,
-                                      layer_params(params, l), **opts)
+                                      layer_params(params, l), trace=rec, **opts)
             dx_r, _, g_r = cell.backward(flip(dh[..., n:], rev), cache_r,
                                          layer_params(params, l, True), **opts)
             dx += flip(dx_r, rev)

@@ -165,12 +165,13 @@ class Model:
                                               lengths, rng)
         return h, new_state, (X, cache)
 
-    def encode_backward(self, dh: np.ndarray, cache, grads: dict | None = None):
+    def encode_backward(self, dh: np.ndarray, cache, grads: dict | None = None,
+                        trace: dict | None = None):
         """dh (T, m, D) -> gradients of the layers and the embedding (added to ``grads``),
         and the gradient of the initial state."""
         X, enc_cache = cache
         grads = {} if grads is None else grads
-        dx, dstate, g = encoder.backward(dh, enc_cache, self.params, self.config)
+        dx, dstate, g = encoder.backward(dh, enc_cache, self.params, self.config, trace)
         grads.update(g)
         if self.config.embed:
             grads["E"] = embed_backward(X, dx, self.V)  # x<t> = E^T o<t>
@@ -200,10 +201,13 @@ class Model:
         L, nll, dlogits = softmax_xent(logits, Y.reshape(-1).astype(np.intp), X.shape[1])
         return L, nll, new_state, (cache, dlogits)
 
-    def backward(self, loss_cache) -> tuple[dict[str, np.ndarray], list]:
+    def backward(self, loss_cache,
+                 trace: dict | None = None) -> tuple[dict[str, np.ndarray], list]:
         """Backpropagation through the softmax, every layer and time step, and the embedding.
 
         Returns the gradients (same keys as ``params``) and the gradient of the initial state.
+        ``trace`` (a dict, ``charlm.gradients`` only): each layer l's cell records its per-step
+        gradient of the hidden state in ``trace[l]`` (see the cells' ``backward``).
         """
         (cache, hf), dlogits = loss_cache
         T, m = cache[0].shape
@@ -212,7 +216,7 @@ class Model:
         grads["W_y"] = dlogits.T @ hf
         grads["b_y"] = dlogits.sum(axis=0)
         dh = (dlogits @ self.params["W_y"]).reshape(T, m, -1)
-        return self.encode_backward(dh, cache, grads)
+        return self.encode_backward(dh, cache, grads, trace)
 
     # ------------------------------------------------- evaluation and sampling
     def log_probs(self, X: np.ndarray, state: list) -> tuple[np.ndarray, list]:

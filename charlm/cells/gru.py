@@ -71,8 +71,10 @@ def forward(x, c0, params, simplified=False, **_):
     return c, c_prev, (x, c0, c, z, rc, simplified)
 
 
-def backward(da, cache, params, **_):
-    """da (T, m, n_a) = dL/da<t>  ->  dx (T, m, n_x), dc0 (m, n_a), grads."""
+def backward(da, cache, params, trace=None, **_):
+    """da (T, m, n_a) = dL/da<t>  ->  dx (T, m, n_x), dc0 (m, n_a), grads.
+    ``trace``: a list that receives the total dL/dc<t> (m, n_a) of every step (c<t> = a<t>),
+    last step first (see ``charlm.gradients``); None (training) records nothing."""
     x, c0, c, z, rc, simplified = cache
     T, m, n = c.shape
     W_aa = params["W_aa"]
@@ -84,6 +86,8 @@ def backward(da, cache, params, **_):
         gamma_u, c_tilde = z[0, t], z[-1, t]
         dzu, dzc = dz[0, t], dz[-1, t]
         dc = da[t] + dc_next
+        if trace is not None:
+            trace.append(dc)
         # c<t> = Γu c̃ + (1 - Γu) c<t-1>
         np.multiply(dc, c_tilde - c_prev, out=dzu)       # dΓu
         dzu *= gamma_u * (1.0 - gamma_u)                 # through σ

@@ -69,8 +69,11 @@ def forward(x, state, params, peephole=False, **_):
     return a, (a_prev, c_prev), (x, a0, c0, a, c, tanh_c, z, p is not None)
 
 
-def backward(da, cache, params, **_):
-    """da (T, m, n_a)  ->  dx (T, m, n_x), (da0, dc0) each (m, n_a), grads."""
+def backward(da, cache, params, trace=None, **_):
+    """da (T, m, n_a)  ->  dx (T, m, n_x), (da0, dc0) each (m, n_a), grads.
+    ``trace``: a list that receives the pair (dL/da<t>, dL/dc<t>), each (m, n_a) and total
+    (every path after step t), of every step, last step first (see ``charlm.gradients``);
+    None (training) records nothing."""
     x, a0, c0, a, c, tanh_c, z, peephole = cache
     T, m, n = a.shape
     W_aa = params["W_aa"]
@@ -88,6 +91,8 @@ def backward(da, cache, params, **_):
         np.multiply(dat, tanh_c[t], out=dzo)
         dzo *= gamma_o * (1.0 - gamma_o)
         dc = dc_next + dat * gamma_o * (1.0 - tanh_c[t] * tanh_c[t])
+        if trace is not None:
+            trace.append((dat, dc))
         # c<t> = Γu c̃ + Γf c<t-1>
         np.multiply(dc, c_tilde, out=dzu)
         dzu *= gamma_u * (1.0 - gamma_u)

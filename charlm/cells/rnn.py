@@ -39,8 +39,10 @@ def forward(x, a0, params, activation="tanh", **_):
     return a, a_prev, (x, a0, a, activation)
 
 
-def backward(da, cache, params, **_):
-    """da (T, m, n_a) = dL/da<t>  ->  dx (T, m, n_x), da0 (m, n_a), grads."""
+def backward(da, cache, params, trace=None, **_):
+    """da (T, m, n_a) = dL/da<t>  ->  dx (T, m, n_x), da0 (m, n_a), grads.
+    ``trace``: a list that receives the total dL/da<t> (m, n_a) of every step, last step first
+    (see ``charlm.gradients``); None (training) records nothing."""
     x, a0, a, activation = cache
     W_aa = params["W_aa"]
     T = a.shape[0]
@@ -48,6 +50,8 @@ def backward(da, cache, params, **_):
     da_next = np.zeros_like(a0)
     for t in reversed(range(T)):
         g = da[t] + da_next
+        if trace is not None:
+            trace.append(g)
         # backprop through g: tanh' = 1 - a^2, relu' = [a > 0]
         if activation == "tanh":
             np.multiply(g, 1.0 - a[t] * a[t], out=dz[t])

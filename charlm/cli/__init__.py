@@ -2,12 +2,12 @@
 
 Only this package imports typer, rich and tqdm. One module per group of commands:
 ``common`` (the app, consoles, errors), ``train_cmd``, ``use_cmds`` (sample, score, eval),
-``info_cmd``, ``tag_cmds`` (tag), ``classify_cmds`` (classify) and ``tool_cmds``
-(gradcheck, bench).
+``info_cmd``, ``tag_cmds`` (tag), ``classify_cmds`` (classify),
+``tool_cmds`` (gradcheck, bench) and ``distance_cmds`` (gradients, pairs).
 """
 
 # Imported for their commands, in the order --help lists them.
-from . import train_cmd, use_cmds, info_cmd, tag_cmds, classify_cmds, tool_cmds  # noqa: F401, I001
+from . import train_cmd, use_cmds, info_cmd, tag_cmds, classify_cmds, tool_cmds, distance_cmds  # noqa: F401, I001
 from ..heap import keep_freed_memory
 from .common import app
 
