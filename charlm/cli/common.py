@@ -47,6 +47,9 @@ Dtype = Literal["float32", "float64"]
 Optimizer = Literal["sgd", "adagrad", "adam"]
 Schedule = Literal["constant", "decay", "plateau"]
 ClipMode = Literal["norm", "value"]
+Task = Literal["lm", "tag", "classify"]
+Pool = Literal["last", "mean", "max"]
+LabelColumn = Literal["auto", "first", "last"]
 
 
 def strip_debug(args: list[str]) -> tuple[list[str], bool]:

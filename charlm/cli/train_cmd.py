@@ -18,7 +18,7 @@ from ..errors import CharlmError, ConfigError, ModelFileError
 from ..model import Model, ModelConfig
 from ..render import format_duration
 from . import common
-from .common import (Activation, Cell, ClipMode, Dtype, Level,
+from .common import (Activation, Cell, ClipMode, Dtype, LabelColumn, Level, Pool, Task,
                      Optimizer, Schedule, app, err, fit_line, guarded, live_progress,
                      read_path)
 
@@ -54,18 +54,18 @@ def train(
     corpus: Optional[List[Path]] = typer.Argument(
         None, help="Text files to train on (default: the bundled tiny Shakespeare); "
                    "--task tag: one CoNLL file (default: the bundled Broad Twitter Corpus)."),
-    task: str = typer.Option("lm", "--task",
+    task: Task = typer.Option("lm", "--task",
                              help="lm (language model), tag (a label per token, CoNLL "
                                   "files) or classify (a label per line)."),
     bidirectional: bool = typer.Option(False, "--bidirectional",
                                        help="tag, classify: every layer a BRNN, reading "
                                             "the sentence both ways."),
-    pool: str = typer.Option("last", "--pool",
+    pool: Pool = typer.Option("last", "--pool",
                              help="classify: last (a<T_x>), mean or max over the steps."),
     classes: Optional[List[str]] = typer.Option(
-        None, "--class", help="classify: LABEL=FILE, a file of one class's texts "
+        None, "--class", metavar="LABEL=FILE", help="classify: LABEL=FILE, a file of one class's texts "
                               "(repeat per class)."),
-    label_column: str = typer.Option("auto", "--label-column",
+    label_column: LabelColumn = typer.Option("auto", "--label-column",
                                      help="classify: the label column, auto, first or last."),
     folds: int = typer.Option(0, "--folds",
                               help="classify: K-fold cross-validation first; 0 = none."),

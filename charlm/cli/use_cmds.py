@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..errors import CharlmError, ConfigError, CorpusError
 from ..render import format_prob, plural
 from ..vocab import EOS_ID, UNK_ID
-from .common import (LEVEL_HELP, MODEL_HELP, Base, Level, app, arg_text, emit_json, err,
+from .common import (LEVEL_HELP, MODEL_HELP, Base, LabelColumn, Level, app, arg_text, emit_json, err,
                      guarded, open_model, out, read_path)
 
 # ----------------------------------------------------------------------- sample
@@ -315,7 +315,7 @@ def eval_cmd(
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
     batch: int = typer.Option(64, "--batch", help="Sequences scored in parallel."),
-    label_column: str = typer.Option("auto", "--label-column",
+    label_column: LabelColumn = typer.Option("auto", "--label-column",
                                      help="Classifier: the column of FILE with the labels: "
                                           "auto, first or last."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
