@@ -108,8 +108,8 @@ def run_worker(spec: dict) -> dict:
                 grads, _ = model.backward(cache)
                 clip_gradients(grads, 5.0)
                 opt.update(model.params, grads)
-            else:
-                _, _, state, _ = model.loss(X, Y, state)
+            else:   # evaluation as train.evaluate runs it: the forward-only path
+                _, state = model.target_log_probs(X, Y, state)
             if i >= spec["warmup"]:
                 times.append(time.perf_counter() - t)
         tok_s = B * T / float(np.median(times))
