@@ -15,6 +15,7 @@
 #   STEPS      timed steps per train/eval run, both sides [20]
 #   REPEATS    A/B pairs per row [3]
 #   PIN        prefix for every command, e.g. "taskset -c 0,1" [none]
+#   BASE       another charlm checkout (the "before"): run as a third side, C A B C A B … [none]
 # Output: one JSON line per row on stdout (every run's figure, the medians, the ratio), then
 # the table. Figures are tokens/s: for train/eval the median step on both sides (charlm bench's
 # tokens_per_s, torch_ref's tokens_per_s_median_step); for generation, tokens over the timed
@@ -23,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PY="${PY:-python3}" TORCH_PY="${TORCH_PY:-${PY:-python3}}"
 export TORCH_REF="${TORCH_REF:-../shared/bench/torch_ref.py}" STEPS="${STEPS:-20}"
-export REPEATS="${REPEATS:-3}" PIN="${PIN:-}" PYTHONPATH="$PWD"
+export REPEATS="${REPEATS:-3}" PIN="${PIN:-}" BASE="${BASE:-}" PYTHONPATH="$PWD"
 exec "$PY" - "$@" <<'EOF'
 import json, os, shlex, statistics, subprocess, sys
 
@@ -37,14 +38,15 @@ pin = shlex.split(env["PIN"])
 rows = sys.argv[1:] or ALL
 
 
-def run(cmd):
-    out = subprocess.run(pin + cmd, capture_output=True, text=True, check=True).stdout
+def run(cmd, **kw):
+    out = subprocess.run(pin + cmd, capture_output=True, text=True, check=True, **kw).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def charlm(cfg, cell, mode):
+def charlm(cfg, cell, mode, where=None):
+    kw = {} if where is None else {"cwd": where, "env": {**env, "PYTHONPATH": where}}
     r = run([env["PY"], "-m", "charlm", "bench", "--config", cfg, "--cell", cell,
-             "--mode", mode, "--steps", env["STEPS"], "--json"])
+             "--mode", mode, "--steps", env["STEPS"], "--json"], **kw)
     return r["tokens_per_s"], r
 
 
@@ -60,8 +62,10 @@ def torch(cfg, cell, mode, mkldnn):
 table, machine = [], None
 for row in rows:
     cfg, cell, mode = row.split(":")
-    ours, theirs = [], {"on": [], "off": []}
+    ours, before, theirs = [], [], {"on": [], "off": []}
     for _ in range(int(env["REPEATS"])):
+        if env["BASE"]:
+            before.append(charlm(cfg, cell, mode, os.path.abspath(env["BASE"]))[0])
         tok, r = charlm(cfg, cell, mode)
         ours.append(tok)
         machine = machine or r.get("machine")
@@ -72,14 +76,19 @@ for row in rows:
     line = {"row": row, "charlm": ours, "torch": {k: v for k, v in theirs.items() if v},
             "charlm_median": med, "torch_median": best[0], "torch_mkldnn": best[1],
             "ratio": med / best[0]}
+    if before:
+        line.update(before=before, before_median=statistics.median(before),
+                    before_ratio=statistics.median(before) / best[0])
     print(json.dumps(line), flush=True)
     table.append(line)
 
 if machine:
     print("machine:", json.dumps(machine))
-print(f"{'row':<18}{'charlm tok/s':>14}{'PyTorch tok/s':>15}{'ratio':>8}")
+head = f"{'row':<18}{'charlm tok/s':>14}{'PyTorch tok/s':>15}{'ratio':>8}"
+print(head + (f"{'before tok/s':>14}{'ratio':>8}" if env["BASE"] else ""))
 for t in table:
     note = f"  (oneDNN {t['torch_mkldnn']})" if t["row"].endswith("generate") else ""
+    was = (f"{t['before_median']:>14,.0f}{t['before_ratio']:>8.2f}" if env["BASE"] else "")
     print(f"{t['row']:<18}{t['charlm_median']:>14,.0f}{t['torch_median']:>15,.0f}"
-          f"{t['ratio']:>8.2f}{note}")
+          f"{t['ratio']:>8.2f}{was}{note}")
 EOF

@@ -46,8 +46,8 @@ def forward(x, c0, params, simplified=False, **_):
     z = input_product(x, params["W_ax"], params["b"], G)  # (G, T, m, n): becomes the activations
     c = np.empty((T, m, n), dtype=z.dtype)
     rc = None if simplified else np.empty((T, m, n), dtype=z.dtype)  # Γr * c<t-1>
-    W_gates_T = W_aa.T if simplified else W_aa[: 2 * n].T   # the rows c<t-1> enters directly
-    W_c_T = None if simplified else W_aa[2 * n:].T         # the candidate's, after Γr
+    W_gates_T = transposed(W_aa if simplified else W_aa[: 2 * n])  # rows c<t-1> enters directly
+    W_c_T = None if simplified else transposed(W_aa[2 * n:])    # the candidate's, after Γr
     r = np.empty((m, W_gates_T.shape[1]), dtype=z.dtype)
     c_prev = c0
     for t in range(T):

@@ -48,7 +48,7 @@ def forward(x, state, params, peephole=False, **_):
     a0, c0 = state
     T, m, _ = x.shape
     n = a0.shape[1]
-    W_aa_T = params["W_aa"].T
+    W_aa_T = transposed(params["W_aa"])   # contiguous: see cells.transposed
     p = params.get("p") if peephole else None
     z = input_product(x, params["W_ax"], params["b"], 4)  # (4, T, m, n): becomes the activations
     a = np.empty((T, m, n), dtype=z.dtype)

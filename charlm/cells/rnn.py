@@ -31,7 +31,7 @@ def _g(z: np.ndarray, activation: str) -> np.ndarray:
 
 def forward(x, a0, params, activation="tanh", **_):
     """x (T, m, n_x), a0 (m, n_a) -> a (T, m, n_a), a<T> (m, n_a), cache."""
-    W_aa_T = params["W_aa"].T
+    W_aa_T = transposed(params["W_aa"])   # contiguous: see cells.transposed
     a = input_product(x, params["W_ax"], params["b"], 1)[0]  # becomes a<t> in place, step by step
     a_prev = a0
     for t in range(a.shape[0]):
