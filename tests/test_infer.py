@@ -103,3 +103,21 @@ def test_score_many_sorts_by_length_and_keeps_the_input_order():
     assert [r.text for r in results] == texts
     for r, want in zip(results, one_by_one):
         np.testing.assert_allclose(r.log_probs, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell,opts", VARIANT_PARAMS)
+def test_priming_in_one_pass_gives_the_stepped_state(cell, opts):
+    from charlm.generate import prime_state
+    from charlm.model import Stepper
+    model = make_model(cell, opts, V=9, dtype="float64", seed=11)
+    prime = np.array([2, 5, 3, 3, 8, 4])
+    step = Stepper(model)
+    state, x = prime_state(step, prime)
+    # by hand: <EOS>, then every prime token but the last, one step at a time
+    want = model.zero_state(1)
+    for tok in [0, *prime[:-1]]:
+        _, want = step(np.array([tok]), want)
+    assert x == prime[-1]
+    for g, w in zip(flat_state(state), flat_state(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    assert prime_state(step, np.zeros(0, int))[1] == 0     # no prime: <EOS> is the input
