@@ -12,8 +12,10 @@ weight in backward). An embedding lookup costs nothing; one-hot inputs count ``I
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -63,6 +65,84 @@ def sgemm_peak(n: int = 1024, seconds: float = 1.0) -> float:
     return best
 
 
+def _cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what the platform module says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _openblas_runtime() -> dict:
+    """The OpenBLAS kernel (core) and thread count NumPy's BLAS chose at run time, asked of
+    the loaded library itself; empty where that is not OpenBLAS or cannot be found. The build
+    configuration names the kernels it was compiled for, not the one this CPU got."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower()
+                            and ln.split()[-1].startswith("/")})
+    except OSError:
+        return {}
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        info = {}
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                core = getattr(lib, f"{prefix}_get_corename{suffix}", None)
+                threads = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                if core is not None and "kernel" not in info:
+                    core.restype = ctypes.c_char_p
+                    info["kernel"] = core().decode()
+                if threads is not None and "threads" not in info:
+                    threads.restype = ctypes.c_int
+                    info["threads"] = int(threads())
+        if info:
+            return info
+    return {}
+
+
+def machine_info() -> dict:
+    """What a throughput figure depends on: CPU model, cores, NumPy and its BLAS (library,
+    version, the kernel it runs here, its threads), so a table can be traced to its machine."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:        # not on Linux
+        usable = os.cpu_count()
+    blas: dict = {}
+    try:
+        deps = np.__config__.CONFIG.get("Build Dependencies", {})
+        blas = {k: deps.get("blas", {}).get(k) for k in ("name", "version")}
+    except AttributeError:        # NumPy < 1.25 has no CONFIG dict
+        pass
+    runtime = _openblas_runtime()
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "cores_usable": usable,
+            "numpy": np.__version__, "python": platform.python_version(),
+            "blas": blas.get("name") or "unknown", "blas_version": blas.get("version"),
+            "blas_kernel": runtime.get("kernel"), "blas_threads": runtime.get("threads"),
+            "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE")}
+
+
+def describe_machine(m: dict) -> str:
+    """One line for a table: 'Intel Xeon …, 2 of 2 cores, NumPy 2.4.6, scipy-openblas 0.3.31
+    (SkylakeX kernel, 2 threads)'."""
+    blas = m["blas"] + (f" {m['blas_version']}" if m.get("blas_version") else "")
+    extra = [x for x in (m.get("blas_kernel") and f"{m['blas_kernel']} kernel",
+                         m.get("blas_threads") and f"{m['blas_threads']} threads",
+                         m.get("openblas_coretype_env") and
+                         f"OPENBLAS_CORETYPE={m['openblas_coretype_env']}") if x]
+    if extra:
+        blas += f" ({', '.join(extra)})"
+    return (f"{m['cpu']}, {m['cores_usable']} of {m['cores']} cores, NumPy {m['numpy']}, "
+            f"{blas}")
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -108,8 +188,8 @@ def run_worker(spec: dict) -> dict:
                 grads, _ = model.backward(cache)
                 clip_gradients(grads, 5.0)
                 opt.update(model.params, grads)
-            else:
-                _, _, state, _ = model.loss(X, Y, state)
+            else:   # evaluation as train.evaluate runs it: the forward-only path
+                _, state = model.target_log_probs(X, Y, state)
             if i >= spec["warmup"]:
                 times.append(time.perf_counter() - t)
         tok_s = B * T / float(np.median(times))

@@ -87,13 +87,17 @@ def draw(p: np.ndarray, rng: np.random.Generator) -> int:
 
 
 def prime_state(step: Stepper, prime_ids: np.ndarray) -> tuple[list, int]:
-    """Feed ``<EOS>`` and the prime through the model: the state and the last input id."""
+    """Feed ``<EOS>`` and the prime through the model: the state and the last input id.
+
+    ``<EOS>`` and all but the last prime token need no logits, so they go through in one
+    forward-only pass (``Model.infer``, one call per layer) instead of a step per token: the
+    same state, to round-off."""
     state = step.model.zero_state(1)
-    x = EOS_ID
-    for tok in prime_ids:
-        _, state = step((x,), state)
-        x = int(tok)
-    return state, x
+    if len(prime_ids) == 0:
+        return state, EOS_ID
+    X = np.concatenate([[EOS_ID], prime_ids[:-1]]).astype(np.int64).reshape(-1, 1)  # (T, 1)
+    _, state = step.model.infer(X, state)
+    return state, int(prime_ids[-1])
 
 
 def sample(model: Model, rng: np.random.Generator, *, length: int = 200,

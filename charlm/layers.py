@@ -76,3 +76,18 @@ def softmax_xent(logits: np.ndarray, y: np.ndarray, m: int):
     z[rows, y] -= 1.0                                   # ŷ - y
     z /= m
     return nll / m, nll, z
+
+
+def target_log_probs(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """log ŷ[y] = z[y] - logsumexp(z) for each row, without building the log-softmax array.
+
+    logits (N, V) is scratch: it is overwritten. y (N,) targets -> (N,) float64. The same
+    operations as :func:`softmax_xent`'s negative log-likelihood, so the same values.
+    """
+    rows = np.arange(logits.shape[0])
+    z_max = logits.max(axis=1, keepdims=True)
+    z_y = (logits[rows, y] - z_max[:, 0]).astype(np.float64)
+    np.subtract(logits, z_max, out=logits)
+    np.exp(logits, out=logits)
+    s = logits.sum(axis=1)
+    return z_y - np.log(s.astype(np.float64))

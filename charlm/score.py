@@ -57,8 +57,7 @@ def batch_log_probs(model: Model, seqs: list[np.ndarray]) -> list[np.ndarray]:
     for j, s in enumerate(seqs):
         X[1: len(s) + 1, j] = s
         Y[: len(s), j] = s
-    logp, _ = model.log_probs(X, model.zero_state(m))
-    picked = np.take_along_axis(logp, Y[..., None], axis=2)[..., 0].astype(np.float64)
+    picked, _ = model.target_log_probs(X, Y, model.zero_state(m))   # (T, m) float64
     return [picked[: len(s) + 1, j] for j, s in enumerate(seqs)]
 
 
@@ -66,15 +65,29 @@ def score(model: Model, text: str) -> Scored:
     return next(iter(score_many(model, [text])))
 
 
+SORT_SPAN = 32
+"""score_many sorts sentences by length within spans of SORT_SPAN batches."""
+
+
 def score_many(model: Model, texts: Iterable[str], batch: int = 64,
                on_batch: Callable[[int], None] | None = None) -> Iterable[Scored]:
-    """Score sentences ``batch`` at a time (each padded to the longest in its batch); yields
-    the results in the input's order."""
+    """Score sentences ``batch`` at a time; yields the results in the input's order.
+
+    Each batch is padded to its longest sentence, so sentences are sorted by length first,
+    within spans of ``SORT_SPAN`` batches: batches of near-equal lengths waste little on
+    padding, and results still come out span by span, not only at the end.
+    """
     texts = list(texts)
     encoded = [model.vocab.encode(t).astype(np.int64) for t in texts]
-    for a in range(0, len(texts), batch):
-        chunk = encoded[a: a + batch]
-        for t, ids, lp in zip(texts[a: a + batch], chunk, batch_log_probs(model, chunk)):
-            yield Scored(t, np.append(ids, EOS_ID), lp)
-        if on_batch is not None:
-            on_batch(len(chunk))
+    span = batch * SORT_SPAN
+    for s0 in range(0, len(texts), span):
+        idx = range(s0, min(s0 + span, len(texts)))
+        order = sorted(idx, key=lambda i: len(encoded[i]))
+        found: dict[int, np.ndarray] = {}
+        for a in range(0, len(order), batch):
+            part = order[a: a + batch]
+            found.update(zip(part, batch_log_probs(model, [encoded[i] for i in part])))
+            if on_batch is not None:
+                on_batch(len(part))
+        for i in idx:
+            yield Scored(texts[i], np.append(encoded[i], EOS_ID), found[i])

@@ -174,14 +174,15 @@ def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = 
 def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
              on_progress: Callable[[int], None] | None = None) -> tuple[float, int]:
     """Mean negative log-likelihood per token (nats) over a whole stream, as training sees it:
-    ``m`` rows with the state carried across windows. Returns (mean NLL, tokens)."""
+    ``m`` rows with the state carried across windows. Returns (mean NLL, tokens). Runs the
+    forward-only path (``Model.target_log_probs``): the same values as ``Model.loss``."""
     batches = Batches.from_stream(ids, m, T)
     state = model.zero_state(m)
     total = 0.0
     for k in range(len(batches)):
         X, Y = batches.window(k)
-        _, nll, state, _ = model.loss(X, Y, state)
-        total += nll
+        logp, state = model.target_log_probs(X, Y, state)
+        total -= float(logp.sum())
         if on_progress is not None:
             on_progress(X.size)
     n = batches.tokens

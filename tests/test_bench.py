@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
+import os
+import re
 import time
 
 import numpy as np
@@ -100,3 +103,33 @@ def test_bad_bench_options_are_one_line_errors(args, message):
     assert res.exit_code == 2
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0]
+
+
+def test_the_machine_it_ran_on_is_in_the_json_and_the_table():
+    res = CliRunner().invoke(app, ["bench", "--config", "MC", "--mode", "generate",
+                                   "--steps", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    m = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("{")][0])["machine"]
+    assert m["numpy"] == np.__version__
+    assert m["cores"] == os.cpu_count() and 1 <= m["cores_usable"] <= m["cores"]
+    try:
+        cpuinfo = open("/proc/cpuinfo").read()
+    except OSError:
+        cpuinfo = ""
+    names = re.findall(r"^model name\s*:\s*(.+?)\s*$", cpuinfo, re.M)
+    if names:
+        assert m["cpu"] == names[0]
+    if m["blas_kernel"] is not None:
+        # the kernel OpenBLAS chose here is also in its run-time configuration string
+        lib = next(p for p in sorted({ln.split()[-1] for ln in open("/proc/self/maps")
+                                      if "openblas" in ln.lower()}) if p.startswith("/"))
+        lib = ctypes.CDLL(lib)
+        get = next(getattr(lib, n) for n in ("scipy_openblas_get_config64_",
+                                             "scipy_openblas_get_config", "openblas_get_config64_",
+                                             "openblas_get_config") if hasattr(lib, n))
+        get.restype = ctypes.c_char_p
+        assert f" {m['blas_kernel']} " in get().decode()
+    table = CliRunner().invoke(app, ["bench", "--config", "MC", "--mode", "generate",
+                                     "--steps", "1"])
+    assert table.exit_code == 0, table.output
+    assert m["cpu"] in table.stdout and f"NumPy {np.__version__}" in table.stdout

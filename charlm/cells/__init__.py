@@ -16,6 +16,17 @@ Every cell module offers the same five functions::
     step(xz_t, state, params, stacked=False, **opts)     -> (a_t, state)
     step_weights(params, **opts)                         -> [W_ax | W_aa] or None
 
+and a sixth, the forward-only inference path::
+
+    infer(x, state, params, **opts)                      -> (a, state_T)
+
+``infer`` computes what ``forward`` computes, the same equations in the same order, but keeps
+no cache and allocates nothing inside its time loop: every per-step result goes into a buffer
+made once before the loop (``out=``), and the recurrent weights are copied once into the
+C-contiguous ``W_aa^T`` that OpenBLAS multiplies fastest (see :func:`transposed`). It takes
+``(x, state)`` exactly like ``forward``, so any caller of ``forward`` that needs no gradient
+(evaluation, scoring, an encoder over padded sentences) can call it instead.
+
 ``forward`` runs the whole sequence and returns every hidden state ``a`` (T, m, n_a), the final
 state (to carry into the next window or to keep sampling from) and a cache that the caller
 hands back to ``backward``: nothing is kept on a module or an object, so sampling can never
@@ -96,6 +107,17 @@ def gate_rows(dzt: np.ndarray, out: np.ndarray) -> np.ndarray:
     G, m, n = dzt.shape
     np.copyto(out.reshape(m, G, n), dzt.transpose(1, 0, 2))
     return out
+
+
+def transposed(W: np.ndarray) -> np.ndarray:
+    """``W^T`` as a C-contiguous copy, for a product ``a @ W^T`` repeated at every step.
+
+    OpenBLAS runs ``a @ W.T`` (a transposed view) markedly slower than the same product with
+    ``W^T`` laid out contiguously: for the C1 LSTM's step, 32×256 by 256×1024 float32 on 2
+    cores of an Intel Xeon (SkylakeX kernels), medians of 30: 216 µs against 140 µs, measured
+    2026-11-28. The copy costs one pass over W per call of ``infer``.
+    """
+    return np.ascontiguousarray(W.T)
 
 
 def stacked_weights(params: dict) -> np.ndarray:

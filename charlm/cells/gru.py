@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import (add_recurrent, gate_rows, init_fused, input_product, recurrent_grad, sigmoid,
-               stacked_weights, weight_grads)
+               stacked_weights, transposed, weight_grads)
 
 
 def _blocks(simplified: bool) -> int:
@@ -46,8 +46,8 @@ def forward(x, c0, params, simplified=False, **_):
     z = input_product(x, params["W_ax"], params["b"], G)  # (G, T, m, n): becomes the activations
     c = np.empty((T, m, n), dtype=z.dtype)
     rc = None if simplified else np.empty((T, m, n), dtype=z.dtype)  # Γr * c<t-1>
-    W_gates_T = W_aa.T if simplified else W_aa[: 2 * n].T   # the rows c<t-1> enters directly
-    W_c_T = None if simplified else W_aa[2 * n:].T         # the candidate's, after Γr
+    W_gates_T = transposed(W_aa if simplified else W_aa[: 2 * n])  # rows c<t-1> enters directly
+    W_c_T = None if simplified else transposed(W_aa[2 * n:])    # the candidate's, after Γr
     r = np.empty((m, W_gates_T.shape[1]), dtype=z.dtype)
     c_prev = c0
     for t in range(T):
@@ -137,3 +137,39 @@ def step(xz, c_prev, params, simplified=False, stacked=False, **_):
         c_tilde = np.tanh(xz[:, 2 * n:] + (g[:, n:] * c_prev) @ W_aa[2 * n:].T)
     c = c_prev + gamma_u * (c_tilde - c_prev)
     return c, c
+
+
+def infer(x, c0, params, simplified=False, **_):
+    """Forward only (no cache, nothing allocated per step): x (T, m, n_x), c0 (m, n_a)
+    -> a (T, m, n_a), c<T> (m, n_a). The same equations, in the same order, as :func:`forward`.
+    """
+    T, m, _ = x.shape
+    n = c0.shape[1]
+    G = _blocks(simplified)
+    W_aa = params["W_aa"]
+    z = input_product(x, params["W_ax"], params["b"], G)  # (G, T, m, n): scratch per step
+    c = np.empty((T, m, n), dtype=z.dtype)
+    W_gates_T = transposed(W_aa if simplified else W_aa[: 2 * n])  # (n, 2 n), contiguous
+    W_c_T = None if simplified else transposed(W_aa[2 * n:])       # (n, n)
+    r = np.empty((m, 2 * n), dtype=z.dtype)      # c<t-1> times the [u, r] (or [u, c]) rows
+    rc = np.empty((m, n), dtype=z.dtype)         # Γr * c<t-1>
+    rcw = np.empty((m, n), dtype=z.dtype)        # (Γr * c<t-1>) W_c^T
+    c_prev = c0
+    for t in range(T):
+        zt = z[:, t]
+        if simplified:
+            add_recurrent(zt, np.matmul(c_prev, W_gates_T, out=r))
+            sigmoid(zt[0], out=zt[0])                      # Γu
+            np.tanh(zt[1], out=zt[1])                      # c̃
+        else:
+            add_recurrent(zt[:2], np.matmul(c_prev, W_gates_T, out=r))
+            sigmoid(zt[:2], out=zt[:2])                    # Γu, Γr
+            np.multiply(zt[1], c_prev, out=rc)             # Γr * c<t-1>
+            zt[2] += np.matmul(rc, W_c_T, out=rcw)
+            np.tanh(zt[2], out=zt[2])                      # c̃
+        gamma_u, c_tilde = zt[0], zt[-1]
+        np.subtract(c_tilde, c_prev, out=c[t])             # c<t-1> + Γu (c̃ - c<t-1>)
+        c[t] *= gamma_u
+        c[t] += c_prev
+        c_prev = c[t]
+    return c, c_prev

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import (add_recurrent, gate_rows, init_fused, input_product, recurrent_grad, sigmoid,
-               stacked_weights, uniform_init, weight_grads)
+               stacked_weights, transposed, uniform_init, weight_grads)
 
 
 def init_params(n_x, n_a, rng, dtype=np.float32, peephole=False, **_):
@@ -48,7 +48,7 @@ def forward(x, state, params, peephole=False, **_):
     a0, c0 = state
     T, m, _ = x.shape
     n = a0.shape[1]
-    W_aa_T = params["W_aa"].T
+    W_aa_T = transposed(params["W_aa"])   # contiguous: see cells.transposed
     p = params.get("p") if peephole else None
     z = input_product(x, params["W_ax"], params["b"], 4)  # (4, T, m, n): becomes the activations
     a = np.empty((T, m, n), dtype=z.dtype)
@@ -131,3 +131,43 @@ def step(xz, state, params, peephole=False, stacked=False, **_):
     c = gamma_u * c_tilde + gamma_f * c_prev
     a = gamma_o * np.tanh(c)
     return a, (a, c)
+
+
+def infer(x, state, params, peephole=False, **_):
+    """Forward only (no cache, nothing allocated per step): x (T, m, n_x), state = (a0, c0)
+    each (m, n_a)  ->  a (T, m, n_a), (a<T>, c<T>). The same equations as :func:`forward`.
+
+    σ(z) is (1 + tanh(z/2)) / 2, and :func:`forward` computes it so. Here the rows of the three
+    gates in W_ax, W_aa, b (and p) are halved once, before the loop, which is exact in floating
+    point: the loop then holds z/2 for the gates and z for c̃, and one tanh call over all four
+    blocks does the work of four calls.
+    """
+    a0, c0 = state
+    T, m, _ = x.shape
+    n = a0.shape[1]
+    half = np.ones((4 * n, 1), dtype=params["W_aa"].dtype)
+    half[: 3 * n] = 0.5                                    # rows of [u, f, o]; c̃'s stay
+    W_aa_T = transposed(params["W_aa"] * half)             # (n, 4 n), contiguous
+    z = input_product(x, params["W_ax"] * half, params["b"] * half[:, 0], 4)  # (4, T, m, n)
+    p = 0.5 * params["p"].reshape(3, 1, n) if peephole and "p" in params else None
+    a = np.empty((T, m, n), dtype=z.dtype)
+    c = np.array(c0, dtype=z.dtype)                        # c<t>, updated in place
+    r = np.empty((m, 4 * n), dtype=z.dtype)                # a<t-1> W_aa^T
+    pc = None if p is None else np.empty((3, m, n), dtype=z.dtype)
+    a_prev = a0
+    for t in range(T):
+        zt = z[:, t]
+        add_recurrent(zt, np.matmul(a_prev, W_aa_T, out=r))
+        if p is not None:                                  # the peepholes p_g * c<t-1>
+            zt[:3] += np.multiply(p, c, out=pc)
+        np.tanh(zt, out=zt)                                # tanh(z/2) of the gates; c̃
+        gates = zt[:3]
+        gates += 1.0
+        gates *= 0.5                                       # Γu, Γf, Γo
+        gamma_u, gamma_f, gamma_o, c_tilde = zt
+        c *= gamma_f
+        c += np.multiply(gamma_u, c_tilde, out=gamma_u)    # c<t> = Γu c̃ + Γf c<t-1>
+        np.tanh(c, out=a[t])
+        a[t] *= gamma_o                                    # a<t> = Γo tanh(c<t>)
+        a_prev = a[t]
+    return a, (a_prev, c)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import init_fused, input_product, recurrent_grad, stacked_weights, weight_grads
+from . import (init_fused, input_product, recurrent_grad, stacked_weights, transposed,
+               weight_grads)
 
 ACTIVATIONS = ("tanh", "relu")
 
@@ -30,7 +31,7 @@ def _g(z: np.ndarray, activation: str) -> np.ndarray:
 
 def forward(x, a0, params, activation="tanh", **_):
     """x (T, m, n_x), a0 (m, n_a) -> a (T, m, n_a), a<T> (m, n_a), cache."""
-    W_aa_T = params["W_aa"].T
+    W_aa_T = transposed(params["W_aa"])   # contiguous: see cells.transposed
     a = input_product(x, params["W_ax"], params["b"], 1)[0]  # becomes a<t> in place, step by step
     a_prev = a0
     for t in range(a.shape[0]):
@@ -74,3 +75,16 @@ def step(xz, a_prev, params, activation="tanh", stacked=False, **_):
     z = xz if stacked else xz + a_prev @ params["W_aa"].T
     a = _g(z, activation)
     return a, a
+
+
+def infer(x, a0, params, activation="tanh", **_):
+    """Forward only (no cache, nothing allocated per step): x (T, m, n_x), a0 (m, n_a)
+    -> a (T, m, n_a), a<T> (m, n_a). The same equations as :func:`forward`."""
+    W_aa_T = transposed(params["W_aa"])                     # (n_a, n_a), contiguous
+    a = input_product(x, params["W_ax"], params["b"], 1)[0]  # becomes a<t> in place
+    r = np.empty_like(a0, dtype=a.dtype)                    # a<t-1> W_aa^T
+    a_prev = a0
+    for t in range(a.shape[0]):
+        a[t] += np.matmul(a_prev, W_aa_T, out=r)
+        a_prev = _g(a[t], activation)
+    return a, a_prev

@@ -81,7 +81,8 @@ def bench(
     float32 matrix-product peak measured here, and the process's peak memory. Run it on a
     quiet machine; compare ratios, not single runs.
     """
-    from ..bench import CELLS, CONFIGS, MODES, default_plan, measure, sgemm_peak
+    from ..bench import (CELLS, CONFIGS, MODES, default_plan, describe_machine, machine_info,
+                         measure, sgemm_peak)
 
     configs = config or list(CONFIGS)
     for name, allowed, opts in (("--config", CONFIGS, configs),
@@ -95,6 +96,7 @@ def bench(
     plan = default_plan(configs, cell or None, mode or None)
     if not plan:
         raise ConfigError("Nothing to measure: MC (min-char-rnn) is an RNN; add --cell rnn.")
+    machine = machine_info()
     peak = sgemm_peak()
     results = []
     for spec in tqdm(plan, desc="bench", unit="run", file=sys.stderr, leave=False,
@@ -102,6 +104,7 @@ def bench(
         r = measure({**spec, "steps": steps})
         r["pct_of_peak"] = 100.0 * r["gflops"] / peak
         r["peak_sgemm_gflops"] = peak
+        r["machine"] = machine
         results.append(r)
         if as_json:
             emit_json(r)
@@ -116,3 +119,4 @@ def bench(
                       f"{r['gflops']:.1f}", f"{r['pct_of_peak']:.0f}%",
                       f"{r['peak_rss_mb']:.0f} MB")
     out.print(table)
+    out.print(f"machine: {describe_machine(machine)}")

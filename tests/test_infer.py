@@ -1,0 +1,123 @@
+"""The forward-only inference path against the training forward pass.
+
+``cell.infer`` and ``Model.target_log_probs`` compute what ``cell.forward`` and ``Model.loss``
+compute, by other code (no cache, halved gate rows in the LSTM, contiguous transposed weights,
+the output layer in blocks of rows). Here each is checked against the training path: to
+round-off in float64, and to float32 round-off in float32, for every cell and variant.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from charlm.cells import CELLS
+from charlm.layers import log_softmax
+from charlm.score import batch_log_probs, score_many
+from charlm.train import evaluate
+
+from conftest import VARIANT_PARAMS, flat_state, make_model, random_state
+
+# float64: the two paths differ only in the order of a few roundings; float32: a few ulps of
+# values of order one, grown through T steps and two layers.
+TOL = {"float64": 1e-12, "float32": 2e-5}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cell,opts", VARIANT_PARAMS)
+def test_cell_infer_equals_forward(cell, opts, dtype):
+    model = make_model(cell, opts, hidden=9, embed=5, layers=1, dtype=dtype, seed=1)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 4, 5)).astype(dtype)
+    state = random_state(model, 4, rng)[0]
+    before = [s.copy() for s in flat_state([state])]
+    params = model.layer_params(1)
+    mod = CELLS[cell]
+    a_ref, s_ref, _ = mod.forward(x, state, params, **opts)
+    a, s = mod.infer(x, state, params, **opts)
+    assert a.dtype == a_ref.dtype
+    np.testing.assert_allclose(a, a_ref, rtol=TOL[dtype], atol=TOL[dtype])
+    for got, want in zip(flat_state([s]), flat_state([s_ref])):
+        np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype])
+    for b, s0 in zip(before, flat_state([state])):   # the caller's state is left alone
+        np.testing.assert_array_equal(b, s0)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cell,opts", VARIANT_PARAMS)
+@pytest.mark.parametrize("rows", [0, 5])
+def test_target_log_probs_equal_the_training_softmax(cell, opts, dtype, rows):
+    model = make_model(cell, opts, V=11, hidden=7, embed=4, layers=2, dtype=dtype, seed=4)
+    rng = np.random.default_rng(5)
+    T, m = 7, 3                                   # 21 positions: blocks of 5 leave one over
+    X = rng.integers(0, 11, (T, m)).astype(np.uint8)
+    Y = rng.integers(0, 11, (T, m)).astype(np.uint8)
+    state = random_state(model, m, rng)
+    logits, s_ref, _ = model.forward(X, state)
+    full = log_softmax(logits.astype(np.float64)).reshape(T, m, -1)
+    want = np.take_along_axis(full, Y[..., None].astype(np.intp), axis=2)[..., 0]
+    got, s = model.target_log_probs(X, Y, state, rows=rows)
+    assert got.shape == (T, m) and got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype])
+    for g, w in zip(flat_state(s), flat_state(s_ref)):
+        np.testing.assert_allclose(g, w, rtol=TOL[dtype], atol=TOL[dtype])
+    # the summed NLL is Model.loss's
+    _, nll, _, _ = model.loss(X, Y, state)
+    assert -got.sum() == pytest.approx(nll, rel=TOL[dtype])
+
+
+def test_full_log_probs_equal_the_training_softmax():
+    model = make_model("lstm", V=9, dtype="float64", seed=6)
+    X = np.random.default_rng(7).integers(0, 9, (5, 2))
+    logits, _, _ = model.forward(X, model.zero_state(2))
+    got, _ = model.log_probs(X, model.zero_state(2))
+    np.testing.assert_allclose(got.reshape(10, 9), log_softmax(logits), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_evaluate_equals_windows_of_model_loss(cell):
+    """evaluate's state-carrying windows, recomputed with the training loss."""
+    model = make_model(cell, V=8, dtype="float32", seed=8)
+    ids = np.random.default_rng(9).integers(0, 8, 203).astype(np.uint8)
+    got, n = evaluate(model, ids, m=3, T=10)
+    # the same split by hand: <EOS> then the stream, in 3 rows of n targets each, windows of
+    # 10 steps with the state carried
+    rows = len(ids) // 3
+    s = np.concatenate([[0], ids[: rows * 3]]).astype(np.uint8)   # 0 is <EOS>
+    inp = np.stack([s[r * rows: r * rows + rows] for r in range(3)], axis=1)
+    tgt = np.stack([s[r * rows + 1: r * rows + rows + 1] for r in range(3)], axis=1)
+    state, total = model.zero_state(3), 0.0
+    for t in range(0, rows, 10):
+        _, nll, state, _ = model.loss(inp[t:t + 10], tgt[t:t + 10], state)
+        total += nll
+    assert n == rows * 3
+    assert got == pytest.approx(total / n, rel=1e-6)
+
+
+def test_score_many_sorts_by_length_and_keeps_the_input_order():
+    model = make_model("gru", V=7, seed=10)
+    texts = ["abcabcab", "a", "", "cab", "bbbbbbbbbbbbb", "ab", "c"]
+    one_by_one = [batch_log_probs(model, [model.vocab.encode(t).astype(np.int64)])[0]
+                  for t in texts]
+    results = list(score_many(model, texts, batch=2))
+    assert [r.text for r in results] == texts
+    for r, want in zip(results, one_by_one):
+        np.testing.assert_allclose(r.log_probs, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell,opts", VARIANT_PARAMS)
+def test_priming_in_one_pass_gives_the_stepped_state(cell, opts):
+    from charlm.generate import prime_state
+    from charlm.model import Stepper
+    model = make_model(cell, opts, V=9, dtype="float64", seed=11)
+    prime = np.array([2, 5, 3, 3, 8, 4])
+    step = Stepper(model)
+    state, x = prime_state(step, prime)
+    # by hand: <EOS>, then every prime token but the last, one step at a time
+    want = model.zero_state(1)
+    for tok in [0, *prime[:-1]]:
+        _, want = step(np.array([tok]), want)
+    assert x == prime[-1]
+    for g, w in zip(flat_state(state), flat_state(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    assert prime_state(step, np.zeros(0, int))[1] == 0     # no prime: <EOS> is the input
