@@ -1,15 +1,18 @@
 """The Python API, mirroring the command line.
 
     import charlm
-    lm = charlm.train(["corpus.txt"], out="models/char.npz", steps=2000)
+    lm = charlm.train(["corpus.txt"], out="models/char.npz", steps=2000, progress=True)
     lm = charlm.load_model("models/char.npz")
     print(lm.sample(seed=1))
     print(lm.score("the apple and pear salad").log_prob)
+
+``charlm train`` and :func:`train` share one implementation, :func:`prepare_training` (in
+``runs.py``): the same default model path, the same refusal to overwrite, the same resume.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,7 @@ from .errors import ConfigError, CorpusError
 from .generate import sample as draw
 from .model import Model, ModelConfig
 from .score import Scored, score, score_many
-from .train import TrainConfig, Trainer, evaluate, prepare_corpus
+from .train import evaluate
 
 
 class LanguageModel:
@@ -45,7 +48,7 @@ class LanguageModel:
         prime_ids = self.vocab.encode(prime) if prime else None
         length = length or (200 if self.vocab.level == "char" else 50)
         s = draw(self.model, rng, length=length, prime_ids=prime_ids, **options)
-        return (prime or "") + self.vocab.decode(s.ids)
+        return self.vocab.continue_text(prime, s.ids)
 
     def score(self, text: str) -> Scored:
         """log P(text) as chained conditionals, including the final <EOS>."""
@@ -70,27 +73,61 @@ def load_model(path: str | Path) -> LanguageModel:
     return LanguageModel(model, meta)
 
 
-def train(corpus: list[str | Path] | str | Path, out: str | Path = "models/char.npz",
-          valid: str | Path | None = None, callback=None, **options) -> LanguageModel:
-    """Train a model on text files; options are the ``charlm train`` options in snake_case
-    (model shape: cell, layers, hidden, embed, dropout, …; run: lr, batch, bptt, steps,
-    epochs, time_budget, …)."""
-    paths = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
-    model_keys = {f.name for f in fields(ModelConfig)}
-    train_keys = {f.name for f in fields(TrainConfig)}
-    unknown = set(options) - model_keys - train_keys
-    if unknown:
-        raise ConfigError(f"Unknown option(s): {', '.join(sorted(unknown))}.")
-    mcfg = ModelConfig(**{k: v for k, v in options.items() if k in model_keys})
-    tcfg = TrainConfig(**{k: v for k, v in options.items() if k in train_keys})
-    mcfg.validate()
-    tcfg.validate()
-    texts = [read_text(p) for p in paths]
-    corpus_data = prepare_corpus(texts, tcfg, read_text(valid) if valid else None)
-    model = Model.create(mcfg, corpus_data.vocab, np.random.default_rng(tcfg.seed))
-    trainer = Trainer(model, corpus_data, tcfg, Path(out), callback)
-    trainer.run_loop()
-    return load_model(out)
+def train(corpus=None, out: str | Path | None = None, valid: str | Path | None = None,
+          callback=None, *, progress: bool = False, should_stop=None,
+          **options) -> LanguageModel:
+    """Train a model on text files, as ``charlm train`` does (one implementation under both).
+
+    ``corpus``: a path or a list of paths ('-' = standard input; None = the bundled tiny
+    Shakespeare). ``out``: the model file (default ``models/<level>.npz``); an existing one is
+    refused unless ``resume=True`` (continue it) or ``force=True`` (replace it, kept as .bak).
+    Every other option is the command's option in snake_case: model shape (cell, layers,
+    hidden, embed, dropout, …), text (level, tokenizer, prose, lowercase, encoding, …), run
+    (lr, batch, bptt, steps, epochs, ``time`` as "90s"/"10m" or ``time_budget`` in seconds, …),
+    ``init_from``, ``init_scale``. ``progress=True`` prints a line to stderr at every
+    evaluation; ``callback(event)`` receives the trainer's events (plain dicts, see
+    ``train.py``). Returns the trained model (its best parameters)."""
+    from .runs import prepare_training
+
+    callbacks = [c for c in (callback, ProgressLines(sys.stderr) if progress else None) if c]
+    cb = (lambda e: [c(e) for c in callbacks]) if callbacks else None  # noqa: E731
+    trainer = prepare_training(corpus, out=out, valid=valid, callback=cb,
+                               should_stop=should_stop, **options)
+    reason = trainer.run_loop()
+    if reason == "nothing" and cb is not None:
+        cb({"kind": "warning", "message": nothing_trained(trainer)})
+    return load_model(trainer.out)
+
+
+def nothing_trained(trainer) -> str:
+    """What to say when a resumed run had already reached its limits."""
+    return (f"Nothing to train: the run in {trainer.out} already reached its limits at step "
+            f"{trainer.run.step:,}; its file and history are unchanged. Give a new limit "
+            "with the resume (e.g. --steps 1000: limits given with --resume count from now).")
+
+
+class ProgressLines:
+    """Plain progress lines (no terminal control): the start, every evaluation, warnings."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __call__(self, e: dict) -> None:
+        k = e["kind"]
+        if k == "start":
+            line = (f"training: {e['params']:,} parameters, vocabulary {e['vocab']}, "
+                    f"{e['tokens_per_epoch']:,} tokens per epoch")
+        elif k == "eval":
+            line = f"step {e['step']}  epoch {e['epoch']:.2f}  tokens {e['tokens']:,}"
+            if e.get("train_loss") is not None:
+                line += f"  train {e['train_loss']:.4f}"
+            if e.get("valid_loss") is not None:
+                line += f"  valid {e['valid_loss']:.4f} nats/token"
+        elif k in ("warning", "notice"):
+            line = ("Warning: " if k == "warning" else "") + e["message"]
+        else:
+            return
+        print(line, file=self.stream, flush=True)
 
 
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:

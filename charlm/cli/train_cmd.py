@@ -13,10 +13,6 @@ import numpy as np
 import typer
 from tqdm import tqdm
 
-from .. import checkpoint
-from ..api import read_text
-from ..errors import CharlmError, ConfigError, ModelFileError
-from ..model import Model, ModelConfig
 from ..render import format_duration
 from .common import app, err, guarded
 
@@ -49,9 +45,14 @@ class StopFlag:
 @app.command()
 @guarded
 def train(
+    ctx: typer.Context,
     corpus: Optional[List[Path]] = typer.Argument(
         None, help="Text files to train on (default: the bundled tiny Shakespeare)."),
     level: str = typer.Option("char", "--level", help="Tokens: char or word."),
+    tokenizer: str = typer.Option("words", "--tokenizer",
+                                  help="Word level: words (splits words, numbers and "
+                                       "punctuation) or whitespace (a corpus already "
+                                       "tokenized: exactly the space-separated pieces)."),
     cell: str = typer.Option("lstm", "--cell", help="Recurrent cell: rnn, gru or lstm."),
     layers: int = typer.Option(2, "--layers", help="Stacked recurrent layers (deep RNN)."),
     hidden: int = typer.Option(512, "--hidden", help="Hidden units per layer (n_a)."),
@@ -107,109 +108,35 @@ def train(
     force: bool = typer.Option(False, "--force",
                                help="Replace an existing model file (kept as .bak)."),
     resume: bool = typer.Option(False, "--resume",
-                                help="Continue the run saved in --out exactly where it "
-                                     "stopped."),
+                                help="Continue the run saved in --out where it stopped (its "
+                                     "recorded corpus unless one is given; limits given now "
+                                     "count from now; shape options cannot change)."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from",
+                                             help="Start from this model file's vocabulary "
+                                                  "and parameters (fine-tuning), with a "
+                                                  "fresh optimizer and history."),
+    init_scale: Optional[float] = typer.Option(None, "--init-scale",
+                                               help="Draw every weight from U(-S, S) "
+                                                    "(e.g. 0.1) [default: the cells' own "
+                                                    "initialisation]."),
 ):
     """Train a language model on text files (one sequence per line by default)."""
-    from ..train import Trainer, TrainConfig, log_path, parse_duration, prepare_corpus
+    from ..runs import prepare_training
 
-    out_file = out_path or Path("models") / f"{level}.npz"
-    if out_file.is_dir():
-        raise ConfigError(f"--out {out_file} is a directory. Give a file name, e.g. "
-                          f"--out {out_file / (level + '.npz')}.")
-    limits = {"epochs": epochs or 0, "steps": steps or 0,
-              "time_budget": parse_duration(time_limit) if time_limit else 0.0}
-    for name in ("epochs", "steps"):
-        if limits[name] < 0:
-            raise ConfigError(f"--{name} must not be negative.")
-    if resume and force:
-        raise ConfigError("--resume continues the file that --force would replace. "
-                          "Use one of them.")
-    if resume:
-        if not out_file.exists():
-            raise ModelFileError(f"Nothing to resume: no model file at {out_file}. "
-                                 "Check --out, or drop --resume to start a new run.")
-        model, meta, arrays = checkpoint.load(out_file)
-        if not meta or "run" not in meta:
-            raise ModelFileError(f"{out_file} holds no training state to resume.")
-        tcfg = TrainConfig.from_json(meta["config"])
-        given = {k: v for k, v in limits.items() if v}
-        if given:  # new limits replace the old ones; the rest of the run is as it was
-            tcfg.epochs, tcfg.steps, tcfg.time_budget = (given.get("epochs", 0),
-                                                         given.get("steps", 0),
-                                                         given.get("time_budget", 0.0))
-        corpus_texts, valid_text = _corpus_texts(corpus, encoding, valid)
-        data = prepare_corpus(corpus_texts, tcfg, valid_text)
-        if data.vocab.tokens != model.vocab.tokens:
-            raise ConfigError("This corpus gives a different vocabulary from the one the "
-                              f"saved run in {out_file} was trained with. Resume with the "
-                              "same corpus and options.")
-        trainer = Trainer(model, data, tcfg, out_file)
-        trainer.restore(meta, arrays)
-    else:
-        if out_file.exists() and not force:
-            raise CharlmError(f"{out_file} already exists. Continue it with --resume, replace "
-                              "it with --force (the old file is kept as .bak), or choose "
-                              "another --out.")
-        if not any(limits.values()):
-            limits["time_budget"] = 600.0
-        mcfg = ModelConfig(cell=cell, layers=layers, hidden=hidden, embed=embed,
-                           activation=activation, peephole=peephole, simplified=simplified,
-                           dropout=dropout, dtype=dtype)
-        mcfg.validate()
-        tcfg = TrainConfig(level=level, prose=prose, lowercase=lowercase,
-                           vocab_size=vocab_size, min_count=min_count, unk_token=unk_token,
-                           optimizer=optimizer, lr=lr, momentum=momentum, schedule=schedule,
-                           decay=decay, decay_after=decay_after, clip=clip,
-                           clip_mode=clip_mode, batch=batch, bptt=bptt, seed=seed,
-                           valid_fraction=valid_fraction, eval_every=eval_every,
-                           eval_batch=eval_batch, sample_every=sample_every, **limits)
-        tcfg.validate()
-        corpus_texts, valid_text = _corpus_texts(corpus, encoding, valid)
-        data = prepare_corpus(corpus_texts, tcfg, valid_text)
-        if len(data.vocab) == 3:  # degenerate but trainable: see prepare_corpus
-            err.print(f"Warning: the vocabulary has one token besides <EOS> and <UNK> "
-                      f"({data.vocab.tokens[2]!r}); the model can learn little more than "
-                      "where sequences end.")
-        model = Model.create(mcfg, data.vocab, np.random.default_rng(seed))
-        if out_file.exists():
-            backup = out_file.with_name(out_file.name + ".bak")
-            out_file.replace(backup)
-            err.print(f"Replacing {out_file}; the old file is kept as {backup}.")
-            old_log = log_path(out_file)
-            if old_log.exists():   # the new run starts its own log; keep the old one too
-                old_log.replace(old_log.with_name(old_log.name + ".bak"))
-        trainer = Trainer(model, data, tcfg, out_file)
-    _check_writable(out_file)
-    _run_training(trainer, out_file, level)
+    # Only the options given on the command line go to the library (the rest are its
+    # defaults): a resume compares exactly those with the saved run.
+    names = {"out_path": "out", "time_limit": "time"}
+    opts = {names.get(k, k): v for k, v in ctx.params.items()
+            if k != "corpus" and getattr(ctx.get_parameter_source(k), "name", "") != "DEFAULT"}
+    trainer = prepare_training(list(corpus) if corpus else None, callback=_setup_message,
+                               **opts)
+    _run_training(trainer, trainer.out, trainer.cfg.level)
 
 
-def _check_writable(out_file: Path) -> None:
-    """Fail now, not after hours of training, when the model file cannot be written."""
-    import os
-    import tempfile
-    try:
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out_file.name}.", suffix=".tmp",
-                                   dir=out_file.parent)
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as e:
-        parent = next((p for p in out_file.parents if p.exists()), None)
-        why = (f"{parent} is not a directory" if parent is not None and not parent.is_dir()
-               else e.strerror or str(e))
-        raise ModelFileError(f"Cannot write the model file {out_file} ({why}). Choose another "
-                             "--out, or check the directory's permissions.") from None
-
-
-def _corpus_texts(corpus, encoding, valid):
-    from ..bundled import bundled
-    if not corpus:
-        texts = [bundled().read_text(encoding="utf-8")]
-        err.print("Training on the bundled corpus: tiny Shakespeare (1.1 MB).")
-    else:
-        texts = [read_text(p, encoding) for p in corpus]
-    return texts, (read_text(valid, encoding) if valid else None)
+def _setup_message(e: dict) -> None:
+    """Warnings and notices before training starts (the progress display is not up yet)."""
+    if e["kind"] in ("warning", "notice"):
+        err.print(("Warning: " if e["kind"] == "warning" else "") + e["message"])
 
 
 def _run_training(trainer, out_file: Path, level: str) -> None:
@@ -269,6 +196,8 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
             bar.write("  sample: " + e["text"].replace("\n", " ⏎ ")[:160], file=sys.stderr)
         elif k == "warning":
             bar.write(f"Warning: {e['message']}", file=sys.stderr)
+        elif k == "notice":
+            bar.write(e["message"], file=sys.stderr)
 
     trainer.callback = callback
     flag = StopFlag()
@@ -283,10 +212,15 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
         flag.uninstall()
         bar.close()
     if reason == "interrupted":
+        from ..runs import resume_command
         code = 143 if flag.signum == signal.SIGTERM else 130
         err.print(f"Interrupted at step {run.step}; the run is saved in {out_file}. "
-                  f"Continue it with: charlm train ... --resume --out {out_file}")
+                  f"Continue it with: {resume_command(out_file, trainer.corpus_record)}")
         raise typer.Exit(code)
+    if reason == "nothing":
+        from ..api import nothing_trained
+        err.print(nothing_trained(trainer))
+        return
     _summary(trainer, out_file, level, reason)
 
 

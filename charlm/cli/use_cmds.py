@@ -69,37 +69,44 @@ def sample(
     rng = np.random.default_rng(seed)
     for i in range(num):
         prefix = prime or ""
+        stream = None if as_json else TextStream(vocab, prime)
         if not as_json:
             sys.stdout.write(prefix)
         s = draw(m, rng, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                  prime_ids=prime_ids, allow_unk=allow_unk, stop_at_eos=not no_stop,
-                 on_token=None if as_json else TextStream(vocab))
+                 on_token=stream)
         if as_json:
-            emit_json({"index": i, "text": prefix + vocab.decode(s.ids), "prime": prime,
+            emit_json({"index": i, "text": vocab.continue_text(prime, s.ids), "prime": prime,
                        "tokens": [vocab.tokens[t] for t in s.ids], "n_tokens": len(s.ids),
                        "log_prob": s.log_prob, "stopped_at_eos": s.stopped_at_eos,
                        "seed": seed})
         else:
+            stream.close()
             sys.stdout.write("\n")
             sys.stdout.flush()
 
 
 class TextStream:
-    """Writes each sampled token to stdout as it arrives, spaced as ``Vocab.decode`` spaces
-    it (which depends only on the token before)."""
+    """Writes each sampled token to stdout as it arrives, joined onto the prime (if any) and
+    the tokens before it as ``Vocab.continue_text`` joins them."""
 
-    def __init__(self, vocab):
+    def __init__(self, vocab, prime: str | None = None):
         self.vocab = vocab
-        self.prev: int | None = None
+        self.joiner = vocab.joiner(prime)
 
     def __call__(self, tok: int) -> None:
-        if self.prev is None:
-            piece = self.vocab.decode([tok])
+        t = self.vocab.tokens[tok]
+        if self.joiner is None:
+            piece = "\n" if tok == EOS_ID else t
         else:
-            piece = self.vocab.decode([self.prev, tok])[len(self.vocab.decode([self.prev])):]
+            piece = self.joiner.add(t)
         sys.stdout.write(piece)
         sys.stdout.flush()
-        self.prev = tok
+
+    def close(self) -> None:
+        """Write what the joiner still holds back (a quote whose role the end decides)."""
+        if self.joiner is not None:
+            sys.stdout.write(self.joiner.flush())
 
 
 # ------------------------------------------------------------------------ score
