@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -61,11 +62,75 @@ class LanguageModel:
         """Natural-log conditional probability of each token of ``text`` and of <EOS>."""
         return score(self.model, text).log_probs
 
+    def evaluate(self, text: str, per_line: bool = False, batch: int = 64,
+                 on_progress=None) -> dict:
+        """Mean NLL per token, perplexity and bits per character of a held-out text.
+
+        Default: the very computation of training's validation (``train.evaluate``): the
+        text cut into sequences by the model's own options (``prose``; its vocabulary
+        lower-cases, tokenizes and normalises), one stream in the recorded ``eval_batch`` rows
+        and ``bptt`` windows, the state carried across sequences, so the figure equals the
+        validation loss training reported for the same file. ``per_line=True``: every
+        sequence scored on its own from ``a<0> = 0`` (``batch`` at a time), as ``score``
+        does; this is higher, since no sequence sees the one before it."""
+        from .vocab import UNK_ID, sequence_chunks, split_sequences
+
+        cfg = self.train_meta.get("config") or {}
+        prose, level = bool(cfg.get("prose", False)), self.vocab.level
+        seqs = [s for s in split_sequences(self.vocab.prepare(text), prose=prose, level=level)]
+        if not any(s.strip() for s in seqs):
+            raise CorpusError("There is no text to evaluate. Give a non-empty file.")
+        n_chars = sum(len(s) + 1 for s in seqs)
+        if per_line:
+            total = oov_nll = 0.0
+            n = n_oov = 0
+            for r in score_many(self.model, seqs, batch, on_batch=on_progress):
+                total -= r.log_prob
+                n += r.n_tokens
+                unk = r.ids == UNK_ID
+                n_oov += int(unk.sum())
+                oov_nll -= float(r.log_probs[unk].sum())
+            mean, covered = total / n, 1.0
+        else:
+            ids = self.vocab.encode_chunks(sequence_chunks(text, prose=prose, level=level))
+            m = max(1, min(int(cfg.get("eval_batch", 32)), len(ids)))
+            T = int(cfg.get("bptt", 128))
+            mean, n = evaluate(self.model, ids, m, T,
+                               on_progress=(lambda k: on_progress(k)) if on_progress else None)
+            total = mean * n
+            targets = ids[: n]
+            n_oov = int(np.count_nonzero(targets == UNK_ID))
+            oov_nll = _unk_nll(self.model, ids, m, T) if n_oov else 0.0
+            covered = n / max(len(ids), 1)     # the last (len mod m) tokens are left out
+        return {"tokens": n, "oov": n_oov, "sequences": len(seqs), "nll": mean,
+                "perplexity": math.exp(min(mean, 700)),
+                "perplexity_without_oov": (math.exp(min((total - oov_nll) / (n - n_oov), 700))
+                                           if n > n_oov else None),
+                "bits_per_char": total / math.log(2) / (n_chars * covered),
+                "mode": "per_line" if per_line else "stream"}
+
     def perplexity(self, text: str) -> float:
         """Per-token perplexity of ``text`` read as one stream (as validation does)."""
         ids = self.vocab.encode_sequences(text.split("\n"))
         nll, _ = evaluate(self.model, ids, m=1)
         return float(np.exp(nll))
+
+
+def _unk_nll(model: Model, ids: np.ndarray, m: int, T: int) -> float:
+    """The summed NLL of the <UNK> targets of the stream ``evaluate`` reads (same windows)."""
+    from .data import Batches
+    from .vocab import UNK_ID
+
+    batches = Batches.from_stream(ids, m, T)
+    state = model.zero_state(m)
+    total = 0.0
+    for k in range(len(batches)):
+        X, Y = batches.window(k)
+        logp, state = model.log_probs(X, state)
+        unk = Y == UNK_ID
+        if unk.any():
+            total -= float(logp[unk, UNK_ID].sum(dtype=np.float64))
+    return total
 
 
 def load_model(path: str | Path) -> LanguageModel:

@@ -57,7 +57,10 @@ def batch_log_probs(model: Model, seqs: list[np.ndarray]) -> list[np.ndarray]:
     for j, s in enumerate(seqs):
         X[1: len(s) + 1, j] = s
         Y[: len(s), j] = s
-    logp, _ = model.log_probs(X, model.zero_state(m))
+    # a model whose parameters overflow gives -inf/NaN log-probabilities, reported as such
+    # (JSON null); numpy's warnings about them would only be noise
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        logp, _ = model.log_probs(X, model.zero_state(m))
     picked = np.take_along_axis(logp, Y[..., None], axis=2)[..., 0].astype(np.float64)
     return [picked[: len(s) + 1, j] for j, s in enumerate(seqs)]
 

@@ -194,7 +194,8 @@ def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
     total = 0.0
     for k in range(len(batches)):
         X, Y = batches.window(k)
-        _, nll, state, _ = model.loss(X, Y, state)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            _, nll, state, _ = model.loss(X, Y, state)   # overflow: an inf/NaN loss, reported
         total += nll
         if on_progress is not None:
             on_progress(X.size)
@@ -248,6 +249,7 @@ class Trainer:
         self.corpus_record: dict | None = None   # meta["train"]["corpus"]: files, checksums
         self.changes: dict = {}    # stated changes on --resume, logged with the next record
         self.resumed = False
+        self._just_undone = False
 
     # ------------------------------------------------------------ checkpoints
     def restore(self, meta_train: dict, arrays: dict[str, np.ndarray]) -> None:
@@ -322,6 +324,12 @@ class Trainer:
             return self._diverged(f"the loss {per_token:.3g} nats/token is more than "
                                   f"{DIVERGENCE_FACTOR:g} × ln V = {self.diverged_above:.3g} "
                                   "(an untrained model's loss)")
+        # A sane loss after an ordinary step shows that step's update was good; after an
+        # undone one it shows only that the undo worked, so the count of divergences in a
+        # row goes on (else a too-high lr would alternate diverge, undo, diverge for ever).
+        if not self._just_undone:
+            self.run.divergences = 0
+        self._just_undone = False
         grads, _ = model.backward(cache)
         norm = clip_gradients(grads, self.cfg.clip, self.cfg.clip_mode)
         finite = math.isfinite(L) and math.isfinite(norm)
@@ -336,12 +344,12 @@ class Trainer:
                 self._undo()
         if not finite:
             return self._diverged("the loss or its gradient is not finite")
-        self.run.divergences = 0
         self.state = new_state
         return per_token
 
     def _diverged(self, why: str) -> None:
         """A diverging step: lower the lr, restart the state; give up after MAX_DIVERGENCES."""
+        self._just_undone = True
         self.run.divergences += 1
         self.run.lr *= 0.5
         self.opt.lr = self.run.lr

@@ -152,5 +152,18 @@ def read_stdin(encoding: str = "utf-8") -> str:
 
 
 def emit_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    """One JSON line; a non-finite number (NaN, ±infinity) is written as null, so every
+    line is valid JSON."""
+    sys.stdout.write(json.dumps(finite_json(obj), ensure_ascii=False, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def finite_json(obj):
+    """``obj`` with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj

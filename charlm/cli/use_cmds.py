@@ -213,42 +213,33 @@ def eval_cmd(
     level: str = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
-    batch: int = typer.Option(64, "--batch", help="Sequences scored in parallel."),
+    per_line: bool = typer.Option(False, "--per-line",
+                                  help="Score every line on its own from a zero state "
+                                       "(higher than the default, which carries the state "
+                                       "across lines exactly as training's validation)."),
+    batch: int = typer.Option(64, "--batch", help="With --per-line: lines scored in parallel."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ):
-    """Perplexity (and bits per character) of a held-out file."""
-    from ..score import score_many
+    """Perplexity (and bits per character) of a held-out file, computed as training's
+    validation computes it (the model's own text options, state carried across lines)."""
+    from ..api import LanguageModel
 
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1 (got {batch}).")
     m, meta, _ = open_model(level, model)
     text = read_text(file, encoding)
-    from ..vocab import split_sequences
-    lines = list(split_sequences(text))
-    if not any(line.strip() for line in lines):
+    if not text.strip():
         raise CorpusError(f"{file} has no text to evaluate. Give a non-empty file.")
-    total_nll = oov_nll = 0.0
-    n_tok = n_oov = n_chars = 0
-    with tqdm(total=len(lines), unit="line", file=sys.stderr, disable=len(lines) < 2000,
-              leave=False) as bar:
-        for r in score_many(m, lines, batch, on_batch=bar.update):
-            total_nll -= r.log_prob
-            n_tok += r.n_tokens
-            unk = r.ids == UNK_ID
-            n_oov += int(unk.sum())
-            oov_nll -= float(r.log_probs[unk].sum())
-            n_chars += len(r.text) + 1
-    mean = total_nll / n_tok
-    res = {"file": str(file), "tokens": n_tok, "oov": n_oov, "sequences": len(lines),
-           "nll": mean, "perplexity": math.exp(min(mean, 700)),
-           "perplexity_without_oov": (math.exp(min((total_nll - oov_nll) / (n_tok - n_oov),
-                                                   700)) if n_tok > n_oov else None),
-           "bits_per_char": total_nll / math.log(2) / n_chars}
+    lm = LanguageModel(m, meta)
+    with tqdm(total=None, unit="tok" if not per_line else "line", file=sys.stderr,
+              disable=len(text) < 200_000, leave=False) as bar:
+        res = {"file": str(file), **lm.evaluate(text, per_line, batch, on_progress=bar.update)}
     if as_json:
         emit_json(res)
         return
-    out.print(f"{escape(str(file))}: {len(lines):,} sequences, {n_tok:,} tokens (with <EOS>), "
-              f"{n_oov:,} OOV")
+    n_tok, n_oov, mean = res["tokens"], res["oov"], res["nll"]
+    out.print(f"{escape(str(file))}: {res['sequences']:,} sequences, {n_tok:,} tokens (with "
+              f"<EOS>), {n_oov:,} OOV" + ("; each line scored on its own" if per_line else ""))
     out.print(f"mean NLL {mean:.4f} nats/token   perplexity {res['perplexity']:.3f}"
               + (f"   (without OOV positions {res['perplexity_without_oov']:.3f})"
                  if res["perplexity_without_oov"] is not None and n_oov else ""))
