@@ -89,11 +89,16 @@ def train(
     batch: int = typer.Option(32, "--batch", help="Rows trained in parallel (m)."),
     bptt: int = typer.Option(128, "--bptt", help="Steps per truncated-BPTT window (T)."),
     seed: int = typer.Option(1234, "--seed", help="Random seed: same seed, same model."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Stop after this many epochs."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Stop after this many steps."),
+    epochs: Optional[int] = typer.Option(None, "--epochs",
+                                         help="Stop after this many epochs (with --resume: "
+                                              "this many more)."),
+    steps: Optional[int] = typer.Option(None, "--steps",
+                                        help="Stop after this many steps (with --resume: "
+                                             "this many more)."),
     time_limit: Optional[str] = typer.Option(
         None, "--time", help="Stop after this much training time, e.g. 90s, 10m, 1h30m "
-                             "(default 10m when no --epochs or --steps is given)."),
+                             "(default 10m when no --epochs or --steps is given; with "
+                             "--resume: this much more; 0 is not allowed, leave it out)."),
     valid: Optional[Path] = typer.Option(None, "--valid", help="A validation text file."),
     valid_fraction: float = typer.Option(0.1, "--valid-fraction",
                                          help="Without --valid: the last part of the corpus "
