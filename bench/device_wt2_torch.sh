@@ -22,7 +22,7 @@ START=$(date +%s)
 $PY "$TQ" --level word --vocab-size 10000 --data "$WT/train.txt" --valid "$VALID" \
     --embed 200 --hidden 200 --layers 2 --dropout 0.2 --batch 20 --bptt 35 --lr 2e-3 \
     --budget-seconds "$BUDGET" --eval-every-seconds "$EVERY" --eval-chunk 128 --prime the \
-    --tag wt2-torch > "$RES.tmp"
+    --tag wt2-torch --threads "$(nproc)" > "$RES.tmp"   # one thread per CPU it may use
 $PY - "$RES.tmp" "$BUDGET" "$START" > "$RES" <<'PYEOF'
 import json, math, sys, time
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
