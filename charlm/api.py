@@ -1,17 +1,22 @@
 """The Python API, mirroring the command line.
 
     import charlm
-    lm = charlm.train(["corpus.txt"], out="models/char.npz", steps=2000)
+    lm = charlm.train(["corpus.txt"], out="models/char.npz", steps=2000, progress=True)
     lm = charlm.load_model("models/char.npz")
     print(lm.sample(seed=1))
     print(lm.score("the apple and pear salad").log_prob)
     tagger = charlm.train("train.conll", task="tag", valid="dev.conll", bidirectional=True)
     print(charlm.load_model("models/tag.npz").tag("Harry Potter met Hermione").entities)
+
+``charlm train`` and :func:`train` share one implementation, :func:`prepare_training` (in
+``runs.py``): the same default model path, the same refusal to overwrite, the same resume.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +26,7 @@ from .errors import ConfigError, CorpusError, ModelFileError
 from .generate import sample as draw
 from .model import Model, ModelConfig
 from .score import Scored, score, score_many
-from .train import TrainConfig, Trainer, evaluate, prepare_corpus
+from .train import TrainConfig, Trainer, evaluate
 
 
 class LanguageModel:
@@ -47,7 +52,7 @@ class LanguageModel:
         prime_ids = self.vocab.encode(prime) if prime else None
         length = length or (200 if self.vocab.level == "char" else 50)
         s = draw(self.model, rng, length=length, prime_ids=prime_ids, **options)
-        return (prime or "") + self.vocab.decode(s.ids)
+        return self.vocab.continue_text(prime, s.ids)
 
     def score(self, text: str) -> Scored:
         """log P(text) as chained conditionals, including the final <EOS>."""
@@ -60,11 +65,75 @@ class LanguageModel:
         """Natural-log conditional probability of each token of ``text`` and of <EOS>."""
         return score(self.model, text).log_probs
 
+    def evaluate(self, text: str, per_line: bool = False, batch: int = 64,
+                 on_progress=None) -> dict:
+        """Mean NLL per token, perplexity and bits per character of a held-out text.
+
+        Default: the very computation of training's validation (``train.evaluate``): the
+        text cut into sequences by the model's own options (``prose``; its vocabulary
+        lower-cases, tokenizes and normalises), one stream in the recorded ``eval_batch`` rows
+        and ``bptt`` windows, the state carried across sequences, so the figure equals the
+        validation loss training reported for the same file. ``per_line=True``: every
+        sequence scored on its own from ``a<0> = 0`` (``batch`` at a time), as ``score``
+        does; this is higher, since no sequence sees the one before it."""
+        from .vocab import UNK_ID, sequence_chunks, split_sequences
+
+        cfg = self.train_meta.get("config") or {}
+        prose, level = bool(cfg.get("prose", False)), self.vocab.level
+        seqs = [s for s in split_sequences(self.vocab.prepare(text), prose=prose, level=level)]
+        if not any(s.strip() for s in seqs):
+            raise CorpusError("There is no text to evaluate. Give a non-empty file.")
+        n_chars = sum(len(s) + 1 for s in seqs)
+        if per_line:
+            total = oov_nll = 0.0
+            n = n_oov = 0
+            for r in score_many(self.model, seqs, batch, on_batch=on_progress):
+                total -= r.log_prob
+                n += r.n_tokens
+                unk = r.ids == UNK_ID
+                n_oov += int(unk.sum())
+                oov_nll -= float(r.log_probs[unk].sum())
+            mean, covered = total / n, 1.0
+        else:
+            ids = self.vocab.encode_chunks(sequence_chunks(text, prose=prose, level=level))
+            m = max(1, min(int(cfg.get("eval_batch", 32)), len(ids)))
+            T = int(cfg.get("bptt", 128))
+            mean, n = evaluate(self.model, ids, m, T,
+                               on_progress=(lambda k: on_progress(k)) if on_progress else None)
+            total = mean * n
+            targets = ids[: n]
+            n_oov = int(np.count_nonzero(targets == UNK_ID))
+            oov_nll = _unk_nll(self.model, ids, m, T) if n_oov else 0.0
+            covered = n / max(len(ids), 1)     # the last (len mod m) tokens are left out
+        return {"tokens": n, "oov": n_oov, "sequences": len(seqs), "nll": mean,
+                "perplexity": math.exp(min(mean, 700)),
+                "perplexity_without_oov": (math.exp(min((total - oov_nll) / (n - n_oov), 700))
+                                           if n > n_oov else None),
+                "bits_per_char": total / math.log(2) / (n_chars * covered),
+                "mode": "per_line" if per_line else "stream"}
+
     def perplexity(self, text: str) -> float:
         """Per-token perplexity of ``text`` read as one stream (as validation does)."""
         ids = self.vocab.encode_sequences(text.split("\n"))
         nll, _ = evaluate(self.model, ids, m=1)
         return float(np.exp(nll))
+
+
+def _unk_nll(model: Model, ids: np.ndarray, m: int, T: int) -> float:
+    """The summed NLL of the <UNK> targets of the stream ``evaluate`` reads (same windows)."""
+    from .data import Batches
+    from .vocab import UNK_ID
+
+    batches = Batches.from_stream(ids, m, T)
+    state = model.zero_state(m)
+    total = 0.0
+    for k in range(len(batches)):
+        X, Y = batches.window(k)
+        logp, state = model.log_probs(X, state)
+        unk = Y == UNK_ID
+        if unk.any():
+            total -= float(logp[unk, UNK_ID].sum(dtype=np.float64))
+    return total
 
 
 # The object load_model returns for each task ("module:class", imported when needed): each
@@ -88,35 +157,67 @@ def load_model(path: str | Path):
     return cls(model, meta)
 
 
-def train(corpus: list[str | Path] | str | Path | None = None, out: str | Path | None = None,
-          valid: str | Path | None = None, callback=None, task: str = "lm", **options):
-    """Train a model; options are the ``charlm train`` options in snake_case (model shape:
-    cell, layers, hidden, embed, dropout, bidirectional, …; run: lr, batch, bptt, steps,
-    epochs, time_budget, patience, …). ``task``: "lm" (text files), "tag" (a CoNLL file; no
-    corpus: the bundled Broad Twitter Corpus sample). ``out`` defaults to
-    models/<level>.npz for a language model, models/<task>.npz otherwise."""
+def train(corpus=None, out: str | Path | None = None, valid: str | Path | None = None,
+          callback=None, *, task: str = "lm", progress: bool = False, should_stop=None,
+          **options):
+    """Train a model on text files, as ``charlm train`` does (one implementation under both).
+
+    ``corpus``: a path or a list of paths ('-' = standard input; None = the bundled tiny
+    Shakespeare). ``out``: the model file (default ``models/<level>.npz``); an existing one is
+    refused unless ``resume=True`` (continue it) or ``force=True`` (replace it, kept as .bak).
+    Every other option is the command's option in snake_case: model shape (cell, layers,
+    hidden, embed, dropout, …), text (level, tokenizer, prose, lowercase, encoding, …), run
+    (lr, batch, bptt, steps, epochs, ``time`` as "90s"/"10m" or ``time_budget`` in seconds, …),
+    ``init_from``, ``init_scale``. ``progress=True`` prints a line to stderr at every
+    evaluation; ``callback(event)`` receives the trainer's events (plain dicts, see
+    ``train.py``). Returns the trained model (its best parameters).
+
+    ``task="tag"`` trains a tagger on a CoNLL file (no corpus: the bundled Broad Twitter
+    Corpus), ``task="classify"`` a classifier on labelled lines (see ``classifier.train``);
+    their ``out`` defaults to models/<task>.npz."""
+    from .runs import prepare_training
+
+    callbacks = [c for c in (callback, ProgressLines(sys.stderr) if progress else None) if c]
+    cb = (lambda e: [c(e) for c in callbacks]) if callbacks else None  # noqa: E731
     if task != "lm":
-        return _train_task(task, corpus, out, valid, callback, options)
-    out = out if out is not None else f"models/{options.get('level', 'char')}.npz"
-    if corpus is None:
-        from .bundled import bundled
-        corpus = bundled()
-    paths = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
-    model_keys = {f.name for f in fields(ModelConfig)}
-    train_keys = {f.name for f in fields(TrainConfig)}
-    unknown = set(options) - model_keys - train_keys
-    if unknown:
-        raise ConfigError(f"Unknown option(s): {', '.join(sorted(unknown))}.")
-    mcfg = ModelConfig(**{k: v for k, v in options.items() if k in model_keys})
-    tcfg = TrainConfig(**{k: v for k, v in options.items() if k in train_keys})
-    mcfg.validate()
-    tcfg.validate()
-    texts = [read_text(p) for p in paths]
-    corpus_data = prepare_corpus(texts, tcfg, read_text(valid) if valid else None)
-    model = Model.create(mcfg, corpus_data.vocab, np.random.default_rng(tcfg.seed))
-    trainer = Trainer(model, corpus_data, tcfg, Path(out), callback)
-    trainer.run_loop()
-    return load_model(out)
+        return _train_task(task, corpus, out, valid, cb, options)
+    trainer = prepare_training(corpus, out=out, valid=valid, callback=cb,
+                               should_stop=should_stop, **options)
+    reason = trainer.run_loop()
+    if reason == "nothing" and cb is not None:
+        cb({"kind": "warning", "message": nothing_trained(trainer)})
+    return load_model(trainer.out)
+
+
+def nothing_trained(trainer) -> str:
+    """What to say when a resumed run had already reached its limits."""
+    return (f"Nothing to train: the run in {trainer.out} already reached its limits at step "
+            f"{trainer.run.step:,}; its file and history are unchanged. Give a new limit "
+            "with the resume (e.g. --steps 1000: limits given with --resume count from now).")
+
+
+class ProgressLines:
+    """Plain progress lines (no terminal control): the start, every evaluation, warnings."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __call__(self, e: dict) -> None:
+        k = e["kind"]
+        if k == "start":
+            line = (f"training: {e['params']:,} parameters, vocabulary {e['vocab']}, "
+                    f"{e['tokens_per_epoch']:,} tokens per epoch")
+        elif k == "eval":
+            line = f"step {e['step']}  epoch {e['epoch']:.2f}  tokens {e['tokens']:,}"
+            if e.get("train_loss") is not None:
+                line += f"  train {e['train_loss']:.4f}"
+            if e.get("valid_loss") is not None:
+                line += f"  valid {e['valid_loss']:.4f} nats/token"
+        elif k in ("warning", "notice"):
+            line = ("Warning: " if k == "warning" else "") + e["message"]
+        else:
+            return
+        print(line, file=self.stream, flush=True)
 
 
 def _train_task(task, corpus, out, valid, callback, options):

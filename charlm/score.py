@@ -57,7 +57,10 @@ def batch_log_probs(model: Model, seqs: list[np.ndarray]) -> list[np.ndarray]:
     for j, s in enumerate(seqs):
         X[1: len(s) + 1, j] = s
         Y[: len(s), j] = s
-    picked, _ = model.target_log_probs(X, Y, model.zero_state(m))   # (T, m) float64
+    # a model whose parameters overflow gives -inf/NaN log-probabilities, reported as such
+    # (JSON null); numpy's warnings about them would only be noise
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        picked, _ = model.target_log_probs(X, Y, model.zero_state(m))   # (T, m) float64
     return [picked[: len(s) + 1, j] for j, s in enumerate(seqs)]
 
 

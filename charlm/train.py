@@ -30,9 +30,12 @@ from .data import Batches
 from .errors import ConfigError, CorpusError, ModelFileError, TrainingDiverged
 from .model import Model
 from .optim import OPTIMIZERS, clip_gradients, make_optimizer
-from .vocab import Vocab, sequence_chunks
+from .vocab import TOKENIZERS, Vocab, sequence_chunks
 
 MAX_DIVERGENCES = 5   # consecutive non-finite steps before training gives up
+# A loss per token above this many times ln V (the untrained model's loss: a uniform guess over
+# the V tokens) is divergence too, though finite: undone like a NaN.
+DIVERGENCE_FACTOR = 3.0
 
 
 @dataclass
@@ -40,6 +43,7 @@ class TrainConfig:
     """Everything about a run that is not the model's shape."""
 
     level: str = "char"
+    tokenizer: str = "words"        # word level: words | whitespace
     prose: bool = False
     lowercase: bool = False
     vocab_size: int = 10000
@@ -65,6 +69,9 @@ class TrainConfig:
     sample_every: int = 0
     sample_length: int = 0          # 0: 200 characters or 50 words
     patience: int = 0               # stop after this many evaluations without improvement
+    init_scale: float | None = None  # uniform ±init_scale for every weight; None: the cells'
+    init_from: str | None = None    # the model file whose parameters started this run
+    encoding: str = "utf-8"         # of the corpus files (resume reads them again)
 
     def validate(self) -> None:
         for name in ("batch", "bptt", "eval_batch"):
@@ -100,6 +107,13 @@ class TrainConfig:
             raise ConfigError(f"Unknown clip mode {self.clip_mode!r}. Use norm or value.")
         if self.level not in ("char", "word"):
             raise ConfigError(f"Unknown level {self.level!r}. Use char or word.")
+        if self.tokenizer not in TOKENIZERS:
+            raise ConfigError(f"Unknown tokenizer {self.tokenizer!r}. Use words or whitespace.")
+        if self.init_scale is not None and not (math.isfinite(self.init_scale)
+                                                and self.init_scale > 0):
+            raise ConfigError(f"--init-scale must be a positive number (got "
+                              f"{self.init_scale}). Leave it out for the default "
+                              "initialisation.")
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
@@ -136,8 +150,10 @@ def split_validation(text: str, fraction: float) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
-def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = None) -> Corpus:
-    """Vocabulary from the training text only; validation tokens outside it become <UNK>."""
+def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = None,
+                   vocab: Vocab | None = None) -> Corpus:
+    """Vocabulary from the training text only (or ``vocab`` as given, for --init-from);
+    validation tokens outside it become <UNK>."""
     text = "\n".join(t if t.endswith("\n") or not t else t + "\n" for t in texts)
     if not text.strip():
         raise CorpusError("The corpus is empty (or only whitespace). Give a text file with "
@@ -148,9 +164,10 @@ def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = 
             raise CorpusError("The corpus is too small to set aside a validation part. "
                               "Use a larger corpus, --valid FILE, or --valid-fraction 0.")
     seqs = lambda t: sequence_chunks(t, prose=cfg.prose, level=cfg.level)  # noqa: E731
-    vocab = Vocab.build_from_chunks(seqs(text), cfg.level, max_size=cfg.vocab_size,
-                        min_count=cfg.min_count, lowercase=cfg.lowercase,
-                        unk_token=cfg.unk_token)
+    if vocab is None:
+        vocab = Vocab.build_from_chunks(seqs(text), cfg.level, max_size=cfg.vocab_size,
+                                        min_count=cfg.min_count, lowercase=cfg.lowercase,
+                                        unk_token=cfg.unk_token, tokenizer=cfg.tokenizer)
     # One token besides <EOS> and <UNK> (a corpus like "aaaa\naa\n") is degenerate but a
     # well-defined language model: it still learns where sequences end. It trains (the command
     # line warns); a vocabulary of only <EOS> and <UNK> has nothing to learn and is refused.
@@ -181,7 +198,8 @@ def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
     total = 0.0
     for k in range(len(batches)):
         X, Y = batches.window(k)
-        logp, state = model.target_log_probs(X, Y, state)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            logp, state = model.target_log_probs(X, Y, state)   # overflow: inf/NaN, reported
         total -= float(logp.sum())
         if on_progress is not None:
             on_progress(X.size)
@@ -236,6 +254,12 @@ class Trainer:
         self.best_params = {k: v.copy() for k, v in model.params.items()}
         self._undo_params: dict[str, np.ndarray] = {}   # see train_step
         self._undo_opt: dict[str, np.ndarray] = {}
+        # ln K is an untrained model's loss per token, K its outputs (vocabulary, labels)
+        self.diverged_above = DIVERGENCE_FACTOR * math.log(max(model.params["b_y"].shape[0], 2))
+        self.corpus_record: dict | None = None   # meta["train"]["corpus"]: files, checksums
+        self.changes: dict = {}    # stated changes on --resume, logged with the next record
+        self.resumed = False
+        self._just_undone = False
 
     # ------------------------------------------------------------ checkpoints
     def restore(self, meta_train: dict, arrays: dict[str, np.ndarray]) -> None:
@@ -268,6 +292,7 @@ class Trainer:
         run = dict(meta_train["run"])
         self.run = RunState(**run)
         self._log_started = True
+        self.resumed = True
         self.best_params = {k: v.copy() for k, v in self.model.params.items()}
         for k in self.model.params:
             self.model.params[k] = arrays[f"train/param/{k}"].copy()
@@ -287,16 +312,34 @@ class Trainer:
                 "rng": self.rng.bit_generator.state,
                 "sample_rng": self.sample_rng.bit_generator.state,
                 "corpus_tokens": int(self.task.train_tokens)}
+        if self.corpus_record is not None:
+            meta["corpus"] = self.corpus_record
         best = Model(self.model.config, self.model.vocab, self.best_params, self.model.labels)
         checkpoint.save(self.out, best, meta, extra)
 
     # --------------------------------------------------------------- one step
     def train_step(self, k: int) -> tuple[float | None, int]:
         """Forward, backward, clip, update on batch k of the epoch. Returns the loss per token
-        (None when the loss or a gradient was not finite: then nothing is updated and the lr
-        is lowered) and the number of tokens."""
+        (None when the loss or a gradient was not finite, or the loss was more than
+        DIVERGENCE_FACTOR × ln K of an untrained model: then nothing is updated and the lr is
+        lowered) and the number of tokens."""
         model = self.model
         L, nll, tokens, cache = self.task.loss(model, self.run.epoch, k, self.rng)
+        per_token = nll / max(tokens, 1)
+        if math.isfinite(per_token) and per_token > self.diverged_above:
+            # Finite but far worse than an untrained model: the last update made these
+            # parameters, so that update is undone (its undo point is still kept).
+            if self._undo_params:
+                self._undo()
+            return self._diverged(f"the loss {per_token:.3g} nats/token is more than "
+                                  f"{DIVERGENCE_FACTOR:g} × ln K = {self.diverged_above:.3g} "
+                                  "(an untrained model's loss)"), tokens
+        # A sane loss after an ordinary step shows that step's update was good; after an
+        # undone one it shows only that the undo worked, so the count of divergences in a
+        # row goes on (else a too-high lr would alternate diverge, undo, diverge for ever).
+        if not self._just_undone:
+            self.run.divergences = 0
+        self._just_undone = False
         grads = self.task.backward(model, cache)
         norm = clip_gradients(grads, self.cfg.clip, self.cfg.clip_mode)
         finite = math.isfinite(L) and math.isfinite(norm)
@@ -310,25 +353,29 @@ class Trainer:
             if not finite:
                 self._undo()
         if not finite:
-            self.run.divergences += 1
-            self.run.lr *= 0.5
-            self.opt.lr = self.run.lr
-            self.task.reject(model)
-            self.callback({"kind": "warning", "message":
-                           f"step {self.run.step + 1}: the loss or its gradient is not finite; "
-                           f"the step was undone and the learning rate lowered to "
-                           f"{self.run.lr:.3g}."})
-            if self.run.divergences >= MAX_DIVERGENCES:
-                self.validate_now()   # the parameters are the last good ones: keep them
-                self.save()
-                raise TrainingDiverged(
-                    f"Training diverged {MAX_DIVERGENCES} times in a row (NaN or infinite "
-                    f"loss). The last good model is saved in {self.out}. Lower --lr or "
-                    "--clip and train again.")
-            return None, tokens
-        self.run.divergences = 0
+            return self._diverged("the loss or its gradient is not finite"), tokens
         self.task.accept(cache)
-        return nll / max(tokens, 1), tokens
+        return per_token, tokens
+
+    def _diverged(self, why: str) -> None:
+        """A diverging step: lower the lr, let the task drop what it carries (the LM's state);
+        give up after MAX_DIVERGENCES in a row."""
+        self._just_undone = True
+        self.run.divergences += 1
+        self.run.lr *= 0.5
+        self.opt.lr = self.run.lr
+        self.task.reject(self.model)
+        self.callback({"kind": "warning", "message":
+                       f"step {self.run.step + 1}: {why}; the step was undone and the "
+                       f"learning rate lowered to {self.run.lr:.3g}."})
+        if self.run.divergences >= MAX_DIVERGENCES:
+            self.validate_now()   # the parameters are the last good ones: keep them
+            self.save()
+            raise TrainingDiverged(
+                f"Training diverged {MAX_DIVERGENCES} times in a row (NaN, infinite or "
+                f"exploding loss). The last good model is saved in {self.out}. Lower --lr or "
+                "--clip and train again.")
+        return None
 
     def _snapshot(self) -> None:
         """Copy the parameters and optimizer state to the undo buffers."""
@@ -369,6 +416,8 @@ class Trainer:
         c, r = self.cfg, self.run
         record = {"step": r.step, "epoch": r.epoch + r.window / len(self.batches),
                   "tokens": r.tokens_seen, "lr": r.lr}
+        if self.changes:   # what --resume changed, stated once in the history
+            record["changes"], self.changes = self.changes, {}
         if self.task.has_validation:
             record.update(self.task.validate(self.model))
             value = record[self.task.metric]
@@ -401,7 +450,14 @@ class Trainer:
 
     def run_loop(self) -> str:
         """Train until a limit is reached. Returns why it stopped: steps, epochs, time,
-        interrupted, or finished (nothing left to do)."""
+        interrupted, or nothing (a resumed run whose limits were already reached: it trains
+        nothing and adds nothing to the history)."""
+        # A diverging step overflows on purpose (it is caught and undone): numpy's warnings
+        # about it would only reach the user as noise.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return self._run_loop()
+
+    def _run_loop(self) -> str:
         c, r = self.cfg, self.run
         start = time.perf_counter()
         n_windows = len(self.batches)
@@ -411,6 +467,8 @@ class Trainer:
                        "vocab": len(self.model.vocab)})
         losses: list[float] = []
         reason = self.limits_reached(start)
+        if reason is not None and self.resumed:
+            return "nothing"
         while reason is None:
             if self.should_stop():
                 reason = "interrupted"

@@ -3,8 +3,14 @@
 Two levels:
 
 - ``char``: every character is a token.
-- ``word``: words (with inner apostrophes, e.g. ``don't``), numbers and single punctuation marks
-  are separate tokens.
+- ``word``: with the ``words`` tokenizer (the default), words (with inner apostrophes, e.g.
+  ``don't``), numbers and single punctuation marks are separate tokens; with the ``whitespace``
+  tokenizer the tokens are exactly the whitespace-separated pieces of a line (for corpora that
+  are distributed already tokenized, such as Penn Treebank and WikiText).
+
+All text is brought to Unicode normal form NFC on the way in (``normalize = "NFC"``, recorded in
+the model file), so a precomposed letter and the same letter typed with a combining accent are
+one token. Vocabularies saved before this was recorded do not normalise.
 
 Two special tokens are always present, with fixed ids: ``<EOS>`` (id 0) ends every sequence and
 ``<UNK>`` (id 1) stands for every token outside the vocabulary. A corpus's own unknown marker
@@ -20,6 +26,7 @@ At character level a line break in the text is the ``<EOS>`` token, so
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from typing import Iterable, Iterator
 
@@ -41,6 +48,100 @@ _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)\]])|(?<=[.!?][\"
 _NO_SPACE_BEFORE = set(".,;:!?)]}%'’”…") | {"n't", "'s", "'re", "'ll", "'ve", "'d", "'m"}
 _NO_SPACE_AFTER = set("([{$“‘")
 _WIKI_JOINERS = {"@-@": "-", "@,@": ",", "@.@": "."}
+# After an apostrophe glued to a word, these continue the word: game ' s -> game's.
+_CLITICS = {"s", "t", "re", "ll", "ve", "d", "m", "S", "T", "RE", "LL", "VE", "D", "M"}
+_QUOTES = {'"', "'", "’", "`"}
+TOKENIZERS = ("words", "whitespace")
+_WHITESPACE_RE = re.compile(r"[^\s]+|\n")
+
+
+def nfc(text: str) -> str:
+    """``text`` in Unicode normal form NFC (the same string when it already is)."""
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+
+
+class Joiner:
+    """Word tokens -> readable text, one token at a time (so sampled text can be streamed).
+
+    ``words`` tokenizer: punctuation attaches to the word before it, opening brackets and
+    quotes to the word after; straight double quotes alternate between opening and closing;
+    WikiText's ``@-@`` joiners glue both sides. A single quote after a word is held back until
+    the next token shows what it is: an apostrophe before a clitic (``game ' s`` -> ``game's``),
+    a closing quote or a plural possessive (``students ' books`` -> ``students' books``), or
+    else an opening quote (``said ' yes`` -> ``said 'yes``). ``whitespace`` tokenizer: single
+    spaces between tokens. ``<EOS>`` is a line break either way.
+    """
+
+    def __init__(self, tokenizer: str = "words"):
+        self.tokenizer = tokenizer
+        self.prev = "\n"          # the last token placed ("\n": a line start)
+        self.glue = False         # the next token attaches without a space
+        self.open: set[str] = set()   # quotes now open
+        self.pending: str | None = None   # a single quote after a word, not yet placed
+
+    def add(self, t: str) -> str:
+        """The text that token ``t`` adds (with the space before it, if any)."""
+        if self.tokenizer == "whitespace":
+            return self._whitespace(t)
+        out = ""
+        if self.pending is not None:
+            q, self.pending = self.pending, None
+            if t in _CLITICS or t == EOS or t in _NO_SPACE_BEFORE or t in _QUOTES \
+                    or t in _WIKI_JOINERS:
+                self.prev, self.glue = q, t in _CLITICS   # apostrophe or closing quote
+                out = q
+            elif "'" in self.open:
+                self.open.discard("'")
+                self.prev, self.glue = q, False
+                out = q
+            elif self.prev[-1:] in ("s", "S"):
+                self.prev, self.glue = q, False           # plural possessive
+                out = q
+            else:                                         # an opening quote
+                self.open.add("'")
+                self.prev, self.glue = q, True
+                out = " " + q
+        return out + self._place(t)
+
+    def flush(self) -> str:
+        """What is still held back at the end of the text."""
+        q, self.pending = self.pending, None
+        return q or ""
+
+    def _whitespace(self, t: str) -> str:
+        start = self.prev == "\n"
+        self.prev = "\n" if t == EOS else t
+        return "\n" if t == EOS else t if start else " " + t
+
+    def _place(self, t: str) -> str:
+        if t == EOS:
+            self.prev, self.glue, self.open = "\n", False, set()
+            return "\n"
+        start = self.prev == "\n"
+        if t in _WIKI_JOINERS:
+            self.prev, self.glue = t, True
+            return _WIKI_JOINERS[t]
+        space = not (start or self.glue)
+        glue_next = t in _NO_SPACE_AFTER
+        if t in _QUOTES:
+            key = "'" if t in ("'", "’") else t
+            if key in self.open:                  # closing a quote opened before
+                self.open.discard(key)
+                space = False
+            elif key == "'" and not start and not self.glue and self.prev[-1:].isalnum():
+                self.pending = t                  # decided by the next token
+                return ""
+            else:                                 # opening quote
+                self.open.add(key)
+                glue_next = True
+        elif t in _NO_SPACE_BEFORE:
+            space = False
+        self.prev, self.glue = t, glue_next
+        return (" " + t) if space else t
+
+    def feed(self, tokens: Iterable[str]) -> str:
+        """The text of ``tokens`` (a held-back quote stays held: see :meth:`flush`)."""
+        return "".join(self.add(t) for t in tokens)
 
 
 def word_pattern(unk_token: str | None) -> re.Pattern:
@@ -118,20 +219,30 @@ class Vocab:
     unk_types: int | None = None
 
     def __init__(self, tokens: list[str], level: str, lowercase: bool = False,
-                 unk_token: str | None = "<unk>"):
+                 unk_token: str | None = "<unk>", tokenizer: str = "words",
+                 normalize: str | None = "NFC"):
         if level not in ("char", "word"):
             raise ConfigError(f"Unknown level {level!r}. Use 'char' or 'word'.")
+        if tokenizer not in TOKENIZERS:
+            raise ConfigError(f"Unknown tokenizer {tokenizer!r}. Use words or whitespace.")
+        if normalize not in (None, "NFC"):
+            raise ValueError(f"unknown normal form {normalize!r}")
         if tuple(tokens[:2]) != SPECIALS:
             raise ValueError("a vocabulary starts with <EOS>, <UNK>")
         self.tokens = list(tokens)
         self.level = level
         self.lowercase = lowercase
         self.unk_token = unk_token or None
+        self.tokenizer = tokenizer
+        self.normalize = normalize
         self.index = {t: i for i, t in enumerate(self.tokens)}
         self._word_re = word_pattern(self.unk_token) if level == "word" else None
+        if level == "word" and tokenizer == "whitespace":
+            self._word_re = re.compile(r"[^\s]+")
         if level == "word":
             # Whole chunks are tokenized at once, line breaks included (they are <EOS>).
-            self._stream_re = re.compile(self._word_re.pattern + "|\n")
+            self._stream_re = (_WHITESPACE_RE if tokenizer == "whitespace"
+                               else re.compile(self._word_re.pattern + "|\n"))
             self._stream_index = dict(self.index)
             self._stream_index["\n"] = EOS_ID
             if self.unk_token:
@@ -156,7 +267,7 @@ class Vocab:
     @classmethod
     def build(cls, sequences: Iterable[str], level: str, *, max_size: int | None = None,
               min_count: int = 1, lowercase: bool = False,
-              unk_token: str | None = "<unk>") -> "Vocab":
+              unk_token: str | None = "<unk>", tokenizer: str = "words") -> "Vocab":
         """Count tokens over ``sequences`` and keep the most frequent.
 
         ``max_size`` counts the two special tokens; tokens seen fewer than ``min_count`` times
@@ -164,12 +275,13 @@ class Vocab:
         """
         return cls.build_from_chunks(join_chunks(sequences), level, max_size=max_size,
                                      min_count=min_count, lowercase=lowercase,
-                                     unk_token=unk_token)
+                                     unk_token=unk_token, tokenizer=tokenizer)
 
     @classmethod
     def build_from_chunks(cls, chunks: Iterable[str], level: str, *,
                           max_size: int | None = None, min_count: int = 1,
-                          lowercase: bool = False, unk_token: str | None = "<unk>") -> "Vocab":
+                          lowercase: bool = False, unk_token: str | None = "<unk>",
+                          tokenizer: str = "words") -> "Vocab":
         """:meth:`build` over newline-terminated pieces of a corpus (see
         :func:`sequence_chunks`)."""
         if max_size is not None and max_size < 3:
@@ -178,7 +290,7 @@ class Vocab:
         if min_count < 1:
             raise ConfigError(f"--min-count must be at least 1 (got {min_count}).")
         counts: Counter = Counter()
-        probe = cls([*SPECIALS], level, lowercase, unk_token)
+        probe = cls([*SPECIALS], level, lowercase, unk_token, tokenizer)
         for chunk in chunks:
             probe._count(chunk, counts)
         counts.pop("\n", None)
@@ -189,13 +301,18 @@ class Vocab:
                         key=lambda t: (-counts[t], t))
         if max_size is not None:
             ranked = ranked[: max_size - len(SPECIALS)]
-        vocab = cls([*SPECIALS, *ranked], level, lowercase, unk_token)
+        vocab = cls([*SPECIALS, *ranked], level, lowercase, unk_token, tokenizer)
         vocab.unk_types = len(counts) - len(ranked)
         return vocab
 
     # ------------------------------------------------------------- tokenizing
+    def prepare(self, text: str) -> str:
+        """Text as this vocabulary reads it: in its normal form (NFC), when it records one."""
+        return nfc(text) if self.normalize == "NFC" else text
+
     def tokenize(self, text: str) -> list[str]:
         """Split one sequence (no line breaks) into token strings."""
+        text = self.prepare(text)
         if self.lowercase:
             text = text.lower()
         if self.level == "word":
@@ -215,6 +332,7 @@ class Vocab:
 
     def _count(self, chunk: str, counts: Counter) -> None:
         """Add the token counts of one newline-terminated chunk (line breaks included)."""
+        chunk = self.prepare(chunk)
         if self.lowercase:
             chunk = chunk.lower()
         if self.level == "word":
@@ -230,6 +348,7 @@ class Vocab:
 
     def encode(self, text: str) -> np.ndarray:
         """Token ids of ``text``; a line break is ``<EOS>``. No ``<EOS>`` is appended."""
+        text = self.prepare(text)
         if self.lowercase:
             text = text.lower()
         if self.level == "char" and not (self.unk_token and self.unk_token in text):
@@ -277,34 +396,45 @@ class Vocab:
 
     # --------------------------------------------------------------- decoding
     def decode(self, ids: Iterable[int]) -> str:
-        """Readable text: ``<EOS>`` becomes a line break; at word level punctuation attaches."""
+        """Readable text: ``<EOS>`` becomes a line break; at word level the tokens are joined
+        as the tokenizer that made them splits text (see :class:`Joiner`)."""
         toks = [self.tokens[int(i)] for i in ids]
         if self.level == "char":
             return "".join("\n" if t == EOS else t for t in toks)
-        out: list[str] = []
-        prev = "\n"
-        for t in toks:
-            if t == EOS:
-                out.append("\n")
-                prev = "\n"
-                continue
-            if t in _WIKI_JOINERS:
-                out.append(_WIKI_JOINERS[t])
-                prev = "("  # glue the next token too
-                continue
-            if prev != "\n" and t not in _NO_SPACE_BEFORE and prev not in _NO_SPACE_AFTER:
-                out.append(" ")
-            out.append(t)
-            prev = t
-        return "".join(out)
+        j = Joiner(self.tokenizer)
+        return j.feed(toks) + j.flush()
+
+    def joiner(self, prime: str | None = None) -> "Joiner | None":
+        """A :class:`Joiner` that has seen ``prime``'s tokens, so that a continuation joins
+        onto the prime as the words of one text join (None at character level: no spaces to
+        decide)."""
+        if self.level == "char":
+            return None
+        j = Joiner(self.tokenizer)
+        for k, line in enumerate((prime or "").split("\n")):
+            if k:
+                j.add(EOS)
+            j.feed(self.tokenize(line))
+        return j
+
+    def continue_text(self, prime: str | None, ids: Iterable[int]) -> str:
+        """``prime`` as given, followed by the tokens ``ids`` joined onto it."""
+        toks = [self.tokens[int(i)] for i in ids]
+        j = self.joiner(prime)
+        if j is None:
+            return (prime or "") + "".join("\n" if t == EOS else t for t in toks)
+        return (prime or "") + j.feed(toks) + j.flush()
 
     def to_json(self) -> dict:
         return {"level": self.level, "tokens": self.tokens, "lowercase": self.lowercase,
-                "unk_token": self.unk_token, "unk_types": self.unk_types}
+                "unk_token": self.unk_token, "tokenizer": self.tokenizer,
+                "normalize": self.normalize, "unk_types": self.unk_types}
 
     @classmethod
     def from_json(cls, d: dict) -> "Vocab":
+        # files written before the tokenizer and the normal form were recorded: words, none;
+        # before unk_types: unknown
         vocab = cls(list(d["tokens"]), d["level"], bool(d.get("lowercase", False)),
-                    d.get("unk_token"))
-        vocab.unk_types = d.get("unk_types")   # absent in older files: unknown
+                    d.get("unk_token"), d.get("tokenizer", "words"), d.get("normalize"))
+        vocab.unk_types = d.get("unk_types")
         return vocab

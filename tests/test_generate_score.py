@@ -457,12 +457,14 @@ def test_cli_sample_same_seed_same_text_and_greedy(model_file):
     assert row["log_prob"] == pytest.approx(lp, rel=1e-12)
 
 
-def test_eval_perplexity_equals_the_mean_nll_of_score(tmp_path, model_file):
+def test_eval_per_line_perplexity_equals_the_mean_nll_of_score(tmp_path, model_file):
     lines = ["abc", "cab zz", "a", "fedcba", "bad cafe", "q"]
     f = tmp_path / "held.txt"
     f.write_text("\n".join(lines) + "\n", encoding="utf-8")
     runner = CliRunner()
-    ev = runner.invoke(app, ["eval", str(f), "--model", str(model_file), "--json"])
+    # --per-line: every line on its own from a<0> = 0, exactly as score does it
+    ev = runner.invoke(app, ["eval", str(f), "--model", str(model_file), "--json",
+                             "--per-line"])
     sc = runner.invoke(app, ["score", "--file", str(f), "--model", str(model_file), "--json",
                              "--per-token"])
     assert ev.exit_code == 0, ev.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -172,7 +173,10 @@ def test_cli_ctrl_c_saves_and_resume_matches_uninterrupted_run(tmp_path, corpus_
     k = meta["run"]["step"]
     assert 5 <= k < N_STEPS and meta["run"]["finished"] is False
 
-    p = subprocess.run([CHARLM, *args, "--resume"], capture_output=True, text=True,
+    # the command the message prints, as printed: the corpus and limits come from the file
+    command = shlex.split(resume_lines[-1].split("Continue it with: ", 1)[1])
+    assert command[:2] == ["charlm", "train"] and str(corpus_file) not in command
+    p = subprocess.run([CHARLM, *command[1:]], capture_output=True, text=True,
                        cwd=tmp_path, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     _, meta, _ = checkpoint.load(out)
@@ -192,7 +196,7 @@ def test_cli_sigterm_saves_a_resumable_run_and_exits_143(tmp_path, corpus_file):
     assert 5 <= k < 100000 and meta["run"]["finished"] is False
     assert any(key.startswith("train/optim/") for key in arrays)
     # it resumes: two more steps from where it stopped
-    res = CliRunner().invoke(app, args[:-4] + ["--steps", str(k + 2), "--out", str(out),
+    res = CliRunner().invoke(app, args[:-4] + ["--steps", "2", "--out", str(out),
                                                "--resume"])
     assert res.exit_code == 0, res.stderr
     assert checkpoint.load(out)[1]["run"]["step"] == k + 2

@@ -281,7 +281,8 @@ def test_a_new_run_starts_a_new_log_and_a_resumed_run_continues_it(tmp_path):
                                                                   word_lines(6, 18))
     out = tmp_path / "m.npz"
     charlm.train([tr], out=out, valid=va, steps=10, eval_every=5, **SMALL)
-    charlm.train([tr], out=out, valid=va, steps=6, eval_every=4, **SMALL)   # a new run
+    charlm.train([tr], out=out, valid=va, steps=6, eval_every=4, force=True,
+                 **SMALL)   # a new run
     steps = [json.loads(line)["step"] for line in log_path(out).read_text().splitlines()]
     assert steps == [4, 6]
     model, meta, arrays = checkpoint.load(out)

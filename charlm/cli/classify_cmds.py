@@ -145,7 +145,8 @@ def train_classifier(files, classes, valid, label_column: str, encoding: str, fo
     from ..errors import CharlmError
     from ..tasks import classify as task
     from ..train import Trainer, TrainConfig, log_path
-    from .train_cmd import StopFlag, _check_writable
+    from ..runs import check_writable
+    from .train_cmd import StopFlag
 
     files = list(files or [])
     if not files and not classes:
@@ -179,7 +180,7 @@ def train_classifier(files, classes, valid, label_column: str, encoding: str, fo
     valid_ex = (task.read_examples([valid], (), label_column, encoding,
                                    task.label_set(examples.labels))
                 if valid is not None else None)
-    _check_writable(out_file)
+    check_writable(out_file)
     if not resume and out_file.exists():
         backup = out_file.with_name(out_file.name + ".bak")
         out_file.replace(backup)

@@ -48,6 +48,7 @@ Optimizer = Literal["sgd", "adagrad", "adam"]
 Schedule = Literal["constant", "decay", "plateau"]
 ClipMode = Literal["norm", "value"]
 Task = Literal["lm", "tag", "classify"]
+Tokenizer = Literal["words", "whitespace"]
 Pool = Literal["last", "mean", "max"]
 LabelColumn = Literal["auto", "first", "last"]
 
@@ -255,6 +256,20 @@ def read_path(path: Path, encoding: str = "utf-8", what: str = "the file") -> st
     return read_stdin(encoding)
 
 
-def emit_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+def emit_json(obj, sink=None) -> None:
+    """One JSON line on ``sink`` (stdout); a non-finite number (NaN, ±infinity) is written as
+    null, so every line is valid JSON."""
+    sink = sink or sys.stdout
+    sink.write(json.dumps(finite_json(obj), ensure_ascii=False, allow_nan=False) + "\n")
+    sink.flush()
+
+
+def finite_json(obj):
+    """``obj`` with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj

@@ -9,6 +9,7 @@ import typer
 from rich.text import Text
 
 from ..errors import CharlmError
+from ..runs import resume_command
 from ..render import format_bytes, format_duration, plural, sparkline
 from .common import (LEVEL_HELP, MODEL_HELP, Level, app, emit_json, err, fit_line,
                      guarded, open_model, out)
@@ -44,7 +45,8 @@ def info(
     tcfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     corpus = meta.get("corpus") if isinstance(meta.get("corpus"), dict) else None
     status = ("finished" if run.get("finished") else "interrupted") if run else None
-    resume = resume_command(path, corpus) if status == "interrupted" else None
+    resume = (resume_command(path, corpus, m.config.task) if status == "interrupted"
+              else None)
     res = {"path": str(path), "config": m.config.to_json(), "level": m.vocab.level,
            "vocab_size": len(m.vocab), "vocab_sample": m.vocab.tokens[:20],
            "unk_types": m.vocab.unk_types,
@@ -147,7 +149,7 @@ def text_options(tcfg: dict, vocab) -> str:
     """How text became tokens, in words."""
     parts = [("paragraphs" + (" split into sentences" if tcfg.get("level") == "word"
                               else "") if tcfg.get("prose") else "one sequence per line")]
-    if tcfg.get("tokenizer"):
+    if tcfg.get("tokenizer") and tcfg.get("level") == "word":
         parts.append(f"{tcfg['tokenizer']} tokenizer")
     parts.append("lower-cased" if tcfg.get("lowercase") else "case kept")
     if tcfg.get("normalize"):
@@ -162,17 +164,6 @@ def text_options(tcfg: dict, vocab) -> str:
     if isinstance(vocab.unk_types, int):
         parts.append(f"<UNK> stands for {plural(vocab.unk_types, 'type')}")
     return "; ".join(parts)
-
-
-def resume_command(path: Path, corpus: dict | None) -> str:
-    """The command that continues an interrupted run saved in ``path``."""
-    import shlex
-    files = [f.get("path") for f in (corpus or {}).get("files") or [] if isinstance(f, dict)]
-    valid = (corpus or {}).get("valid")
-    args = [shlex.quote(str(p)) for p in files] or ["CORPUS..."]
-    if isinstance(valid, dict) and valid.get("path"):
-        args += ["--valid", shlex.quote(str(valid["path"]))]
-    return f"charlm train {' '.join(args)} --resume --out {shlex.quote(str(path))}"
 
 
 def _plot(hist: list, path: Path) -> None:

@@ -19,6 +19,7 @@ from ..model import Model, ModelConfig
 from ..render import format_duration
 from . import common
 from .common import (Activation, Cell, ClipMode, Dtype, LabelColumn, Level, Pool, Task,
+                     Tokenizer,
                      Optimizer, Schedule, app, err, fit_line, guarded, live_progress,
                      read_path)
 
@@ -51,6 +52,7 @@ class StopFlag:
 @app.command()
 @guarded
 def train(
+    ctx: typer.Context,
     corpus: Optional[List[Path]] = typer.Argument(
         None, help="Text files to train on (default: the bundled tiny Shakespeare); "
                    "--task tag: one CoNLL file (default: the bundled Broad Twitter Corpus)."),
@@ -70,6 +72,10 @@ def train(
     folds: int = typer.Option(0, "--folds",
                               help="classify: K-fold cross-validation first; 0 = none."),
     level: Level = typer.Option("char", "--level", help="Tokens: char or word."),
+    tokenizer: Tokenizer = typer.Option("words", "--tokenizer",
+                                        help="Word level: words (splits words, numbers and "
+                                             "punctuation) or whitespace (a corpus already "
+                                             "tokenized: exactly the space-separated pieces)."),
     cell: Cell = typer.Option("lstm", "--cell", help="Recurrent cell: rnn, gru or lstm."),
     layers: int = typer.Option(2, "--layers", help="Stacked recurrent layers (deep RNN)."),
     hidden: int = typer.Option(512, "--hidden", help="Hidden units per layer (n_a)."),
@@ -106,11 +112,16 @@ def train(
     batch: int = typer.Option(32, "--batch", help="Rows trained in parallel (m)."),
     bptt: int = typer.Option(128, "--bptt", help="Steps per truncated-BPTT window (T)."),
     seed: int = typer.Option(1234, "--seed", help="Random seed: same seed, same model."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Stop after this many epochs."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Stop after this many steps."),
+    epochs: Optional[int] = typer.Option(None, "--epochs",
+                                         help="Stop after this many epochs (with --resume: "
+                                              "this many more)."),
+    steps: Optional[int] = typer.Option(None, "--steps",
+                                        help="Stop after this many steps (with --resume: "
+                                             "this many more)."),
     time_limit: Optional[str] = typer.Option(
         None, "--time", help="Stop after this much training time, e.g. 90s, 10m, 1h30m "
-                             "(default 10m when no --epochs or --steps is given)."),
+                             "(default 10m when no --epochs or --steps is given; with "
+                             "--resume: this much more; 0 is not allowed, leave it out)."),
     valid: Optional[Path] = typer.Option(None, "--valid", help="A validation text file."),
     patience: int = typer.Option(0, "--patience",
                                  help="Stop after N evaluations without improvement; 0 = "
@@ -128,24 +139,48 @@ def train(
     force: bool = typer.Option(False, "--force",
                                help="Replace an existing model file (kept as .bak)."),
     resume: bool = typer.Option(False, "--resume",
-                                help="Continue the run saved in --out exactly where it "
-                                     "stopped."),
+                                help="Continue the run saved in --out where it stopped (its "
+                                     "recorded corpus unless one is given; limits given now "
+                                     "count from now; shape options cannot change)."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from",
+                                             help="Start from this model file's vocabulary "
+                                                  "and parameters (fine-tuning), with a "
+                                                  "fresh optimizer and history."),
+    init_scale: Optional[float] = typer.Option(None, "--init-scale",
+                                               help="Draw every weight from U(-S, S) "
+                                                    "(e.g. 0.1) [default: the cells' own "
+                                                    "initialisation]."),
 ):
-    """Train a language model on text files (one sequence per line by default)."""
-    from ..train import Trainer, TrainConfig, log_path, parse_duration, prepare_corpus
+    """Train a model: a language model on text files (one sequence per line by default), a
+    tagger on CoNLL files (--task tag) or a classifier on labelled lines (--task classify)."""
+    from ..runs import check_writable, given_limits, prepare_training
+    from ..train import TrainConfig, log_path
 
     out_file = out_path or Path("models") / f"{level if task == 'lm' else task}.npz"
     if out_file.is_dir():
         raise ConfigError(f"--out {out_file} is a directory. Give a file name, e.g. "
                           f"--out {out_file / (level + '.npz')}.")
-    limits = {"epochs": epochs or 0, "steps": steps or 0,
-              "time_budget": parse_duration(time_limit) if time_limit else 0.0}
-    for name in ("epochs", "steps"):
-        if limits[name] < 0:
-            raise ConfigError(f"--{name} must not be negative.")
     if task != "classify" and (classes or folds or label_column != "auto"):
         raise ConfigError("--class, --folds and --label-column apply to --task classify only. "
                           "Add --task classify or drop them.")
+    saved_task = _saved_task(out_file) if resume else None
+    if task == "lm" and saved_task in (None, "lm"):
+        # Only the options given on the command line go to the library (the rest are its
+        # defaults): a resume compares exactly those with the saved run.
+        names = {"out_path": "out", "time_limit": "time"}
+        skip = {"corpus", "task", "classes", "label_column", "folds"}
+        opts = {names.get(k, k): v for k, v in ctx.params.items()
+                if k not in skip
+                and getattr(ctx.get_parameter_source(k), "name", "") != "DEFAULT"}
+        trainer = prepare_training(list(corpus) if corpus else None, callback=_setup_message,
+                                   **opts)
+        return _run_training(trainer, trainer.out, trainer.cfg.level)
+    # the sentence tasks (tag, classify): their own data, the same trainer
+    if saved_task is not None and saved_task != task:
+        raise ConfigError(f"{out_file} holds a {saved_task} model; resume it with --task "
+                          f"{saved_task}, or choose another --out.")
+    limits = {"epochs": 0, "steps": 0, "time_budget": 0.0}
+    limits.update(given_limits(epochs, steps, time_limit, None))
     if resume and force:
         raise ConfigError("--resume continues the file that --force would replace. "
                           "Use one of them.")
@@ -166,19 +201,10 @@ def train(
             from .classify_cmds import train_classifier
             return train_classifier(corpus, classes or [], valid, label_column, encoding, 0,
                                     None, TrainConfig(**limits), out_file, False, True)
-        if model.config.task != "lm":
-            trainer = _task_trainer(model, corpus, valid, encoding, tcfg, out_file)
-            trainer.restore(meta, arrays)
-            _check_writable(out_file)
-            return _run_training(trainer, out_file, tcfg.level)
-        corpus_texts, valid_text = _corpus_texts(corpus, encoding, valid)
-        data = prepare_corpus(corpus_texts, tcfg, valid_text)
-        if data.vocab.tokens != model.vocab.tokens:
-            raise ConfigError("This corpus gives a different vocabulary from the one the "
-                              f"saved run in {out_file} was trained with. Resume with the "
-                              "same corpus and options.")
-        trainer = Trainer(model, data, tcfg, out_file)
+        trainer = _task_trainer(model, corpus, valid, encoding, tcfg, out_file)
         trainer.restore(meta, arrays)
+        check_writable(out_file)
+        return _run_training(trainer, out_file, tcfg.level)
     else:
         if out_file.exists() and not force:
             raise CharlmError(f"{out_file} already exists. Continue it with --resume, replace "
@@ -205,16 +231,7 @@ def train(
             from .classify_cmds import train_classifier
             return train_classifier(corpus, classes or [], valid, label_column, encoding,
                                     folds, mcfg, tcfg, out_file, force, False)
-        if task != "lm":
-            trainer = _task_trainer(mcfg, corpus, valid, encoding, tcfg, out_file)
-        else:
-            corpus_texts, valid_text = _corpus_texts(corpus, encoding, valid)
-            data = prepare_corpus(corpus_texts, tcfg, valid_text)
-            if len(data.vocab) == 3:  # degenerate but trainable: see prepare_corpus
-                err.print(f"Warning: the vocabulary has one token besides <EOS> and <UNK> "
-                          f"({data.vocab.tokens[2]!r}); the model can learn little more than "
-                          "where sequences end.")
-            model = Model.create(mcfg, data.vocab, np.random.default_rng(seed))
+        trainer = _task_trainer(mcfg, corpus, valid, encoding, tcfg, out_file)
         if out_file.exists():
             backup = out_file.with_name(out_file.name + ".bak")
             out_file.replace(backup)
@@ -222,10 +239,22 @@ def train(
             old_log = log_path(out_file)
             if old_log.exists():   # the new run starts its own log; keep the old one too
                 old_log.replace(old_log.with_name(old_log.name + ".bak"))
-        if task == "lm":
-            trainer = Trainer(model, data, tcfg, out_file)
-    _check_writable(out_file)
+    check_writable(out_file)
     _run_training(trainer, out_file, level)
+
+
+def _saved_task(out_file: Path) -> str | None:
+    """The task of the run saved in ``out_file`` (None when there is no such file)."""
+    if not out_file.exists():
+        return None
+    model, _, _ = checkpoint.load(out_file)
+    return model.config.task
+
+
+def _setup_message(e: dict) -> None:
+    """Warnings and notices before training starts (the progress display is not up yet)."""
+    if e["kind"] in ("warning", "notice"):
+        err.print(("Warning: " if e["kind"] == "warning" else "") + e["message"])
 
 
 def _task_trainer(model_or_config, corpus, valid, encoding, tcfg, out_file):
@@ -251,34 +280,6 @@ def _task_trainer(model_or_config, corpus, valid, encoding, tcfg, out_file):
                               f"one the saved run in {out_file} was trained with. Resume with "
                               "the same files and options.")
     return Trainer(model, TagTask(data, tcfg, model), tcfg, out_file)
-
-
-def _check_writable(out_file: Path) -> None:
-    """Fail now, not after hours of training, when the model file cannot be written."""
-    import os
-    import tempfile
-    try:
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out_file.name}.", suffix=".tmp",
-                                   dir=out_file.parent)
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as e:
-        parent = next((p for p in out_file.parents if p.exists()), None)
-        why = (f"{parent} is not a directory" if parent is not None and not parent.is_dir()
-               else e.strerror or str(e))
-        raise ModelFileError(f"Cannot write the model file {out_file} ({why}). Choose another "
-                             "--out, or check the directory's permissions.") from None
-
-
-def _corpus_texts(corpus, encoding, valid):
-    from ..bundled import bundled
-    if not corpus:
-        texts = [bundled().read_text(encoding="utf-8")]
-        err.print("Training on the bundled corpus: tiny Shakespeare (1.1 MB).")
-    else:
-        texts = [read_path(p, encoding, "the corpus") for p in corpus]
-    return texts, (read_path(valid, encoding, "--valid") if valid else None)
 
 
 class BarDisplay:
@@ -413,6 +414,8 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
             display.line(fit_line("  sample: " + e["text"].replace("\n", " ⏎ ")))
         elif k == "warning":
             display.line(f"Warning: {e['message']}")
+        elif k == "notice":
+            display.line(e["message"])
 
     trainer.callback = callback
     flag = StopFlag()
@@ -427,10 +430,16 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
         flag.uninstall()
         display.close()
     if reason == "interrupted":
+        from ..runs import resume_command
         code = 143 if flag.signum == signal.SIGTERM else 130
         err.print(f"Interrupted at step {run.step}; the run is saved in {out_file}. "
-                  f"Continue it with: charlm train ... --resume --out {out_file}")
+                  f"Continue it with: "
+                  f"{resume_command(out_file, trainer.corpus_record, trainer.task.name)}")
         raise typer.Exit(code)
+    if reason == "nothing":
+        from ..api import nothing_trained
+        err.print(nothing_trained(trainer))
+        return
     _summary(trainer, out_file, level, reason)
 
 

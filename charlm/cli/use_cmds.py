@@ -20,7 +20,7 @@ from ..errors import CharlmError, ConfigError, CorpusError
 from ..render import format_prob, plural
 from ..vocab import EOS_ID, UNK_ID
 from .common import (LEVEL_HELP, MODEL_HELP, Base, LabelColumn, Level, app, arg_text, emit_json, err,
-                     guarded, open_model, out, read_path)
+                     guarded, live_progress, open_model, out, read_path)
 
 # ----------------------------------------------------------------------- sample
 @app.command()
@@ -88,18 +88,19 @@ def sample(
     sink = sys.stdout if out_file is None else io.StringIO()
     for i in range(num):
         prefix = prime or ""
+        stream = None if as_json else TextStream(vocab, prime, sink)
         if not as_json:
             sink.write(("\n" if i and no_stop else "") + prefix)
         s = draw(m, rng, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                  prime_ids=prime_ids, allow_unk=allow_unk, stop_at_eos=not no_stop,
-                 min_length=min_length, on_token=None if as_json else TextStream(vocab, sink))
+                 min_length=min_length, on_token=stream)
         if as_json:
-            sink.write(json.dumps({
-                "index": i, "text": prefix + vocab.decode(s.ids), "prime": prime,
-                "tokens": [vocab.tokens[t] for t in s.ids], "n_tokens": len(s.ids),
-                "log_prob": s.log_prob, "stopped_at_eos": s.stopped_at_eos,
-                "seed": seed}, ensure_ascii=False) + "\n")
+            emit_json({"index": i, "text": vocab.continue_text(prime, s.ids), "prime": prime,
+                       "tokens": [vocab.tokens[t] for t in s.ids], "n_tokens": len(s.ids),
+                       "log_prob": s.log_prob, "stopped_at_eos": s.stopped_at_eos,
+                       "seed": seed}, sink)
         else:
+            stream.close()
             sink.write("\n")
         sink.flush()
     if out_file is not None:
@@ -123,22 +124,27 @@ def write_new_file(path: Path, text: str) -> None:
 
 
 class TextStream:
-    """Writes each sampled token to stdout as it arrives, spaced as ``Vocab.decode`` spaces
-    it (which depends only on the token before)."""
+    """Writes each sampled token to stdout as it arrives, joined onto the prime (if any) and
+    the tokens before it as ``Vocab.continue_text`` joins them."""
 
-    def __init__(self, vocab, sink=None):
+    def __init__(self, vocab, prime: str | None = None, sink=None):
         self.vocab = vocab
+        self.joiner = vocab.joiner(prime)
         self.sink = sink or sys.stdout
-        self.prev: int | None = None
 
     def __call__(self, tok: int) -> None:
-        if self.prev is None:
-            piece = self.vocab.decode([tok])
+        t = self.vocab.tokens[tok]
+        if self.joiner is None:
+            piece = "\n" if tok == EOS_ID else t
         else:
-            piece = self.vocab.decode([self.prev, tok])[len(self.vocab.decode([self.prev])):]
+            piece = self.joiner.add(t)
         self.sink.write(piece)
         self.sink.flush()
-        self.prev = tok
+
+    def close(self) -> None:
+        """Write what the joiner still holds back (a quote whose role the end decides)."""
+        if self.joiner is not None:
+            self.sink.write(self.joiner.flush())
 
 
 # ------------------------------------------------------------------------ score
@@ -314,16 +320,21 @@ def eval_cmd(
     level: Level = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
-    batch: int = typer.Option(64, "--batch", help="Sequences scored in parallel."),
+    per_line: bool = typer.Option(False, "--per-line",
+                                  help="Score every line on its own from a zero state "
+                                       "(higher than the default, which carries the state "
+                                       "across lines exactly as training's validation)."),
+    batch: int = typer.Option(64, "--batch", help="With --per-line: lines scored in parallel."),
     label_column: LabelColumn = typer.Option("auto", "--label-column",
                                      help="Classifier: the column of FILE with the labels: "
                                           "auto, first or last."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ):
-    """Perplexity (and bits per character) of a held-out file; for a tagger, token accuracy
-    and entity precision, recall and F1 (overall and per type); for a classifier, accuracy,
-    macro-F1, per-class precision/recall/F1 and the confusion matrix."""
-    from ..score import score_many
+    """Perplexity (and bits per character) of a held-out file, computed as training's
+    validation computes it (the model's own text options, state carried across lines); for a
+    tagger, token accuracy and entity precision, recall and F1 (overall and per type); for a
+    classifier, accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+    from ..api import LanguageModel
 
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1 (got {batch}).")
@@ -336,32 +347,18 @@ def eval_cmd(
         from .classify_cmds import eval_classifier
         return eval_classifier(m, meta, file, encoding, label_column, as_json)
     text = read_path(file, encoding, "the file to evaluate")
-    from ..vocab import split_sequences
-    lines = list(split_sequences(text))
-    if not any(line.strip() for line in lines):
+    if not text.strip():
         raise CorpusError(f"{file} has no text to evaluate. Give a non-empty file.")
-    total_nll = oov_nll = 0.0
-    n_tok = n_oov = n_chars = 0
-    with tqdm(total=len(lines), unit="line", file=sys.stderr, disable=len(lines) < 2000,
-              leave=False) as bar:
-        for r in score_many(m, lines, batch, on_batch=bar.update):
-            total_nll -= r.log_prob
-            n_tok += r.n_tokens
-            unk = r.ids == UNK_ID
-            n_oov += int(unk.sum())
-            oov_nll -= float(r.log_probs[unk].sum())
-            n_chars += len(r.text) + 1
-    mean = total_nll / n_tok
-    res = {"file": str(file), "tokens": n_tok, "oov": n_oov, "sequences": len(lines),
-           "nll": mean, "perplexity": math.exp(min(mean, 700)),
-           "perplexity_without_oov": (math.exp(min((total_nll - oov_nll) / (n_tok - n_oov),
-                                                   700)) if n_tok > n_oov else None),
-           "bits_per_char": total_nll / math.log(2) / n_chars}
+    lm = LanguageModel(m, meta)
+    with tqdm(total=None, unit="tok" if not per_line else "line", file=sys.stderr,
+              disable=len(text) < 200_000 or not live_progress(), leave=False) as bar:
+        res = {"file": str(file), **lm.evaluate(text, per_line, batch, on_progress=bar.update)}
     if as_json:
         emit_json(res)
         return
-    out.print(f"{escape(str(file))}: {len(lines):,} sequences, {n_tok:,} tokens (with <EOS>), "
-              f"{n_oov:,} OOV")
+    n_tok, n_oov, mean = res["tokens"], res["oov"], res["nll"]
+    out.print(f"{escape(str(file))}: {res['sequences']:,} sequences, {n_tok:,} tokens (with "
+              f"<EOS>), {n_oov:,} OOV" + ("; each line scored on its own" if per_line else ""))
     out.print(f"mean NLL {mean:.4f} nats/token   perplexity {res['perplexity']:.3f}"
               + (f"   (without OOV positions {res['perplexity_without_oov']:.3f})"
                  if res["perplexity_without_oov"] is not None and n_oov else ""))
