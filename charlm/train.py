@@ -65,6 +65,7 @@ class TrainConfig:
     sample_every: int = 0
     sample_length: int = 0          # 0: 200 characters or 50 words
     patience: int = 0               # stop after this many evaluations without improvement
+    reverse: bool = False           # read each line backwards (a backward character LM)
 
     def validate(self) -> None:
         for name in ("batch", "bptt", "eval_batch"):
@@ -100,6 +101,9 @@ class TrainConfig:
             raise ConfigError(f"Unknown clip mode {self.clip_mode!r}. Use norm or value.")
         if self.level not in ("char", "word"):
             raise ConfigError(f"Unknown level {self.level!r}. Use char or word.")
+        if self.reverse and (self.level != "char" or self.prose):
+            raise ConfigError("--reverse reads each line's characters backwards: it applies "
+                              "to --level char without --prose. Drop it or those options.")
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
@@ -139,6 +143,8 @@ def split_validation(text: str, fraction: float) -> tuple[str, str]:
 def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = None) -> Corpus:
     """Vocabulary from the training text only; validation tokens outside it become <UNK>."""
     text = "\n".join(t if t.endswith("\n") or not t else t + "\n" for t in texts)
+    if cfg.reverse:   # a backward LM: each line's characters reversed before tokenising
+        text, valid_text = reverse_lines(text), valid_text and reverse_lines(valid_text)
     if not text.strip():
         raise CorpusError("The corpus is empty (or only whitespace). Give a text file with "
                           "some content.")
@@ -169,6 +175,11 @@ def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = 
         raise CorpusError(f"The validation text has {len(valid_ids)} tokens, fewer than "
                           f"--eval-batch {cfg.eval_batch}. Give more validation text.")
     return Corpus(vocab, train_ids, valid_ids)
+
+
+def reverse_lines(text: str) -> str:
+    """Every line's characters in reverse order; the lines stay where they are."""
+    return "\n".join(line[::-1] for line in text.split("\n"))
 
 
 def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
@@ -286,7 +297,8 @@ class Trainer:
                 "rng": self.rng.bit_generator.state,
                 "sample_rng": self.sample_rng.bit_generator.state,
                 "corpus_tokens": int(self.task.train_tokens)}
-        best = Model(self.model.config, self.model.vocab, self.best_params, self.model.labels)
+        best = Model(self.model.config, self.model.vocab, self.best_params, self.model.labels,
+                     self.model.features)
         checkpoint.save(self.out, best, meta, extra)
 
     # --------------------------------------------------------------- one step
