@@ -58,6 +58,17 @@ def train(
     bidirectional: bool = typer.Option(False, "--bidirectional",
                                        help="tag: every layer a BRNN, reading the sentence "
                                             "both ways."),
+    char_embed: int = typer.Option(0, "--char-embed",
+                                   help="tag: character embedding size of the per-word "
+                                        "character BRNN; 0 = off."),
+    char_hidden: int = typer.Option(0, "--char-hidden",
+                                    help="tag: hidden size of the character BRNN; 0 = off."),
+    lm_features: Optional[str] = typer.Option(
+        None, "--lm-features", help="tag: character LM files (fwd.npz,bwd.npz) whose states "
+                                    "feed each word; embedded in the model file."),
+    reverse: bool = typer.Option(False, "--reverse",
+                                 help="lm, char level: read each line backwards (a backward "
+                                      "LM for --lm-features)."),
     level: str = typer.Option("char", "--level", help="Tokens: char or word."),
     cell: str = typer.Option("lstm", "--cell", help="Recurrent cell: rnn, gru or lstm."),
     layers: int = typer.Option(2, "--layers", help="Stacked recurrent layers (deep RNN)."),
@@ -171,11 +182,15 @@ def train(
         mcfg = ModelConfig(cell=cell, layers=layers, hidden=hidden, embed=embed,
                            activation=activation, peephole=peephole, simplified=simplified,
                            dropout=dropout, dtype=dtype, task=task,
-                           bidirectional=bidirectional)
+                           bidirectional=bidirectional, char_embed=char_embed,
+                           char_hidden=char_hidden)
         mcfg.validate()
         if task != "lm":
             level = "word"
+        if lm_features and task != "tag":
+            raise ConfigError("--lm-features applies to --task tag only. Drop it.")
         tcfg = TrainConfig(level=level, patience=patience, prose=prose, lowercase=lowercase,
+                           reverse=reverse,
                            vocab_size=vocab_size, min_count=min_count, unk_token=unk_token,
                            optimizer=optimizer, lr=lr, momentum=momentum, schedule=schedule,
                            decay=decay, decay_after=decay_after, clip=clip,
@@ -184,7 +199,7 @@ def train(
                            eval_batch=eval_batch, sample_every=sample_every, **limits)
         tcfg.validate()
         if task != "lm":
-            trainer = _task_trainer(mcfg, corpus, valid, encoding, tcfg, out_file)
+            trainer = _task_trainer(mcfg, corpus, valid, encoding, tcfg, out_file, lm_features)
         else:
             corpus_texts, valid_text = _corpus_texts(corpus, encoding, valid)
             data = prepare_corpus(corpus_texts, tcfg, valid_text)
@@ -206,10 +221,10 @@ def train(
     _run_training(trainer, out_file, level)
 
 
-def _task_trainer(model_or_config, corpus, valid, encoding, tcfg, out_file):
+def _task_trainer(model_or_config, corpus, valid, encoding, tcfg, out_file, lm_features=None):
     """The trainer of a sentence task (tag): a new model for a ModelConfig, or the saved one
     (--resume), which must match the data's vocabulary and labels."""
-    from ..tasks.tag import DEFAULT_TAG_CORPUS, TagTask, load_data
+    from ..tasks.tag import DEFAULT_TAG_CORPUS, TagTask, create_model, load_data
     from ..train import Trainer
     task = model_or_config.config.task if isinstance(model_or_config, Model) else \
         model_or_config.task
@@ -223,8 +238,8 @@ def _task_trainer(model_or_config, corpus, valid, encoding, tcfg, out_file):
             valid = bundled(DEFAULT_TAG_CORPUS.replace("train", "dev"))
     data = load_data(corpus or None, valid, tcfg, encoding)
     if isinstance(model_or_config, ModelConfig):
-        model = Model.create(model_or_config, data.vocab, np.random.default_rng(tcfg.seed),
-                             data.labels)
+        model = create_model(model_or_config, data, np.random.default_rng(tcfg.seed),
+                             lm_features)
     else:
         model = model_or_config
         if data.vocab.tokens != model.vocab.tokens or data.labels != model.labels:

@@ -66,6 +66,9 @@ def sample(
             err.print(f"Warning: the prime is {len(prime_ids)} tokens, longer than the "
                       f"{bptt}-step windows the model was trained on; it may lose track of "
                       "its start.")
+    if (meta.get("config") or {}).get("reverse"):
+        err.print("Warning: this model was trained with --reverse: it writes each line from "
+                  "its end, so the sample (and --prime) reads backwards.")
     rng = np.random.default_rng(seed)
     for i in range(num):
         prefix = prime or ""
@@ -131,8 +134,11 @@ def score(
     if base not in ("e", "2", "10"):
         raise ConfigError(f"--base must be e, 2 or 10 (got {base}).")
     logb = {"e": 1.0, "2": math.log(2), "10": math.log(10)}[base]
-    m, _, _ = open_model(level, model)
-    results = list(score_many(m, texts))
+    m, meta, _ = open_model(level, model)
+    reverse = bool((meta.get("config") or {}).get("reverse"))
+    results = list(score_many(m, [t[::-1] for t in texts] if reverse else texts))
+    for r, t in zip(results, texts if reverse else []):
+        r.text = t   # a backward LM (--reverse) scored the sentence read from its end
     for r in results:
         if not r.text.strip():
             err.print("Warning: an empty sentence scores only its <EOS>.")
