@@ -92,9 +92,12 @@ def test_unknown_words_are_told_apart_by_their_characters():
     assert (X[:2, 0] == 1).all()                  # both <UNK> to the word embedding
     r, _ = wordfeat.char_forward(model.params, model.config, words.chars, words.char_lengths)
     assert r.shape == (3, 4) and not np.allclose(r[0], r[1])
-    ids, lens = model.features.encode_words(["Hé", "", "Harry"])
-    assert lens.tolist() == [2, 1, 5]             # an empty word reads as one <UNK>
-    assert ids[1, 0] == 1 and ids[0, 0] == model.features.chars.index["H"]
+    url = "http://tinyurl.com/24agj38"
+    ids, lens = model.features.encode_words(["Hé", "", "Harry", url])
+    assert lens.tolist() == [2, 1, 5, 20]   # an empty word reads as one <UNK>, a long one
+    assert ids[1, 0] == 1 and ids[0, 0] == model.features.chars.index["H"]   # as its ends
+    same, _ = model.features.encode_words([url[:10] + url[-10:]])
+    np.testing.assert_array_equal(ids[:, 3], same[:, 0])
 
 
 def test_the_model_file_keeps_the_characters(tmp_path):
