@@ -1,0 +1,165 @@
+"""The reference tagger in PyTorch, for side-by-side runs with bench/tag_run.py.
+
+Same model as ``charlm train --task tag``: ``nn.Embedding`` -> ``nn.LSTM`` (optionally
+bidirectional, over ``pack_padded_sequence``) -> inverted dropout -> ``nn.Linear`` over the
+labels at every step. Same data and batches: charlm's CoNLL reader, vocabulary and
+``epoch_batches`` (sentences bucketed by length, reshuffled each epoch from the seed), so only
+the model's implementation differs. Same objective and optimizer: cross-entropy summed over a
+batch's real tokens and divided by its number of sentences, Adam, global-norm clipping at 5,
+float32. Same protocol: train for --budget seconds, evaluate on DEV every --eval-every steps,
+keep the best entity F1. Prints one JSON line: dev entity F1 (overall and persons), token
+accuracy, training and tagging tokens per second, peak RSS.
+
+    python bench/torch_tagger.py --train TRAIN.conll --dev DEV.conll --bidirectional --budget 80
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+class Tagger(nn.Module):
+    def __init__(self, V, K, embed, hidden, layers, bidirectional, dropout):
+        super().__init__()
+        self.emb = nn.Embedding(V, embed)
+        nn.init.normal_(self.emb.weight)          # N(0, 1), as charlm
+        self.rnn = nn.LSTM(embed, hidden, num_layers=layers, bidirectional=bidirectional,
+                           dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden * (2 if bidirectional else 1), K)
+
+    def forward(self, X, lengths):
+        """X (T, m) long, lengths (m,) -> logits (T, m, K)."""
+        packed = pack_padded_sequence(self.emb(X), lengths, enforce_sorted=False)
+        h, _ = self.rnn(packed)
+        h, _ = pad_packed_sequence(h, total_length=X.shape[0])
+        return self.out(self.drop(h))
+
+
+def pad(seqs):
+    lengths = torch.tensor([len(s) for s in seqs])
+    X = torch.zeros(int(lengths.max()), len(seqs), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        X[:len(s), i] = torch.from_numpy(np.asarray(s, dtype=np.int64))
+    return X, lengths
+
+
+def predict(net, xs, batch=64):
+    net.eval()
+    order = np.argsort([len(x) for x in xs], kind="stable")
+    pred = [None] * len(xs)
+    with torch.no_grad():
+        for s in range(0, len(xs), batch):
+            idx = order[s:s + batch]
+            X, lengths = pad([xs[i] for i in idx])
+            best = net(X, lengths).argmax(dim=2).numpy()
+            for j, i in enumerate(idx):
+                pred[i] = best[:int(lengths[j]), j]
+    net.train()
+    return pred
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--train", required=True)
+    ap.add_argument("--dev", required=True)
+    ap.add_argument("--name", default="")
+    ap.add_argument("--bidirectional", action="store_true")
+    ap.add_argument("--budget", type=float, default=80.0)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--embed", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--dropout", type=float, default=0.3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--min-count", type=int, default=2)
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="Torch threads (0: the CPUs this process may run on).")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
+    torch.manual_seed(args.seed)
+
+    from charlm.metrics import tagging_scores
+    from charlm.tasks import epoch_batches
+    from charlm.tasks.tag import load_data
+    from charlm.train import TrainConfig
+
+    cfg = TrainConfig(level="word", batch=args.batch, min_count=args.min_count, seed=args.seed)
+    data = load_data(args.train, args.dev, cfg)
+    labels = data.labels
+    net = Tagger(len(data.vocab), len(labels), args.embed, args.hidden, args.layers,
+                 args.bidirectional, args.dropout)
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    lengths = np.array([len(x) for x in data.x])
+    gold = [[labels[i] for i in y] for y in data.valid_y]
+
+    def dev_scores():
+        pred = predict(net, data.valid_x)
+        return tagging_scores(gold, [[labels[i] for i in p] for p in pred], True)
+
+    best_f1, best_state, best_step = -1.0, None, 0
+    step = epoch = 0
+    tokens, train_s = 0, 0.0
+    start = time.perf_counter()
+    done = False
+    while not done:
+        for idx in epoch_batches(lengths, args.batch, args.seed, epoch):
+            t0 = time.perf_counter()
+            X, L = pad([data.x[i] for i in idx])
+            Y, _ = pad([data.y[i] for i in idx])
+            logits = net(X, L)
+            mask = torch.arange(X.shape[0])[:, None] < L[None, :]
+            loss = nn.functional.cross_entropy(logits[mask], Y[mask], reduction="sum") / len(idx)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            train_s += time.perf_counter() - t0
+            tokens += int(L.sum())
+            step += 1
+            out_of_time = time.perf_counter() - start >= args.budget
+            if step % args.eval_every == 0 or out_of_time:
+                f1 = dev_scores()["entities"]["f1"]
+                if f1 > best_f1:
+                    best_f1, best_step = f1, step
+                    best_state = {k: v.clone() for k, v in net.state_dict().items()}
+            if out_of_time:
+                done = True
+                break
+        epoch += 1
+    wall = time.perf_counter() - start
+    net.load_state_dict(best_state)
+    t1 = time.perf_counter()
+    predict(net, data.valid_x)
+    tag_s = time.perf_counter() - t1
+    s = dev_scores()
+    person = next((t for t in ("PER", "person") if t in s["per_type"]), None)
+    n_dev = sum(len(x) for x in data.valid_x)
+    print(json.dumps({
+        "name": args.name, "impl": "torch", "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "train": os.path.basename(args.train),
+        "dev": os.path.basename(args.dev), "hidden": args.hidden, "embed": args.embed,
+        "layers": args.layers, "batch": args.batch, "vocab": len(data.vocab),
+        "bidirectional": args.bidirectional, "budget_s": args.budget, "wall_s": wall,
+        "steps": step, "best_step": best_step, "f1": s["entities"]["f1"],
+        "precision": s["entities"]["precision"], "recall": s["entities"]["recall"],
+        "f1_person": s["per_type"][person]["f1"] if person else None,
+        "accuracy": s["accuracy"], "train_tokens_per_s": tokens / train_s,
+        "tag_tokens_per_s": n_dev / tag_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}),
+        flush=True)
+
+
+if __name__ == "__main__":
+    main()
