@@ -186,14 +186,18 @@ class WordFeatures:
         pos = np.minimum(starts[None, :] + t, len(ids) - 1)
         return np.where(t < lens[None, :], ids[pos], UNK_ID), lens
 
-    def lm_states(self, sentences: list[list[str]], batch: int = 64) -> list[np.ndarray]:
+    def lm_states(self, sentences: list[list[str]], batch: int = 256) -> list[np.ndarray]:
         """Each sentence's LM features (words, n_f), float32: the LMs run over the sentences'
-        texts in batches, once."""
-        out = []
+        texts once, in batches of similar lengths (little padding: a batch takes as many
+        steps as its longest text)."""
+        out: list = [None] * len(sentences)
+        order = np.argsort([sum(len(w) + 1 for w in s) for s in sentences], kind="stable")
         for a in range(0, len(sentences), batch):
-            chunk = sentences[a:a + batch]
+            idx = order[a:a + batch]
+            chunk = [sentences[i] for i in idx]
             cols = [lm_word_states(lm, rev, chunk) for lm, rev in self.lms]
-            out += [np.concatenate([c[j] for c in cols], axis=1) for j in range(len(chunk))]
+            for j, i in enumerate(idx):
+                out[i] = np.concatenate([c[j] for c in cols], axis=1)
         return out
 
     # ---------------------------------------------------------- the model file
