@@ -123,6 +123,14 @@ def test_a_char_and_lm_tagger_ships_its_lms_and_resumes_exactly(lms, tmp_path):
         assert r.exit_code == 0, r.output
         ev = tagger.evaluate(dev)
         assert json.loads(r.stdout)["accuracy"] == pytest.approx(ev["accuracy"])
+        r = runner.invoke(app, ["info", "--model", str(tmp_path / "ref.npz"), "--json"])
+        assert r.exit_code == 0, r.output
+        info = json.loads(r.stdout)
+        assert info["config"]["char_hidden"] == 3 and info["config"]["lm_features"] == 9
+        assert info["parameters_per_layer"]["C"] == sum(
+            v.size for k, v in model.params.items() if k.startswith("C."))
+        r = runner.invoke(app, ["info", "--model", str(tmp_path / "ref.npz")])
+        assert r.exit_code == 0 and "backward char LM 1×LSTM 4" in r.output
     finally:
         for f in ("fwd.npz", "bwd.npz"):
             (tmp_path / f).rename(lms / f)

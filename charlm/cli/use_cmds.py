@@ -272,7 +272,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
 ):
     """What a model file holds: config, vocabulary, parameters, training history."""
-    m, meta, path = open_model(level, model)
+    m, meta, path = open_model(level, model, ("lm", "tag"))
     run = meta.get("run") or {}
     layers = {}
     for k, v in m.params.items():
@@ -303,6 +303,15 @@ def info(
     out.print(f"vocabulary {len(m.vocab):,} tokens: {toks} …")
     out.print(f"parameters {m.n_params():,}: "
               + ", ".join(f"{k} {v:,}" for k, v in layers.items()))
+    if m.features is not None:   # a tagger's character words and embedded LMs
+        f = m.features
+        out.print(f"words also read by: "
+                  + ", ".join(([f"a character BRNN {c.char_hidden}×2 ({len(f.chars)} "
+                                f"characters, C.*)"] if f.chars is not None else [])
+                              + [f"{'backward' if rev else 'forward'} char LM "
+                                 f"{lm.config.layers}×{lm.config.cell.upper()} "
+                                 f"{lm.config.hidden} (frozen, embedded)"
+                                 for lm, rev in f.lms]))
     if run:
         bv = run.get("best_valid")
         out.print(f"trained {run.get('step', 0):,} steps, {run.get('epoch', 0)} full epochs, "
