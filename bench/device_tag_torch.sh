@@ -3,7 +3,7 @@
 # against charlm's, bidirectional LSTM, embed 64, hidden 128, 1 layer, batch 32, Adam 3e-3.
 # 1. quality: PyTorch on BTC and WNUT-17 train -> dev, 80 s of training each (compare with
 #    the btc-bi / wnut17-bi rows of device_tag_charlm.sh, run in the same batch);
-# 2. speed: three interleaved pairs (charlm, PyTorch) of 25 s runs on BTC, training and tagging
+# 2. speed: three interleaved pairs (charlm, PyTorch) of 20 s runs on BTC, training and tagging
 #    tokens/s; the medians and their ratios (charlm / PyTorch) at the end.
 # Reads $CORPORA, writes $OUT/tag_torch.jsonl and $OUT/tag_torch.txt. BUDGET_SCALE scales the
 # budgets (0.05 for a quick check); PYTHON picks python3.
@@ -15,7 +15,7 @@ C="${CORPORA:?set CORPORA to the corpora folder}/tagging"
 OUT="${OUT:?set OUT to the results folder}"
 SCALE="${BUDGET_SCALE:-1}"
 Q=$("$PY" -c "print(round(80 * float('$SCALE'), 1))")
-S=$("$PY" -c "print(round(25 * float('$SCALE'), 1))")
+S=$("$PY" -c "print(round(20 * float('$SCALE'), 1))")
 EVERY=$("$PY" -c "print(max(5, round(100 * float('$SCALE'))))")
 mkdir -p "$OUT"
 J="$OUT/tag_torch.jsonl"

@@ -114,6 +114,9 @@ def train(corpus: list[str | Path] | str | Path | None = None, out: str | Path |
     if task != "lm":
         return _train_task(task, corpus, out, valid, callback, options)
     out = out if out is not None else f"models/{options.get('level', 'char')}.npz"
+    if corpus is None:
+        from .bundled import bundled
+        corpus = bundled()
     paths = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
     model_keys = {f.name for f in fields(ModelConfig)}
     train_keys = {f.name for f in fields(TrainConfig)}
@@ -135,6 +138,7 @@ def train(corpus: list[str | Path] | str | Path | None = None, out: str | Path |
 def _train_task(task, corpus, out, valid, callback, options):
     """train() for a sentence task: build its data and model, then the one trainer."""
     lm_features = options.pop("lm_features", None)   # LM files; the config keeps their size
+    options.setdefault("level", "word")     # sentence tasks read word tokens
     model_keys = {f.name for f in fields(ModelConfig)} - {"task", "lm_features"}
     train_keys = {f.name for f in fields(TrainConfig)}
     unknown = set(options) - model_keys - train_keys

@@ -69,6 +69,15 @@ def read(path: str | Path, encoding: str = "utf-8") -> Tagged:
     """A CoNLL file's sentences, or a CorpusError naming the file (and line)."""
     from .api import read_text   # binary files, encodings, missing files: one place
     p = Path(path)
+    if p.is_file():   # say where the binary part starts (read_text would say only the file)
+        with open(p, "rb") as f:
+            head = f.read(1 << 16)
+        nul = head.find(b"\x00")
+        if nul >= 0:
+            line = head[:nul].count(b"\n") + 1
+            raise CorpusError(f"{p} line {line}: a NUL byte; this looks "
+                              "like a binary file, not CoNLL text. Give a text file with one "
+                              "`TOKEN LABEL` per line.")
     tagged = parse(read_text(p, encoding), str(p))
     if not len(tagged):
         raise CorpusError(f"{p} holds no tagged sentences. Give a CoNLL file: one `TOKEN "

@@ -58,7 +58,7 @@ def test_reader_errors_name_the_file_and_line(tmp_path):
         conll.parse("Harry B-PER\n\nPotter\n", "f")
     binary = tmp_path / "b.conll"
     binary.write_bytes(b"Harry\tO\n\x00\x01\x02")
-    with pytest.raises(CorpusError, match="b.conll.*binary"):
+    with pytest.raises(CorpusError, match="b.conll line 2: a NUL byte.*binary"):
         conll.read(binary)
     dev = conll.parse("a O\nb B-LOC\n\nc O\nd B-MISC\n", "dev.conll")
     with pytest.raises(CorpusError, match=r"dev.conll line 5: label 'B-MISC' never occurs"):
@@ -246,3 +246,33 @@ def test_cli_tag_without_a_model_says_how_to_make_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = runner.invoke(app, ["tag", "hello"])
     assert r.exit_code == 1 and "charlm train --task tag" in r.output
+
+
+def test_word_vocabulary_min_count_lowercase_and_unk():
+    from charlm.tasks.tag import build_vocab, encode_tokens
+    from charlm.vocab import UNK_ID
+    t = conll.parse("Harry B-PER\nharry B-PER\nsaid O\n\nHARRY B-PER\nsaid O\nonce O\n", "f")
+    v = build_vocab(t, max_size=100, min_count=2, lowercase=True)
+    assert v.tokens[2:] == ["harry", "said"]          # 3 and 2 occurrences; "once" only 1
+    assert encode_tokens(v, ["HaRRy", "once", "said"]).tolist() == [2, UNK_ID, 3]
+    v = build_vocab(t, max_size=100, min_count=1, lowercase=False)
+    assert encode_tokens(v, ["harry", "HARRY", "Said"]).tolist()[:2] != [UNK_ID, UNK_ID]
+    assert encode_tokens(v, ["Said"]).tolist() == [UNK_ID]
+
+
+def test_patience_applies_to_the_language_model_too(tmp_path):
+    from charlm.train import prepare_corpus
+    text = "".join(" ".join(random.Random(k).choice(WORDS) for _ in range(5)) + "\n"
+                   for k in range(200))
+    cfg = TrainConfig(batch=4, bptt=8, steps=400, eval_every=3, eval_batch=2, lr=1e-12,
+                      patience=2)
+    corpus = prepare_corpus([text], cfg)
+    model = Model.create(ModelConfig(layers=1, hidden=8, embed=4, dropout=0.0), corpus.vocab,
+                         np.random.default_rng(0))
+    tr = Trainer(model, corpus, cfg, tmp_path / "lm.npz")
+    assert tr.task.metric == "valid_loss" and not tr.task.higher_is_better
+    # lr ~ 0: the loss moves by round-off at most, so improvements stop within a few evals
+    assert tr.run_loop() == "patience"
+    assert tr.run.since_best == 2 and tr.run.step == 3 * len(tr.run.history)
+    _, meta, _ = checkpoint.load(tmp_path / "lm.npz")
+    assert meta["run"]["finished"] is True

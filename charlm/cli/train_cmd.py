@@ -224,18 +224,15 @@ def train(
 def _task_trainer(model_or_config, corpus, valid, encoding, tcfg, out_file, lm_features=None):
     """The trainer of a sentence task (tag): a new model for a ModelConfig, or the saved one
     (--resume), which must match the data's vocabulary and labels."""
-    from ..tasks.tag import DEFAULT_TAG_CORPUS, TagTask, create_model, load_data
+    from ..tasks.tag import TagTask, create_model, load_data
     from ..train import Trainer
     task = model_or_config.config.task if isinstance(model_or_config, Model) else \
         model_or_config.task
     if task != "tag":
         raise ConfigError(f"--task {task} cannot be trained by this charlm. Use lm or tag.")
     if not corpus:
-        from ..bundled import bundled
         err.print("Training on the bundled corpus: the Broad Twitter Corpus (6,338 tweets; "
                   "its dev part validates).")
-        if valid is None:
-            valid = bundled(DEFAULT_TAG_CORPUS.replace("train", "dev"))
     data = load_data(corpus or None, valid, tcfg, encoding)
     if isinstance(model_or_config, ModelConfig):
         model = create_model(model_or_config, data, np.random.default_rng(tcfg.seed),

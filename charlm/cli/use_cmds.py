@@ -272,7 +272,10 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
 ):
     """What a model file holds: config, vocabulary, parameters, training history."""
-    m, meta, path = open_model(level, model, ("lm", "tag"))
+    m, meta, path = open_model(level, model, tasks=("lm", "tag", "classify"))
+    from ..metrics import is_iob
+    metric = ("valid_loss" if m.labels is None else
+              "valid_f1" if m.config.task == "tag" and is_iob(m.labels) else "valid_accuracy")
     run = meta.get("run") or {}
     layers = {}
     for k, v in m.params.items():
@@ -286,14 +289,15 @@ def info(
            "steps": run.get("step"), "epochs": run.get("epoch"),
            "tokens_seen": run.get("tokens_seen"), "seconds": run.get("elapsed"),
            "best_valid_loss": run.get("best_valid"), "best_step": run.get("best_step"),
-           "finished": run.get("finished"), "history": hist}
+           "finished": run.get("finished"), "history": hist,
+           "task": m.config.task, "labels": m.labels, "best_valid_metric": metric}
     if plot is not None:
         _plot(hist, plot)
     if as_json:
         emit_json(res)
         return
     c = m.config
-    shape = f"{c.layers}×{c.cell.upper()} {c.hidden}"
+    shape = f"{c.layers}×{'bidirectional ' if c.bidirectional else ''}{c.cell.upper()} {c.hidden}"
     shape += {"rnn": f" ({c.activation})", "gru": " simplified" if c.simplified else "",
               "lstm": " peephole" if c.peephole else ""}[c.cell]
     out.print(f"[bold]{escape(str(path))}[/bold]  {m.vocab.level}-level {shape}, "
@@ -301,6 +305,8 @@ def info(
               f"dropout {c.dropout}, {c.dtype}")
     toks = " ".join(repr(t)[1:-1] if len(t) == 1 else t for t in m.vocab.tokens[:20])
     out.print(f"vocabulary {len(m.vocab):,} tokens: {toks} …")
+    if m.labels is not None:
+        out.print(Text(f"{c.task} model, {len(m.labels)} labels: {' '.join(m.labels)}"))
     out.print(f"parameters {m.n_params():,}: "
               + ", ".join(f"{k} {v:,}" for k, v in layers.items()))
     if m.features is not None:   # a tagger's character words and embedded LMs
@@ -317,8 +323,9 @@ def info(
         out.print(f"trained {run.get('step', 0):,} steps, {run.get('epoch', 0)} full epochs, "
                   f"{run.get('tokens_seen', 0):,} tokens, "
                   f"{format_duration(run.get('elapsed', 0.0))}"
-                  + (f"; best validation {bv:.4f} nats/token at step {run.get('best_step')}"
-                     if bv is not None else ""))
+                  + (f"; best validation {bv:.4f} "
+                     f"{'nats/token' if metric == 'valid_loss' else metric[6:]} at step "
+                     f"{run.get('best_step')}" if bv is not None else ""))
         tl = [h.get("train_loss") for h in hist if h.get("train_loss") is not None]
         vl = [h.get("valid_loss") for h in hist if h.get("valid_loss") is not None]
         if tl:

@@ -236,9 +236,12 @@ def load_data(corpus, valid, cfg, encoding: str = "utf-8") -> TagData:
         if len(corpus) != 1:
             raise CorpusError("Tagging trains on one CoNLL file; join several into one first.")
         corpus = corpus[0]
-    path = bundled(DEFAULT_TAG_CORPUS) if corpus is None else corpus
-    train = conll.read(path, encoding)
+    if corpus is None:   # the bundled corpus comes with its own validation part
+        corpus = bundled(DEFAULT_TAG_CORPUS)
+        valid = bundled(DEFAULT_TAG_VALID) if valid is None else valid
+    train = conll.read(corpus, encoding)
     return prepare(train, conll.read(valid, encoding) if valid is not None else None, cfg)
 
 
 DEFAULT_TAG_CORPUS = "btc-train.conll"
+DEFAULT_TAG_VALID = "btc-dev.conll"
