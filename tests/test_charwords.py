@@ -14,6 +14,8 @@ characters, r(w) = [a→<len>, a←<1>], concatenated with its embedding.
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 
@@ -160,3 +162,42 @@ def test_character_words_match_torch(cell, opts):
             np.testing.assert_allclose(g[pre + mine],
                                        fix(getattr(net, f"{theirs}_l0{suffix}").grad.numpy()),
                                        rtol=1e-9, atol=1e-11, err_msg=pre + mine)
+
+
+def _names(n, seed):
+    g = random.Random(seed)
+    return ["".join(g.choice("bcdfghklmnprstvz" if i % 2 == 0 else "aeiou")
+                    for i in range(g.randint(4, 7))).capitalize() for _ in range(n)]
+
+
+def _write(path, people, others, n, seed):
+    """Sentences of common words, other (lower-case) words and persons (capitalised names)."""
+    g = random.Random(seed)
+    common = "and invented a new spell met said bears are on sale the with to".split()
+    lines = []
+    for _ in range(n):
+        for _ in range(g.randint(1, 3)):
+            if g.random() < 0.6:
+                lines.append(f"{g.choice(people)}\tB-PER")
+            lines += [f"{g.choice(common + others)}\tO" for _ in range(g.randint(1, 3))]
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_characters_find_persons_the_tagger_never_saw(tmp_path):
+    """Dev has only names and other words that training never showed: to the word embedding
+    they are all <UNK>, to the characters the names are capitalised."""
+    import charlm
+    train = _write(tmp_path / "train.conll", _names(40, 1), [w.lower() for w in _names(40, 3)],
+                   150, 1)
+    dev = _write(tmp_path / "dev.conll", _names(40, 2), [w.lower() for w in _names(40, 4)],
+                 40, 2)
+    f1 = {}
+    for ch in (0, 6):
+        tagger = charlm.train(train, task="tag", valid=dev, out=tmp_path / f"t{ch}.npz",
+                              bidirectional=True, layers=1, hidden=8, embed=8, char_embed=ch,
+                              char_hidden=ch, batch=8, steps=80, eval_every=20, lr=0.02, seed=1,
+                              dropout=0.0)
+        f1[ch] = tagger.evaluate(dev)["entities"]["f1"]
+    assert f1[0] < 0.2 and f1[6] > 0.6, f1
