@@ -46,6 +46,9 @@ def main() -> None:
     ap.add_argument("--min-count", type=int, default=2)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--char-embed", type=int, default=0, help="Character words (0 = off).")
+    ap.add_argument("--char-hidden", type=int, default=0)
+    ap.add_argument("--lm-features", default=None, help="fwd.npz,bwd.npz: LM features.")
     ap.add_argument("--lm", action="store_true", help="The language model's memory instead.")
     ap.add_argument("--lm-steps", type=int, default=10)
     args = ap.parse_args()
@@ -53,7 +56,7 @@ def main() -> None:
     from charlm.model import Model, ModelConfig
     from charlm.tagger import Tagger
     from charlm.tasks import epoch_batches
-    from charlm.tasks.tag import TagTask, load_data
+    from charlm.tasks.tag import TagTask, create_model, load_data
     from charlm.train import TrainConfig, Trainer, prepare_corpus
 
     tcfg = TrainConfig(level="word", batch=args.batch, lr=args.lr, min_count=args.min_count,
@@ -86,15 +89,19 @@ def main() -> None:
 
     mcfg = ModelConfig(cell=args.cell, layers=args.layers, hidden=args.hidden,
                        embed=args.embed, dropout=args.dropout, task="tag",
-                       bidirectional=args.bidirectional)
-    model = Model.create(mcfg, data.vocab, np.random.default_rng(args.seed), data.labels)
+                       bidirectional=args.bidirectional, char_embed=args.char_embed,
+                       char_hidden=args.char_hidden)
+    model = create_model(mcfg, data, np.random.default_rng(args.seed), args.lm_features)
     steps = {"tokens": 0, "seconds": 0.0}
 
     def callback(e):
         if e["kind"] == "step":
             steps["tokens"] += e["tokens"]
             steps["seconds"] += e["seconds"]
-    trainer = Trainer(model, TagTask(data, tcfg, model), tcfg, tmp / "tag.npz", callback)
+    t0 = time.perf_counter()
+    task = TagTask(data, tcfg, model)   # LM features: computed here, once per sentence
+    features_s = time.perf_counter() - t0
+    trainer = Trainer(model, task, tcfg, tmp / "tag.npz", callback)
     t0 = time.perf_counter()
     trainer.run_loop()
     wall = time.perf_counter() - t0
@@ -114,6 +121,9 @@ def main() -> None:
                f1_person=s["per_type"][person]["f1"] if person else None,
                accuracy=s["accuracy"], train_tokens_per_s=steps["tokens"] / steps["seconds"],
                tag_tokens_per_s=s["tokens"] / tag_seconds, longest_batch_T=T_max,
+               char_embed=args.char_embed, char_hidden=args.char_hidden,
+               lm_features=mcfg.lm_features, lm_features_s=features_s,
+               f1_per_type={t: v["f1"] for t, v in s.get("per_type", {}).items()},
                peak_rss_mb=peak_rss_mb())
     print(json.dumps(out), flush=True)
 

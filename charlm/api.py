@@ -26,7 +26,7 @@ from .errors import ConfigError, CorpusError, ModelFileError
 from .generate import sample as draw
 from .model import Model, ModelConfig
 from .score import Scored, score, score_many
-from .train import TrainConfig, Trainer, evaluate
+from .train import TrainConfig, Trainer, evaluate, reverse_lines
 
 
 class LanguageModel:
@@ -46,20 +46,36 @@ class LanguageModel:
 
     def sample(self, seed: int | None = None, length: int | None = None, **options) -> str:
         """One sampled text. Options as ``charlm sample``: temperature, top_k, top_p,
-        prime (text), allow_unk, stop_at_eos."""
+        prime (text), allow_unk, stop_at_eos. A backward model (``reverse``) writes from the
+        end of the line: its sample is returned reversed back, ending in ``prime``."""
         rng = np.random.default_rng(seed)
         prime = options.pop("prime", None)
+        if prime and self.reverse:   # a backward model continues a line towards its start
+            prime = prime[::-1]
         prime_ids = self.vocab.encode(prime) if prime else None
         length = length or (200 if self.vocab.level == "char" else 50)
         s = draw(self.model, rng, length=length, prime_ids=prime_ids, **options)
-        return self.vocab.continue_text(prime, s.ids)
+        text = self.vocab.continue_text(prime, s.ids)
+        return reverse_lines(text) if self.reverse else text
+
+    @property
+    def reverse(self) -> bool:
+        """Trained with ``reverse=True`` (``--reverse``): it reads each line from its end."""
+        return bool((self.train_meta.get("config") or {}).get("reverse"))
 
     def score(self, text: str) -> Scored:
-        """log P(text) as chained conditionals, including the final <EOS>."""
-        return score(self.model, text)
+        """log P(text) as chained conditionals, including the final <EOS> (a backward model
+        reads the text from its end)."""
+        return self.score_many([text])[0]
 
     def score_many(self, texts, batch: int = 64) -> list[Scored]:
-        return list(score_many(self.model, texts, batch))
+        texts = list(texts)
+        if not self.reverse:
+            return list(score_many(self.model, texts, batch))
+        out = list(score_many(self.model, [t[::-1] for t in texts], batch))
+        for r, t in zip(out, texts):
+            r.text = t
+        return out
 
     def log_probs(self, text: str) -> np.ndarray:
         """Natural-log conditional probability of each token of ``text`` and of <EOS>."""
@@ -227,8 +243,9 @@ def _train_task(task, corpus, out, valid, callback, options):
         return train_classifier(corpus if corpus is not None else (),
                                 out if out is not None else "models/classify.npz", valid,
                                 callback=callback, **options)
+    lm_features = options.pop("lm_features", None)   # LM files; the config keeps their size
     options.setdefault("level", "word")     # sentence tasks read word tokens
-    model_keys = {f.name for f in fields(ModelConfig)} - {"task"}
+    model_keys = {f.name for f in fields(ModelConfig)} - {"task", "lm_features"}
     train_keys = {f.name for f in fields(TrainConfig)}
     unknown = set(options) - model_keys - train_keys
     if unknown:
@@ -239,9 +256,9 @@ def _train_task(task, corpus, out, valid, callback, options):
     tcfg.validate()
     if task != "tag":
         raise ConfigError(f"charlm.train cannot train task {task!r} yet. Use lm or tag.")
-    from .tasks.tag import TagTask, load_data
+    from .tasks.tag import TagTask, create_model, load_data
     data = load_data(corpus, valid, tcfg)
-    model = Model.create(mcfg, data.vocab, np.random.default_rng(tcfg.seed), data.labels)
+    model = create_model(mcfg, data, np.random.default_rng(tcfg.seed), lm_features)
     out = Path(out if out is not None else f"models/{task}.npz")
     Trainer(model, TagTask(data, tcfg, model), tcfg, out, callback).run_loop()
     return load_model(out)

@@ -5,6 +5,9 @@ Contents (all plain arrays; loading never unpickles anything):
 - ``param/<name>``: the model's parameters (the best on validation, when training validates);
 - ``train/param/<name>``, ``train/optim/<slot>/<name>``, ``train/state/<layer>/<a|c>``: the
   latest parameters, optimizer state and carried hidden state of the run, for ``--resume``;
+- ``lm/<i>/param/<name>``: a tagger's frozen feature language models (see
+  :mod:`charlm.wordfeat`; their configs, vocabularies and its character vocabulary are in
+  the meta entry's ``features``);
 - ``meta``: one JSON string with the format version, the model config, the vocabulary and the
   training state (step, epoch, data position, random generator state, best validation loss,
   loss history, …).
@@ -42,6 +45,9 @@ def save(path: str | Path, model: Model, meta_train: dict | None = None,
     if model.labels is not None:   # a tagger's or classifier's outputs, in W_y's row order
         meta["labels"] = list(model.labels)
     arrays = {f"param/{k}": v for k, v in model.params.items()}
+    if model.features is not None:   # a tagger's characters and LMs: one file to ship
+        meta["features"] = model.features.meta()
+        arrays.update(model.features.arrays())
     arrays.update(extra or {})
     arrays["meta"] = np.array(json.dumps(meta))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,24 +137,36 @@ def load(path: str | Path) -> tuple[Model, dict, dict[str, np.ndarray]]:
     except Exception as e:  # ConfigError from validate: the file, not the user, is wrong
         raise ModelFileError(f"{path} has an invalid config: {e} {_AGAIN}") from e
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
-    check_arrays(path, params, _expected_shapes(config, vocab, labels))
+    features = None
+    if config.char_hidden or config.lm_features:
+        from .wordfeat import WordFeatures
+        try:
+            features = WordFeatures.from_file(path, meta["features"], arrays)
+            if (features.chars is None) != (not config.char_hidden) \
+                    or features.lm_size != config.lm_features:
+                raise ValueError("they do not match the config")
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ModelFileError(f"{path} has damaged character or LM features ({e}). "
+                                 f"{_AGAIN}") from e
+    check_arrays(path, params, _expected_shapes(config, vocab, labels, features))
     model = Model(config, vocab, {k: v.astype(config.dtype, copy=False) for k, v in params.items()},
-                  labels)
+                  labels, features)
     rest = {k: v for k, v in arrays.items() if not k.startswith("param/")}
     return model, meta.get("train") or {}, rest
 
 
-def _expected_shapes(config: ModelConfig, vocab: Vocab,
-                     labels: list | None = None) -> dict[str, tuple]:
+def _expected_shapes(config: ModelConfig, vocab: Vocab, labels: list | None = None,
+                     features=None) -> dict[str, tuple]:
     """Parameter shapes for a config (any task), without allocating the parameters."""
     from .cells import CELLS
     from .encoder import directions, out_size, prefix
+    from .model import input_size
     V, H, D = len(vocab), config.hidden, out_size(config)
     K = V if labels is None else len(labels)
     shapes: dict[str, tuple] = {}
     if config.embed:
         shapes["E"] = (V, config.embed)
-    n_x = config.embed or V
+    n_x = input_size(config, V)
     probe = np.random.default_rng(0)
     for l in range(1, config.layers + 1):
         # the cells know their own layouts: a probe of width 1 shows the number of gate blocks
@@ -166,6 +184,10 @@ def _expected_shapes(config: ModelConfig, vocab: Vocab,
         n_x = D
     shapes["W_y"] = (K, D)
     shapes["b_y"] = (K,)
+    if config.char_hidden:   # the character BRNN: one bidirectional layer over characters
+        from .wordfeat import char_config
+        inner = _expected_shapes(char_config(config), features.chars, ["", ""])
+        shapes.update({"C." + k: v for k, v in inner.items() if k not in ("W_y", "b_y")})
     return shapes
 
 

@@ -46,6 +46,9 @@ class ModelConfig:
     task: str = "lm"           # lm | tag | classify
     bidirectional: bool = False  # tag and classify only
     pool: str = "last"         # classify only: last | mean | max
+    char_embed: int = 0        # tag only: character embedding of the word BRNN (0 = off)
+    char_hidden: int = 0       # tag only: its hidden size n_c; r(w) has 2 n_c
+    lm_features: int = 0       # tag only: n_f, the frozen character LMs' features per word
 
     def validate(self) -> None:
         if self.cell not in CELLS:
@@ -78,6 +81,16 @@ class ModelConfig:
             raise ConfigError(f"Unknown pooling {self.pool!r}. Use last, mean or max.")
         if self.pool != "last" and self.task != "classify":
             raise ConfigError("--pool applies to --task classify only. Drop it.")
+        if min(self.char_embed, self.char_hidden, self.lm_features) < 0:
+            raise ConfigError("--char-embed, --char-hidden and the LM feature size must be 0 "
+                              "(off) or more.")
+        if bool(self.char_embed) != bool(self.char_hidden):
+            raise ConfigError("Character words need both --char-embed and --char-hidden "
+                              f"(got {self.char_embed} and {self.char_hidden}). Give both, or "
+                              "neither.")
+        if (self.char_hidden or self.lm_features) and self.task != "tag":
+            raise ConfigError("--char-embed/--char-hidden and --lm-features apply to --task "
+                              "tag only. Drop them.")
 
     @property
     def cell_opts(self) -> dict:
@@ -96,13 +109,20 @@ class ModelConfig:
 TASKS = ("lm", "tag", "classify")
 
 
+def input_size(config: ModelConfig, V: int) -> int:
+    """n_x of the first layer: the embedding (or one-hot) size, plus 2 n_c for the character
+    words and n_f for the LM features of a tagger (see :mod:`charlm.wordfeat`)."""
+    return (config.embed or V) + 2 * config.char_hidden + config.lm_features
+
+
 class Model:
     """A config, a vocabulary, the parameters and (tag, classify) the output labels; all
     computation is in pure functions."""
 
     def __init__(self, config: ModelConfig, vocab: Vocab, params: dict[str, np.ndarray],
-                 labels: list[str] | None = None):
+                 labels: list[str] | None = None, features=None):
         self.config = config
+        self.features = features    # a tagger's WordFeatures (characters, LMs), or None
         self.vocab = vocab
         self.params = params
         self.labels = list(labels) if labels is not None else None
@@ -111,9 +131,11 @@ class Model:
 
     @classmethod
     def create(cls, config: ModelConfig, vocab: Vocab, rng: np.random.Generator,
-               labels: list[str] | None = None) -> "Model":
+               labels: list[str] | None = None, features=None) -> "Model":
         """Fresh parameters: N(0, 1) embedding, U(±1/sqrt(n)) for the rest. ``labels``: the
-        outputs of a tagger or classifier (a language model's outputs are its vocabulary)."""
+        outputs of a tagger or classifier (a language model's outputs are its vocabulary).
+        ``features``: a tagger's :class:`~charlm.wordfeat.WordFeatures` (its ``C.*``
+        parameters are drawn last, so a word-only model is the same with or without)."""
         config.validate()
         if (labels is None) != (config.task == "lm"):
             raise ConfigError(f"A {config.task} model needs its label list (and only it does).")
@@ -123,12 +145,20 @@ class Model:
         params: dict[str, np.ndarray] = {}
         if config.embed:
             params["E"] = rng.standard_normal((V, config.embed)).astype(dt)
-        params.update(encoder.init_params(config, config.embed or V, rng, dt))
+        params.update(encoder.init_params(config, input_size(config, V), rng, dt))
         D = encoder.out_size(config)
         k = 1.0 / np.sqrt(H)
         params["W_y"] = rng.uniform(-k, k, (K, D)).astype(dt)
         params["b_y"] = rng.uniform(-k, k, (K,)).astype(dt)
-        return cls(config, vocab, params, labels)
+        if config.char_hidden or config.lm_features:
+            from . import wordfeat
+            if features is None or (features.chars is None) != (not config.char_hidden) \
+                    or features.lm_size != config.lm_features:
+                raise ConfigError("A tagger with character words or LM features needs their "
+                                  "WordFeatures (see charlm.wordfeat).")
+            if config.char_hidden:
+                params.update(wordfeat.init_char_params(config, len(features.chars), rng, dt))
+        return cls(config, vocab, params, labels, features)
 
     @property
     def V(self) -> int:
@@ -158,34 +188,46 @@ class Model:
         return one_hot(X, self.V, self.dtype)
 
     def encode(self, X: np.ndarray, state: list | None = None,
-               lengths: np.ndarray | None = None, rng: np.random.Generator | None = None):
+               lengths: np.ndarray | None = None, rng: np.random.Generator | None = None,
+               words=None):
         """Embedding and the layer stack over ids X (T, m): h (T, m, D), the final state of
         every layer and the cache for :meth:`encode_backward`. ``lengths`` (m,) masks padded
-        batches of whole sentences (see :mod:`charlm.encoder`); ``rng`` turns dropout on."""
-        h, new_state, cache = encoder.forward(self.params, self.config, self._inputs(X), state,
-                                              lengths, rng)
-        return h, new_state, (X, cache)
+        batches of whole sentences (see :mod:`charlm.encoder`); ``rng`` turns dropout on.
+        ``words``: a tagger's :class:`~charlm.wordfeat.WordBatch` for the same sentences,
+        whose columns (character words, LM features) follow the embedding in x<t>."""
+        x, wcache = self._inputs(X), None
+        if words is not None:
+            from . import wordfeat
+            extra, wcache = wordfeat.word_inputs(self.params, self.config, words, lengths)
+            x = np.concatenate([x, extra.astype(x.dtype, copy=False)], axis=2)
+        h, new_state, cache = encoder.forward(self.params, self.config, x, state, lengths, rng)
+        return h, new_state, (X, cache, wcache)
 
     def encode_backward(self, dh: np.ndarray, cache, grads: dict | None = None,
                         trace: dict | None = None):
         """dh (T, m, D) -> gradients of the layers and the embedding (added to ``grads``),
         and the gradient of the initial state."""
-        X, enc_cache = cache
+        X, enc_cache, wcache = cache
         grads = {} if grads is None else grads
         dx, dstate, g = encoder.backward(dh, enc_cache, self.params, self.config, trace)
         grads.update(g)
+        n_x = self.config.embed or self.V
+        if wcache is not None:
+            from . import wordfeat
+            grads.update(wordfeat.word_inputs_backward(dx[..., n_x:], wcache, self.params,
+                                                       self.config))
         if self.config.embed:
-            grads["E"] = embed_backward(X, dx, self.V)  # x<t> = E^T o<t>
+            grads["E"] = embed_backward(X, dx[..., :n_x], self.V)  # x<t> = E^T o<t>
         return grads, dstate
 
     def forward(self, X: np.ndarray, state: list | None, rng: np.random.Generator | None = None,
-                lengths: np.ndarray | None = None):
-        """Run the network over ids X (T, m).
+                lengths: np.ndarray | None = None, words=None):
+        """Run the network over ids X (T, m) (and a tagger's ``words``, see :meth:`encode`).
 
         ``rng`` turns dropout on (training); None is evaluation. Returns logits (T·m, K), the
         final state of every layer and the cache for :meth:`backward`.
         """
-        h, new_state, cache = self.encode(X, state, lengths, rng)
+        h, new_state, cache = self.encode(X, state, lengths, rng, words)
         T, m, D = h.shape
         hf = h.reshape(T * m, D)
         logits = hf @ self.params["W_y"].T

@@ -82,7 +82,9 @@ class Tagger:
             if not idx:
                 continue
             X, lengths = pad([encode_tokens(self.vocab, sentences[i]) for i in idx])
-            probs = np.exp(tag_log_probs(self.model, X, lengths))
+            f = self.model.features
+            words = None if f is None else f.batch([sentences[i] for i in idx])
+            probs = np.exp(tag_log_probs(self.model, X, lengths, words))
             for j, i in enumerate(idx):
                 p = probs[:lengths[j], j].astype(np.float64)
                 best = p.argmax(axis=1)
@@ -101,7 +103,7 @@ class Tagger:
         index = {lab: i for i, lab in enumerate(self.labels)}
         xs = [encode_tokens(self.vocab, s) for s in data.tokens]
         ys = [np.array([index[x] for x in s], np.int64) for s in data.labels]
-        pred, nll, n = predict(self.model, xs, ys)
+        pred, nll, n = predict(self.model, xs, ys, tokens=data.tokens)
         scores = tagging_scores(data.labels, [[self.labels[k] for k in p] for p in pred],
                                 self.iob)
         scores["sentences"] = len(data)

@@ -72,6 +72,7 @@ class TrainConfig:
     init_scale: float | None = None  # uniform ±init_scale for every weight; None: the cells'
     init_from: str | None = None    # the model file whose parameters started this run
     encoding: str = "utf-8"         # of the corpus files (resume reads them again)
+    reverse: bool = False           # read each line backwards (a backward character LM)
 
     def validate(self) -> None:
         for name in ("batch", "bptt", "eval_batch"):
@@ -114,6 +115,9 @@ class TrainConfig:
             raise ConfigError(f"--init-scale must be a positive number (got "
                               f"{self.init_scale}). Leave it out for the default "
                               "initialisation.")
+        if self.reverse and (self.level != "char" or self.prose):
+            raise ConfigError("--reverse reads each line's characters backwards: it applies "
+                              "to --level char without --prose. Drop it or those options.")
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
@@ -155,6 +159,8 @@ def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = 
     """Vocabulary from the training text only (or ``vocab`` as given, for --init-from);
     validation tokens outside it become <UNK>."""
     text = "\n".join(t if t.endswith("\n") or not t else t + "\n" for t in texts)
+    if cfg.reverse:   # a backward LM: each line's characters reversed before tokenising
+        text, valid_text = reverse_lines(text), valid_text and reverse_lines(valid_text)
     if not text.strip():
         raise CorpusError("The corpus is empty (or only whitespace). Give a text file with "
                           "some content.")
@@ -186,6 +192,11 @@ def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = 
         raise CorpusError(f"The validation text has {len(valid_ids)} tokens, fewer than "
                           f"--eval-batch {cfg.eval_batch}. Give more validation text.")
     return Corpus(vocab, train_ids, valid_ids)
+
+
+def reverse_lines(text: str) -> str:
+    """Every line's characters in reverse order; the lines stay where they are."""
+    return "\n".join(line[::-1] for line in text.split("\n"))
 
 
 def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
@@ -314,7 +325,8 @@ class Trainer:
                 "corpus_tokens": int(self.task.train_tokens)}
         if self.corpus_record is not None:
             meta["corpus"] = self.corpus_record
-        best = Model(self.model.config, self.model.vocab, self.best_params, self.model.labels)
+        best = Model(self.model.config, self.model.vocab, self.best_params, self.model.labels,
+                     self.model.features)
         checkpoint.save(self.out, best, meta, extra)
 
     # --------------------------------------------------------------- one step

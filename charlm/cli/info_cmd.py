@@ -79,6 +79,15 @@ def info(
                 + " ".join(m.labels)] if m.labels is not None else []),
              f"parameters  {m.n_params():,}: "
              + ", ".join(f"{k} {v:,}" for k, v in layers.items())]
+    if m.features is not None:   # a tagger's character words and embedded LMs
+        f = m.features
+        lines.append("words also read by: "
+                     + ", ".join(([f"a character BRNN {c.char_hidden}×2 ({len(f.chars)} "
+                                   "characters, C.*)"] if f.chars is not None else [])
+                                 + [f"{'backward' if rev else 'forward'} char LM "
+                                    f"{lm.config.layers}×{lm.config.cell.upper()} "
+                                    f"{lm.config.hidden} (frozen, embedded)"
+                                    for lm, rev in f.lms]))
     lines += corpus_lines(corpus, tcfg)
     if tcfg:
         import textwrap

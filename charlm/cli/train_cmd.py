@@ -71,6 +71,17 @@ def train(
                                      help="classify: the label column, auto, first or last."),
     folds: int = typer.Option(0, "--folds",
                               help="classify: K-fold cross-validation first; 0 = none."),
+    char_embed: int = typer.Option(0, "--char-embed",
+                                   help="tag: character embedding size of the per-word "
+                                        "character BRNN; 0 = off."),
+    char_hidden: int = typer.Option(0, "--char-hidden",
+                                    help="tag: hidden size of the character BRNN; 0 = off."),
+    lm_features: Optional[str] = typer.Option(
+        None, "--lm-features", help="tag: character LM files (fwd.npz,bwd.npz) whose states "
+                                    "feed each word; embedded in the model file."),
+    reverse: bool = typer.Option(False, "--reverse",
+                                 help="lm, char level: read each line backwards (a backward "
+                                      "LM for --lm-features)."),
     level: Level = typer.Option("char", "--level", help="Tokens: char or word."),
     tokenizer: Tokenizer = typer.Option("words", "--tokenizer",
                                         help="Word level: words (splits words, numbers and "
@@ -164,6 +175,12 @@ def train(
         raise ConfigError("--class, --folds and --label-column apply to --task classify only. "
                           "Add --task classify or drop them.")
     saved_task = _saved_task(out_file) if resume else None
+    if lm_features and task != "tag":
+        raise ConfigError("--lm-features feeds a tagger: it applies to --task tag only. Add "
+                          "--task tag or drop it.")
+    if reverse and task != "lm":
+        raise ConfigError("--reverse trains a backward language model: it applies to --task "
+                          "lm only. Drop it.")
     if task == "lm" and saved_task in (None, "lm"):
         # Only the options given on the command line go to the library (the rest are its
         # defaults): a resume compares exactly those with the saved run.
@@ -215,11 +232,15 @@ def train(
         mcfg = ModelConfig(cell=cell, layers=layers, hidden=hidden, embed=embed,
                            activation=activation, peephole=peephole, simplified=simplified,
                            dropout=dropout, dtype=dtype, task=task,
-                           bidirectional=bidirectional, pool=pool)
+                           bidirectional=bidirectional, pool=pool, char_embed=char_embed,
+                           char_hidden=char_hidden)
         mcfg.validate()
         if task == "tag":
             level = "word"
+        if lm_features and task != "tag":
+            raise ConfigError("--lm-features applies to --task tag only. Drop it.")
         tcfg = TrainConfig(level=level, patience=patience, prose=prose, lowercase=lowercase,
+                           reverse=reverse,
                            vocab_size=vocab_size, min_count=min_count, unk_token=unk_token,
                            optimizer=optimizer, lr=lr, momentum=momentum, schedule=schedule,
                            decay=decay, decay_after=decay_after, clip=clip,
@@ -231,7 +252,7 @@ def train(
             from .classify_cmds import train_classifier
             return train_classifier(corpus, classes or [], valid, label_column, encoding,
                                     folds, mcfg, tcfg, out_file, force, False)
-        trainer = _task_trainer(mcfg, corpus, valid, encoding, tcfg, out_file)
+        trainer = _task_trainer(mcfg, corpus, valid, encoding, tcfg, out_file, lm_features)
         if out_file.exists():
             backup = out_file.with_name(out_file.name + ".bak")
             out_file.replace(backup)
@@ -257,10 +278,10 @@ def _setup_message(e: dict) -> None:
         err.print(("Warning: " if e["kind"] == "warning" else "") + e["message"])
 
 
-def _task_trainer(model_or_config, corpus, valid, encoding, tcfg, out_file):
+def _task_trainer(model_or_config, corpus, valid, encoding, tcfg, out_file, lm_features=None):
     """The trainer of a sentence task (tag): a new model for a ModelConfig, or the saved one
     (--resume), which must match the data's vocabulary and labels."""
-    from ..tasks.tag import TagTask, load_data
+    from ..tasks.tag import TagTask, create_model, load_data
     from ..train import Trainer
     task = model_or_config.config.task if isinstance(model_or_config, Model) else \
         model_or_config.task
@@ -271,8 +292,8 @@ def _task_trainer(model_or_config, corpus, valid, encoding, tcfg, out_file):
                   "its dev part validates).")
     data = load_data(corpus or None, valid, tcfg, encoding)
     if isinstance(model_or_config, ModelConfig):
-        model = Model.create(model_or_config, data.vocab, np.random.default_rng(tcfg.seed),
-                             data.labels)
+        model = create_model(model_or_config, data, np.random.default_rng(tcfg.seed),
+                             lm_features)
     else:
         model = model_or_config
         if data.vocab.tokens != model.vocab.tokens or data.labels != model.labels:

@@ -78,6 +78,9 @@ def sample(
             err.print(f"Warning: the prime is {len(prime_ids)} tokens, longer than the "
                       f"{bptt}-step windows the model was trained on; it may lose track of "
                       "its start.")
+    if (meta.get("config") or {}).get("reverse"):
+        err.print("Warning: this model was trained with --reverse: it writes each line from "
+                  "its end, so the sample (and --prime) reads backwards.")
     if out_file is not None and out_file.exists():
         raise CharlmError(f"{out_file} already exists; --out writes a new file. Choose "
                           "another name, or remove it first.")
@@ -191,9 +194,12 @@ def score(
         raise ConfigError("Nothing to score. Give a sentence, --file FILE, or text on "
                           "standard input.")
     logb = {"e": 1.0, "2": math.log(2), "10": math.log(10)}[base]
-    m, _, _ = open_model(level, model)
+    m, meta, _ = open_model(level, model)
     penalty = unk_penalty_nats(m.vocab) if unk_penalty else 0.0
-    results = list(score_many(m, texts))
+    reverse = bool((meta.get("config") or {}).get("reverse"))
+    results = list(score_many(m, [t[::-1] for t in texts] if reverse else texts))
+    for r, t in zip(results, texts if reverse else []):
+        r.text = t   # a backward LM (--reverse) scored the sentence read from its end
     warn_unknown(m.vocab, results, penalty if unk_penalty else None)
     if rank is None:
         rank = not from_file

@@ -27,14 +27,16 @@ from . import Range, epoch_batches, n_batches, pad
 
 
 # --------------------------------------------------------------- the maths
-def tag_loss(model, X: np.ndarray, Y: np.ndarray, lengths: np.ndarray, rng=None):
+def tag_loss(model, X: np.ndarray, Y: np.ndarray, lengths: np.ndarray, rng=None, words=None):
     """L = Σ_t L<t> over real tokens, averaged over the m sentences.
 
-    X, Y (T, m) padded token and label ids, lengths (m,). Returns (L, summed NLL, tokens,
-    cache for :meth:`Model.backward`); the gradient at padded positions is zero.
+    X, Y (T, m) padded token and label ids, lengths (m,); ``words``: the batch's
+    :class:`~charlm.wordfeat.WordBatch` when the model reads characters or LM features.
+    Returns (L, summed NLL, tokens, cache for :meth:`Model.backward`); the gradient at padded
+    positions is zero.
     """
     T, m = X.shape
-    logits, _, cache = model.forward(X, None, rng, lengths)
+    logits, _, cache = model.forward(X, None, rng, lengths, words)
     sel = np.flatnonzero(length_mask(lengths, T, bool).reshape(-1))   # position t·m + i
     L, nll, d = softmax_xent(logits[sel], Y.reshape(-1)[sel].astype(np.intp), m)
     dlogits = np.zeros_like(logits)
@@ -42,9 +44,9 @@ def tag_loss(model, X: np.ndarray, Y: np.ndarray, lengths: np.ndarray, rng=None)
     return L, nll, len(sel), (cache, dlogits)
 
 
-def tag_log_probs(model, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def tag_log_probs(model, X: np.ndarray, lengths: np.ndarray, words=None) -> np.ndarray:
     """log ŷ<t> over the labels: X (T, m), lengths (m,) -> (T, m, K) (padding: garbage)."""
-    logits, _, _ = model.forward(X, None, None, lengths)
+    logits, _, _ = model.forward(X, None, None, lengths, words)
     T, m = X.shape
     return log_softmax(logits).reshape(T, m, -1)
 
@@ -104,6 +106,19 @@ def prepare(train: conll.Tagged, valid: conll.Tagged | None, cfg) -> TagData:
     return TagData(train, valid, vocab, labels)
 
 
+def create_model(config, data: TagData, rng: np.random.Generator, lm_features=None):
+    """A new tagger for the data: with ``config.char_hidden`` it reads each word's characters
+    (the character vocabulary of the training words), with ``lm_features`` (LM model files,
+    comma-separated or a list) the frozen LMs' states; both travel in its model file."""
+    from ..model import Model
+    from ..wordfeat import WordFeatures
+    features = None
+    if config.char_hidden or lm_features:
+        features = WordFeatures.build(data.train.tokens, config.char_hidden, lm_features)
+        config.lm_features = features.lm_size
+    return Model.create(config, data.vocab, rng, data.labels, features)
+
+
 # ----------------------------------------------------------------- the task
 class TagTask:
     name = "tag"
@@ -122,6 +137,18 @@ class TagTask:
         self.tokens_per_epoch = self.train_tokens
         self.has_validation = data.valid_x is not None
         self._epoch: tuple[int, list] | None = None
+        # frozen LM features: computed once per sentence, here, not at every step
+        f = model.features
+        self.lm = f.lm_states(data.train.tokens) if f is not None and f.lms else None
+        self.valid_lm = (f.lm_states(data.valid.tokens)
+                         if self.lm is not None and data.valid is not None else None)
+
+    def words(self, model, idx) -> object:
+        """The WordBatch of training sentences idx (None for a word-only model)."""
+        if model.features is None:
+            return None
+        return model.features.batch([self.data.train.tokens[i] for i in idx],
+                                    None if self.lm is None else [self.lm[i] for i in idx])
 
     def epoch(self, epoch: int) -> list[np.ndarray]:
         if self._epoch is None or self._epoch[0] != epoch:
@@ -136,7 +163,7 @@ class TagTask:
         idx = self.epoch(epoch)[k]
         X, lengths = pad([self.data.x[i] for i in idx])
         Y, _ = pad([self.data.y[i] for i in idx])
-        return tag_loss(model, X, Y, lengths, rng)
+        return tag_loss(model, X, Y, lengths, rng, self.words(model, idx))
 
     def backward(self, model, cache) -> dict:
         return model.backward(cache)[0]
@@ -149,7 +176,8 @@ class TagTask:
 
     def validate(self, model) -> dict:
         t0 = time.perf_counter()
-        pred, nll, n = predict(model, self.data.valid_x, self.data.valid_y, self.cfg.eval_batch)
+        pred, nll, n = predict(model, self.data.valid_x, self.data.valid_y, self.cfg.eval_batch,
+                               self.data.valid.tokens, self.valid_lm)
         labels = self.data.labels
         s = tagging_scores([[labels[i] for i in y] for y in self.data.valid_y],
                            [[labels[i] for i in p] for p in pred], self.iob)
@@ -171,21 +199,26 @@ class TagTask:
         xs = self.data.valid_x or self.data.x
         toks = (self.data.valid or self.data.train).tokens
         i = int(rng.integers(len(xs)))
-        p = predict(model, [xs[i]])[0][0]
+        p = predict(model, [xs[i]], tokens=[toks[i]])[0][0]
         return " ".join(t if model.labels[j] == "O" else f"[{t}]{model.labels[j]}"
                         for t, j in zip(toks[i], p))
 
 
-def predict(model, xs: list[np.ndarray], ys: list[np.ndarray] | None = None, batch: int = 64):
+def predict(model, xs: list[np.ndarray], ys: list[np.ndarray] | None = None, batch: int = 64,
+            tokens: list[list[str]] | None = None, lm: list[np.ndarray] | None = None):
     """Most probable label ids per sentence (and, with gold ``ys``, the summed NLL and the
-    number of tokens), in batches of similar lengths."""
+    number of tokens), in batches of similar lengths. A model with character words or LM
+    features also needs the sentences' ``tokens`` (and takes their LM features ``lm`` when
+    already computed)."""
     order = np.argsort([len(x) for x in xs], kind="stable")
     pred: list = [None] * len(xs)
     nll, n = 0.0, 0
     for s in range(0, len(xs), batch):
         idx = order[s:s + batch]
         X, lengths = pad([xs[i] for i in idx])
-        lp = tag_log_probs(model, X, lengths)
+        words = None if model.features is None else model.features.batch(
+            [tokens[i] for i in idx], None if lm is None else [lm[i] for i in idx])
+        lp = tag_log_probs(model, X, lengths, words)
         best = lp.argmax(axis=2)
         for j, i in enumerate(idx):
             pred[i] = best[:lengths[j], j]
