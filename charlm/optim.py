@@ -109,14 +109,32 @@ class Adam(Optimizer):
     def _update(self, name, w, g):
         m = self._slot("m", name, w)
         v = self._slot("v", name, w)
+        # Two scratch arrays per parameter, kept between steps (not in ``state``: they are no
+        # part of a saved run): the update allocates nothing, which matters for a large word
+        # embedding. The operations and their order are those of the plain formulas
+        # m = β1 m + (1-β1) g, v = β2 v + (1-β2) g², w -= step m / (sqrt(v) + eps'),
+        # so the result is the same to the last bit.
+        a, b = self._scratch(name, w)
         m *= self.beta1
-        m += (1.0 - self.beta1) * g
+        np.multiply(g, 1.0 - self.beta1, out=a)
+        m += a
         v *= self.beta2
-        v += (1.0 - self.beta2) * (g * g)
+        np.multiply(g, g, out=a)
+        a *= 1.0 - self.beta2
+        v += a
         step = self.lr * math.sqrt(1.0 - self.beta2 ** self.t) / (1.0 - self.beta1 ** self.t)
-        denom = np.sqrt(v)
-        denom += self.eps * math.sqrt(1.0 - self.beta2 ** self.t)
-        w -= (step * m) / denom
+        np.sqrt(v, out=a)                                        # the denominator
+        a += self.eps * math.sqrt(1.0 - self.beta2 ** self.t)
+        np.multiply(m, step, out=b)
+        b /= a
+        w -= b
+
+    def _scratch(self, name: str, like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        bufs = self.__dict__.setdefault("_bufs", {})
+        pair = bufs.get(name)
+        if pair is None or pair[0].shape != like.shape or pair[0].dtype != like.dtype:
+            pair = bufs[name] = (np.empty_like(like), np.empty_like(like))
+        return pair
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}
