@@ -81,13 +81,12 @@ def info(
              + ", ".join(f"{k} {v:,}" for k, v in layers.items())]
     if m.features is not None:   # a tagger's character words and embedded LMs
         f = m.features
-        lines.append("words also read by: "
-                     + ", ".join(([f"a character BRNN {c.char_hidden}×2 ({len(f.chars)} "
-                                   "characters, C.*)"] if f.chars is not None else [])
-                                 + [f"{'backward' if rev else 'forward'} char LM "
-                                    f"{lm.config.layers}×{lm.config.cell.upper()} "
-                                    f"{lm.config.hidden} (frozen, embedded)"
-                                    for lm, rev in f.lms]))
+        seen = (([f"a character BRNN {c.char_hidden}×2 ({len(f.chars)} characters)"]
+                 if f.chars is not None else [])
+                + [f"{'backward' if rev else 'forward'} char LM {lm.config.layers}×"
+                   f"{lm.config.cell.upper()} {lm.config.hidden} (frozen, embedded)"
+                   for lm, rev in f.lms])
+        lines += [("words read  " if k == 0 else " " * 12) + x for k, x in enumerate(seen)]
     lines += corpus_lines(corpus, tcfg)
     if tcfg:
         import textwrap
