@@ -34,7 +34,16 @@ A first session:
   charlm eval held-out.txt                        # perplexity / bits per character
   charlm info                                     # what a model file holds
 
-With no corpus, `charlm train` uses the bundled tiny Shakespeare. Every command has -h.
+\b
+The course's other types of RNNs, and its argument about distance:
+  charlm train --task tag --bidirectional         # a BRNN tagger (bundled tweets)
+  charlm tag "Harry Potter met Hermione Granger"  # a label per word, the entities found
+  charlm train --task classify --level word       # many-to-one (bundled reviews)
+  charlm classify "There is nothing to like here."
+  charlm gradients --cell rnn,gru,lstm            # how far back the gradient reaches
+  charlm pairs --model models/char.npz            # "the cats ... were" or "... was"?
+
+With no corpus, `charlm train` uses a bundled corpus. Every command has -h.
 """
 
 # The choices of options that take one of a few words: typer lists them in the help
