@@ -13,7 +13,7 @@ from rich.table import Table
 from .. import checkpoint
 from ..api import read_text
 from ..errors import ConfigError, ModelFileError
-from .common import app, arg_text, emit_json, err, guarded, out, read_stdin
+from .common import app, arg_text, emit_json, err, guarded, live_progress, out, read_stdin
 
 DEFAULT_MODEL = Path("models") / "classify.npz"
 
@@ -207,7 +207,8 @@ def train_classifier(files, classes, valid, label_column: str, encoding: str, fo
             total = tcfg.steps or (tcfg.epochs * e["windows_per_epoch"]) or None
             bar["bar"] = tqdm(total=total or round(tcfg.time_budget),
                               unit="step" if total else "s", file=sys.stderr, leave=False,
-                              dynamic_ncols=True, initial=e["step"] if total else 0)
+                              dynamic_ncols=True, initial=e["step"] if total else 0,
+                              disable=not live_progress())   # no frames in a log file
             bar["by_time"] = not total
             write(f"{e['params']:,} parameters, vocabulary {e['vocab']}, "
                   f"{e['tokens_per_epoch']:,} examples per epoch in "

@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from ..api import read_text
 from ..errors import CharlmError, ConfigError
-from .common import LEVEL_HELP, MODEL_HELP, app, arg_text, emit_json, err, guarded, open_model, out
+from .common import (LEVEL_HELP, MODEL_HELP, app, arg_text, emit_json, err, guarded,
+                     live_progress, open_model, out)
 
 MAX_TEXT_CHARS = 4 << 20   # windows are drawn from the first 4 MB of a corpus: plenty, and fast
 
@@ -203,7 +204,7 @@ def pairs(
     m, _, _ = open_model(level, model)
     t0 = time.perf_counter()
     n_sent = len({s for p in todo for s in (p.good, p.bad)})
-    with tqdm(total=n_sent, unit="sentence", file=sys.stderr, disable=n_sent < 2000,
+    with tqdm(total=n_sent, unit="sentence", file=sys.stderr, disable=n_sent < 2000 or not live_progress(),
               leave=False) as bar:
         results = score_pairs(m, todo, batch, on_batch=bar.update)
     seconds = time.perf_counter() - t0
