@@ -9,6 +9,11 @@ batch), backward, clipping, optimizer update.
 The trainer never prints: it reports through ``callback(event)`` with plain dicts (``kind`` is
 ``start``, ``step``, ``eval``, ``sample``, ``warning``, ``saved``), and asks ``should_stop()``
 between steps so that an interrupt ends it cleanly with a resumable checkpoint.
+
+Data-parallel training (``mpiexec -n N``) is one hook, ``reducer`` (``charlm.distributed``):
+each process trains rows ``self.rows`` of every window, and the reducer sums what the processes
+computed — the gradients and loss of each step, the validation sums — so that every decision
+below is taken on the same numbers by every process. Without it nothing changes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from . import checkpoint
 from .data import Batches
 from .errors import CharlmError, ConfigError, CorpusError, ModelFileError, TrainingDiverged
 from .generate import sample as draw_sample
+from .layers import RowShare
 from .model import Model
 from .optim import OPTIMIZERS, clip_gradients, make_optimizer
 from .vocab import Vocab, sequence_chunks
@@ -169,11 +175,16 @@ def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = 
 
 
 def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
-             on_progress: Callable[[int], None] | None = None) -> tuple[float, int]:
+             on_progress: Callable[[int], None] | None = None,
+             reducer=None) -> tuple[float, int]:
     """Mean negative log-likelihood per token (nats) over a whole stream, as training sees it:
-    ``m`` rows with the state carried across windows. Returns (mean NLL, tokens)."""
+    ``m`` rows with the state carried across windows. Returns (mean NLL, tokens).
+    With a ``reducer`` each process takes its share of the m rows and the sums are combined."""
     batches = Batches.from_stream(ids, m, T)
-    state = model.zero_state(m)
+    n = batches.tokens
+    if reducer is not None:
+        batches = batches.rows(*reducer.share(m, "--eval-batch"))
+    state = model.zero_state(batches.m)
     total = 0.0
     for k in range(len(batches)):
         X, Y = batches.window(k)
@@ -181,7 +192,8 @@ def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
         total += nll
         if on_progress is not None:
             on_progress(X.size)
-    n = batches.tokens
+    if reducer is not None:
+        total = reducer.sum(total)
     return total / n, n
 
 
@@ -209,9 +221,10 @@ class Trainer:
 
     def __init__(self, model: Model, corpus: Corpus, cfg: TrainConfig, out: Path,
                  callback: Callable[[dict], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None):
+                 should_stop: Callable[[], bool] | None = None, reducer=None):
         cfg.validate()
         self.model, self.corpus, self.cfg, self.out = model, corpus, cfg, Path(out)
+        self.reducer = reducer     # None: one process (see the module's docstring)
         self.callback = callback or (lambda e: None)
         self.should_stop = should_stop or (lambda: False)
         self.batches = Batches.from_stream(corpus.train_ids, cfg.batch, cfg.bptt)
@@ -220,10 +233,20 @@ class Trainer:
                               f"{cfg.batch}. Use a larger corpus or a smaller --batch.")
         self.opt = make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum)
         self.rng = np.random.default_rng([cfg.seed, 1])    # dropout masks
+        # This process's rows of every window, and where its dropout masks come from: a share
+        # draws the whole batch's mask from the same generator and keeps its rows.
+        self.rows, self.part, self.mask_rng = (0, cfg.batch), self.batches, self.rng
+        if reducer is not None:
+            self.rows = reducer.share(cfg.batch)
+            reducer.share(cfg.eval_batch, "--eval-batch")   # refused now, not at validation
+            self.part = self.batches.rows(*self.rows)
+            self.mask_rng = RowShare(self.rng, cfg.batch, *self.rows)
+        self._agreed = {"stop": False, "elapsed": 0.0}      # see train_step
+        self._t0 = time.perf_counter()                      # run_loop's start
         self.sample_rng = np.random.default_rng([cfg.seed, 2])  # progress samples only
         self.run = RunState(lr=cfg.lr)
         self._log_started = False      # restore() sets it: a resumed run appends to its log
-        self.state = model.zero_state(cfg.batch)
+        self.state = model.zero_state(self.part.m)
         self.best_params = {k: v.copy() for k, v in model.params.items()}
         self._undo_params: dict[str, np.ndarray] = {}   # see train_step
         self._undo_opt: dict[str, np.ndarray] = {}
@@ -255,6 +278,9 @@ class Trainer:
                                  f"{e}). Start a new run with --force instead of --resume "
                                  "(the old file is kept as .bak).") from e
         checkpoint.check_arrays(self.out, params, shapes)
+        # The file holds the whole batch's state: take this process's rows. Any number of
+        # processes resumes exactly (the rest of the training state is the same on all).
+        self.state = _state_rows(self.state, *self.rows)
 
     def _restore(self, meta_train: dict, arrays: dict[str, np.ndarray]) -> None:
         run = dict(meta_train["run"])
@@ -272,23 +298,40 @@ class Trainer:
         self.state = _state_from_arrays(self.model, arrays)
 
     def save(self) -> None:
+        state = self.state
+        if self.reducer is not None:   # one writer: the whole batch's state, gathered
+            state = self.reducer.gather_rows(self.state)
+            if not self.reducer.is_writer:
+                self.reducer.barrier()
+                return
         extra = {f"train/param/{k}": v for k, v in self.model.params.items()}
         extra.update({f"train/optim/{k}": v for k, v in self.opt.state.items()})
-        extra.update(_state_to_arrays(self.state))
+        extra.update(_state_to_arrays(state))
         meta = {"run": asdict(self.run), "config": asdict(self.cfg), "optim_t": self.opt.t,
                 "rng": self.rng.bit_generator.state,
                 "sample_rng": self.sample_rng.bit_generator.state,
                 "corpus_tokens": int(len(self.corpus.train_ids))}
         best = Model(self.model.config, self.model.vocab, self.best_params)
         checkpoint.save(self.out, best, meta, extra)
+        if self.reducer is not None:   # no process leaves before the file is written
+            self.reducer.barrier()
 
     # --------------------------------------------------------------- one step
     def train_step(self, X: np.ndarray, Y: np.ndarray) -> float | None:
         """Forward, backward, clip, update. Returns the loss per token, or None when the loss
         or a gradient was not finite (then nothing is updated and the lr is lowered)."""
         model = self.model
-        L, nll, new_state, cache = model.loss(X, Y, self.state, self.rng)
+        # A share of the batch is averaged over the whole batch (its gradients then add up)
+        share = {} if self.reducer is None else {"m_total": self.cfg.batch}
+        L, nll, new_state, cache = model.loss(X, Y, self.state, self.mask_rng, **share)
         grads, _ = model.backward(cache)
+        if self.reducer is not None:
+            # One Allreduce: the gradients, the loss, and each process's wish to stop and its
+            # clock, so that the limits below are decided alike everywhere.
+            grads, (nll, stop, elapsed) = self.reducer.allreduce(
+                grads, [nll, float(self.should_stop()), time.perf_counter() - self._t0])
+            L = nll / self.cfg.batch
+            self._agreed = {"stop": stop > 0, "elapsed": elapsed / self.reducer.size}
         norm = clip_gradients(grads, self.cfg.clip, self.cfg.clip_mode)
         finite = math.isfinite(L) and math.isfinite(norm)
         if finite:
@@ -304,7 +347,7 @@ class Trainer:
             self.run.divergences += 1
             self.run.lr *= 0.5
             self.opt.lr = self.run.lr
-            self.state = model.zero_state(self.cfg.batch)
+            self.state = model.zero_state(self.part.m)
             self.callback({"kind": "warning", "message":
                            f"step {self.run.step + 1}: the loss or its gradient is not finite; "
                            f"the step was undone and the learning rate lowered to "
@@ -319,7 +362,7 @@ class Trainer:
             return None
         self.run.divergences = 0
         self.state = new_state
-        return nll / X.size
+        return nll / (X.shape[0] * self.cfg.batch)
 
     def _snapshot(self) -> None:
         """Copy the parameters and optimizer state to the undo buffers."""
@@ -350,7 +393,9 @@ class Trainer:
             return "steps"
         if c.epochs and r.epoch >= c.epochs:
             return "epochs"
-        if c.time_budget and r.elapsed + (time.perf_counter() - start) >= c.time_budget:
+        now = (self._agreed["elapsed"] if self.reducer is not None
+               else time.perf_counter() - start)
+        if c.time_budget and r.elapsed + now >= c.time_budget:
             return "time"
         return None
 
@@ -360,7 +405,8 @@ class Trainer:
                   "tokens": r.tokens_seen, "lr": r.lr}
         if self.corpus.valid_ids is not None:
             t0 = time.perf_counter()
-            loss, n = evaluate(self.model, self.corpus.valid_ids, c.eval_batch, c.bptt)
+            loss, n = evaluate(self.model, self.corpus.valid_ids, c.eval_batch, c.bptt,
+                               reducer=self.reducer)
             record.update(valid_loss=loss, valid_tokens=n, eval_seconds=time.perf_counter() - t0)
             improved = math.isfinite(loss) and (r.best_valid is None or loss < r.best_valid)
             if improved:
@@ -389,7 +435,7 @@ class Trainer:
         """Train until a limit is reached. Returns why it stopped: steps, epochs, time,
         interrupted, or finished (nothing left to do)."""
         c, r = self.cfg, self.run
-        start = time.perf_counter()
+        start = self._t0 = time.perf_counter()
         n_windows = len(self.batches)
         self.callback({"kind": "start", "windows_per_epoch": n_windows,
                        "tokens_per_epoch": self.batches.tokens, "step": r.step,
@@ -398,17 +444,18 @@ class Trainer:
         losses: list[float] = []
         reason = self.limits_reached(start)
         while reason is None:
-            if self.should_stop():
+            if self._agreed["stop"] if self.reducer is not None else self.should_stop():
                 reason = "interrupted"
                 break
             if r.window == 0:
-                self.state = self.model.zero_state(c.batch)   # a new epoch starts from a<0> = 0
-            X, Y = self.batches.window(r.window)
+                self.state = self.model.zero_state(self.part.m)   # a new epoch: a<0> = 0
+            X, Y = self.part.window(r.window)
             t0 = time.perf_counter()
             loss = self.train_step(X, Y)
             dt = time.perf_counter() - t0
+            tokens = X.shape[0] * c.batch      # the whole batch's, over every process
             r.step += 1
-            r.tokens_seen += X.size
+            r.tokens_seen += tokens
             r.window += 1
             if r.window >= n_windows:
                 r.window = 0
@@ -420,7 +467,7 @@ class Trainer:
                 losses.append(loss)
             self.callback({"kind": "step", "step": r.step, "epoch": r.epoch,
                            "window": r.window, "windows": n_windows, "loss": loss,
-                           "tokens": X.size, "seconds": dt, "lr": r.lr,
+                           "tokens": tokens, "seconds": dt, "lr": r.lr,
                            "elapsed": r.elapsed + time.perf_counter() - start})
             reason = self.limits_reached(start)
             if c.eval_every and r.step % c.eval_every == 0 and reason is None:
@@ -448,6 +495,8 @@ class Trainer:
         self.callback({"kind": "eval", **record})
 
     def _log(self, record: dict) -> None:
+        if self.reducer is not None and not self.reducer.is_writer:
+            return
         path = log_path(self.out)
         # a new run starts a new log (a resumed one continues its own)
         with open(path, "a" if self._log_started else "w", encoding="utf-8") as f:
@@ -468,6 +517,12 @@ def _state_to_arrays(state: list) -> dict[str, np.ndarray]:
         else:
             out[f"train/state/L{l}/a"] = s
     return out
+
+
+def _state_rows(state: list, lo: int, hi: int) -> list:
+    """Rows [lo, hi) of every layer's (m, n_a) state (each array of an LSTM's (a, c) pair)."""
+    return [tuple(x[lo:hi].copy() for x in s) if isinstance(s, tuple) else s[lo:hi].copy()
+            for s in state]
 
 
 def _state_from_arrays(model: Model, arrays: dict[str, np.ndarray]) -> list:

@@ -8,12 +8,29 @@ info) and ``tool_cmds`` (gradcheck, bench).
 # Imported for their commands, in the order --help lists them.
 from . import train_cmd, use_cmds, tool_cmds  # noqa: F401, I001
 from ..heap import keep_freed_memory
-from .common import app
+from .common import app, err
+from ..mpienv import under_mpi, world_rank, world_size
 
 
 def main() -> None:
     keep_freed_memory()   # every command allocates the same large arrays over and over
-    app()
+    if under_mpi():       # started by mpiexec -n N (N > 1): see charlm.distributed
+        distributed_main(app)
+    else:
+        app()
+
+
+def distributed_main(command) -> None:
+    """Run the command on every rank of an MPI job; an error anywhere ends the whole job."""
+    try:
+        from ..distributed import run_guarded
+    except ImportError as e:   # no mpi4py, or no MPI library under it: one line, rank 0 only
+        if world_rank() == 0:
+            err.print(f"Error: charlm was started by an MPI launcher ({world_size()} "
+                      f"processes) but cannot use MPI ({e}). Install the extra: pip install "
+                      "'charlm[mpi]', or run without mpiexec.", style="red")
+        raise SystemExit(1) from None
+    run_guarded(command)
 
 
 __all__ = ["app", "main"]

@@ -113,6 +113,8 @@ def train(
     """Train a language model on text files (one sequence per line by default)."""
     from ..train import Trainer, TrainConfig, log_path, parse_duration, prepare_corpus
 
+    reducer = _mpi_reducer()   # None unless started by mpiexec -n N
+    writer = reducer is None or reducer.is_writer
     out_file = out_path or Path("models") / f"{level}.npz"
     if out_file.is_dir():
         raise ConfigError(f"--out {out_file} is a directory. Give a file name, e.g. "
@@ -144,7 +146,7 @@ def train(
             raise ConfigError("This corpus gives a different vocabulary from the one the "
                               f"saved run in {out_file} was trained with. Resume with the "
                               "same corpus and options.")
-        trainer = Trainer(model, data, tcfg, out_file)
+        trainer = Trainer(model, data, tcfg, out_file, reducer=reducer)
         trainer.restore(meta, arrays)
     else:
         if out_file.exists() and not force:
@@ -172,16 +174,30 @@ def train(
                       f"({data.vocab.tokens[2]!r}); the model can learn little more than "
                       "where sequences end.")
         model = Model.create(mcfg, data.vocab, np.random.default_rng(seed))
-        if out_file.exists():
+        if out_file.exists() and writer:
             backup = out_file.with_name(out_file.name + ".bak")
             out_file.replace(backup)
             err.print(f"Replacing {out_file}; the old file is kept as {backup}.")
             old_log = log_path(out_file)
             if old_log.exists():   # the new run starts its own log; keep the old one too
                 old_log.replace(old_log.with_name(old_log.name + ".bak"))
-        trainer = Trainer(model, data, tcfg, out_file)
-    _check_writable(out_file)
+        trainer = Trainer(model, data, tcfg, out_file, reducer=reducer)
+    if writer:
+        _check_writable(out_file)
     _run_training(trainer, out_file, level)
+
+
+def _mpi_reducer():
+    """Under mpiexec -n N (N > 1), what combines the processes' work; else None."""
+    from ..mpienv import under_mpi
+    if not under_mpi():
+        return None
+    from ..distributed import Reducer
+    reducer = Reducer()
+    if reducer.is_writer:
+        err.print(f"MPI: {reducer.size} processes share each batch; this one (rank 0) "
+                  "shows the progress and writes the model file.")
+    return reducer
 
 
 def _check_writable(out_file: Path) -> None:
@@ -214,6 +230,9 @@ def _corpus_texts(corpus, encoding, valid):
 
 def _run_training(trainer, out_file: Path, level: str) -> None:
     cfg, run = trainer.cfg, trainer.run
+    if trainer.reducer is not None and not trainer.reducer.is_writer:
+        _run_quietly(trainer)   # rank 0 shows the progress and the summary
+        return
     unit = "bits/char" if level == "char" else "ppl"
 
     def metric(loss):
@@ -287,7 +306,26 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
         err.print(f"Interrupted at step {run.step}; the run is saved in {out_file}. "
                   f"Continue it with: charlm train ... --resume --out {out_file}")
         raise typer.Exit(code)
+    red = trainer.reducer
+    if red is not None and red.calls:
+        err.print(f"MPI: the all-reduce took {red.seconds:.2f} s of {run.elapsed:.2f} s "
+                  f"({red.seconds / max(run.elapsed, 1e-9):.1%}; {red.calls} steps, "
+                  f"{1e3 * red.seconds / red.calls:.2f} ms each) on rank 0.")
     _summary(trainer, out_file, level, reason)
+
+
+def _run_quietly(trainer) -> None:
+    """A rank other than 0: train, stop when the ranks agree to, show nothing."""
+    flag = StopFlag()
+    trainer.should_stop = flag
+    flag.install()
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            reason = trainer.run_loop()
+    finally:
+        flag.uninstall()
+    if reason == "interrupted":
+        raise typer.Exit(143 if flag.signum == signal.SIGTERM else 130)
 
 
 def _summary(trainer, out_file: Path, level: str, reason: str) -> None:
