@@ -24,7 +24,7 @@ def distributed_main(command) -> None:
     """Run the command on every rank of an MPI job; an error anywhere ends the whole job."""
     try:
         from ..distributed import run_guarded
-    except ImportError as e:   # no mpi4py, or no MPI library under it: one line, rank 0 only
+    except (ImportError, RuntimeError) as e:   # no mpi4py, or it finds no MPI library
         if world_rank() == 0:
             err.print(f"Error: charlm was started by an MPI launcher ({world_size()} "
                       f"processes) but cannot use MPI ({e}). Install the extra: pip install "
