@@ -32,6 +32,7 @@ from .errors import ConfigError
 # A rank other than 0 that fails waits this long before it reports: if rank 0 fails too (an
 # error every rank meets, e.g. a bad option), rank 0 aborts the job first and prints it once.
 GRACE_SECONDS = 2.0
+OUTPUT_DRAIN_SECONDS = 0.5
 
 
 class Reducer:
@@ -157,4 +158,7 @@ def run_guarded(main) -> None:
         time.sleep(GRACE_SECONDS)
         real_err.write(f"[rank {rank} of {comm.Get_size()}] {kept.text.strip()}\n")
         real_err.flush()
+    # Open MPI's launcher forwards a rank's output asynchronously, and the abort would cut
+    # off the last lines (the error, "Interrupted at step …"): give it a moment.
+    time.sleep(OUTPUT_DRAIN_SECONDS)
     comm.Abort(code)
