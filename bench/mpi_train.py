@@ -66,7 +66,7 @@ def main() -> None:
         steps(0, a.warmup)
         if reducer:
             reducer.barrier()
-            reducer.seconds, reducer.calls = 0.0, 0
+            reducer.seconds, reducer.copy_seconds, reducer.calls = 0.0, 0.0, 0
         t0 = time.perf_counter()
         steps(a.warmup, a.warmup + a.steps)
         if reducer:
@@ -83,6 +83,7 @@ def main() -> None:
         "step_ms": round(1e3 * dt / a.steps, 2),
         "allreduce_ms": round(1e3 * comm / a.steps, 3),
         "allreduce_share": round(comm / dt, 4),
+        "copy_ms": round(1e3 * (reducer.copy_seconds if reducer else 0.0) / a.steps, 3),
         "params": model.n_params()}), flush=True)
 
 
