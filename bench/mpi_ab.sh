@@ -3,7 +3,7 @@
 # of 1 BLAS thread each (B), the same global batch, for C1 and C2 (LSTM); ROUNDS rounds of
 # A B per config; prints each run's JSON line and then the medians (tokens/s, all-reduce share).
 #   usage: bench/mpi_ab.sh            env: ROUNDS (3), PY (python3), MPIEXEC (mpiexec),
-#                                          STEPS_C1 (15), STEPS_C2 (4), CONFIGS ("C1 C2")
+#                                          STEPS_C1 (15), STEPS_C2 (4), WARMUP (2), CONFIGS ("C1 C2")
 # About 2 minutes on a 2-core machine with the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,13 +12,14 @@ MPIEXEC=${MPIEXEC:-mpiexec}
 ROUNDS=${ROUNDS:-3}
 STEPS_C1=${STEPS_C1:-15}
 STEPS_C2=${STEPS_C2:-4}
+WARMUP=${WARMUP:-2}
 CONFIGS=${CONFIGS:-"C1 C2"}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 LINES=$(mktemp)
 for r in $(seq "$ROUNDS"); do
   for cfg in $CONFIGS; do
     steps=$STEPS_C1; [ "$cfg" = C2 ] && steps=$STEPS_C2
-    args=(bench/mpi_train.py --config "$cfg" --steps "$steps" --warmup 2)
+    args=(bench/mpi_train.py --config "$cfg" --steps "$steps" --warmup "$WARMUP")
     OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 MKL_NUM_THREADS=2 "$PY" "${args[@]}" \
       --label "1 process x 2 threads" | tee -a "$LINES"
     "$MPIEXEC" -n 2 "$PY" "${args[@]}" --label "2 ranks x 1 thread" | tee -a "$LINES"
