@@ -34,6 +34,8 @@ if ! command -v mpiexec >/dev/null 2>&1 || ! "$PY" -c "import mpi4py.MPI" >/dev/
 fi
 echo "mpiexec: $(command -v mpiexec); $("$PY" -c 'from mpi4py import MPI; print(MPI.Get_library_version().splitlines()[0])')" >&2
 
+# one process on one core, or on two (taskset where the machine has it)
+pin() { if command -v taskset >/dev/null 2>&1; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
 JSONL="$OUT/mpi_scaling.jsonl"
 : > "$JSONL"
 for cfg in $CONFIGS; do
@@ -41,9 +43,9 @@ for cfg in $CONFIGS; do
   args=(bench/mpi_train.py --config "$cfg" --steps "$steps" --warmup 1)
   # one process: 1 BLAS thread on one core, 2 BLAS threads on two
   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-    taskset -c 0 "$PY" "${args[@]}" --label "1x1" >> "$JSONL"
+    pin 0 "$PY" "${args[@]}" --label "1x1" >> "$JSONL"
   OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 MKL_NUM_THREADS=2 \
-    taskset -c 0,1 "$PY" "${args[@]}" --label "1x2" >> "$JSONL"
+    pin 0,1 "$PY" "${args[@]}" --label "1x2" >> "$JSONL"
   for n in $RANKS; do
     for mode in strong weak; do
       extra=(); [ "$mode" = weak ] && extra=(--weak)

@@ -13,7 +13,10 @@ between steps so that an interrupt ends it cleanly with a resumable checkpoint.
 Data-parallel training (``mpiexec -n N``) is one hook, ``reducer`` (``charlm.distributed``):
 each process trains rows ``self.rows`` of every window, and the reducer sums what the processes
 computed — the gradients and loss of each step, the validation sums — so that every decision
-below is taken on the same numbers by every process. Without it nothing changes.
+below is taken on the same numbers by every process. Without it nothing changes. A task
+whose batches are lists of sentences would use it the same way: each process takes a
+contiguous slice of the batch's sentences and divides its loss by the whole batch's count
+(tokens or examples), which every process can compute from the whole batch.
 """
 
 from __future__ import annotations
