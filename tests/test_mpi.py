@@ -10,6 +10,7 @@ compare with one process; they skip where mpi4py or a launcher is absent (instal
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -201,8 +202,13 @@ def test_n_ranks_train_as_one_process_does(n, corpus, one_process, tmp_path):
         assert np.array_equal(ranks[0][k], saved[f"train/param/{k}"]), k
     assert r.stdout.count("Trained 20 steps") == 1          # rank 0 alone speaks
     assert "MPI: the all-reduce took" in r.stderr
-    log = (tmp_path / "m.log.jsonl").read_text().splitlines()
-    assert len(log) == 2                                       # one writer: steps 10 and 20
+    log = [json.loads(line) for line in (tmp_path / "m.log.jsonl").read_text().splitlines()]
+    ref = [json.loads(line) for line in
+           (corpus.parent / "one.log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [r["step"] for r in ref] == [10, 20]   # one writer
+    for r, q in zip(log, ref):   # the sharded validation and the reduced training loss
+        assert r["valid_loss"] == pytest.approx(q["valid_loss"], rel=1e-6)
+        assert r["train_loss"] == pytest.approx(q["train_loss"], rel=1e-6)
 
 
 @needs_mpi
