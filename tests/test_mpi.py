@@ -292,3 +292,30 @@ def test_a_killed_rank_ends_the_job_and_the_model_file_is_intact(corpus, tmp_pat
     r = _one(["train", corpus, "--resume", "--out", "m.npz", "--steps",
               meta["run"]["step"] + 1], tmp_path)   # and it is resumable, by one process
     assert r.returncode == 0, r.stderr
+
+
+@needs_mpi
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_step(corpus, tmp_path):
+    """SIGINT to rank 1 alone (rank 0 sees no signal): the stop vote travels in the step's
+    all-reduce, every rank stops after that step, rank 0 saves a resumable file and says so."""
+    cmd = [MPIEXEC, *OMPI_FLAGS, "-n", "2", sys.executable, "-m", "charlm", "train",
+           str(corpus), *TINY, "--steps", "100000", "--eval-every", "3", "--out", "m.npz"]
+    job = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "m.npz").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ranks = _ranks_of(job.pid)
+        assert 1 in ranks, ranks
+        os.kill(ranks[1], signal.SIGINT)
+        _, stderr = job.communicate(timeout=30)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode != 0
+    assert stderr.count("Interrupted at step") == 1, stderr[-2000:]
+    _, meta, _ = checkpoint.load(tmp_path / "m.npz")
+    assert meta["run"]["finished"] is False
+    assert f"Interrupted at step {meta['run']['step']};" in stderr
