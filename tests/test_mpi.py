@@ -270,8 +270,8 @@ def _ranks_of(pid: int) -> dict[int, int]:
 @needs_mpi
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
 def test_a_killed_rank_ends_the_job_and_the_model_file_is_intact(corpus, tmp_path):
-    cmd = [MPIEXEC, *OMPI_FLAGS, "-n", "2", sys.executable, "-m", "charlm", "train", str(corpus), *TINY,
-           "--steps", "100000", "--eval-every", "3", "--out", "m.npz"]
+    cmd = [MPIEXEC, *OMPI_FLAGS, "-n", "2", sys.executable, "-m", "charlm", "train",
+           str(corpus), *TINY, "--steps", "100000", "--eval-every", "3", "--out", "m.npz"]
     job = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)
     try:
