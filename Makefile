@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # it; nothing is downloaded for it (--no-index), so elsewhere those tests skip.
 TORCH_WHEELS ?= /opt/wheels
 
-.PHONY: demo test clean
+.PHONY: demo test clean mpi-demo
 
 $(BIN)/charlm: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,16 @@ demo: $(BIN)/charlm
 	  --dropout 0 --batch 32 --bptt 64 --lr 3e-3 --time 90s --eval-every 200 --force
 	cd demo-out && ../$(BIN)/charlm sample --level char -n 3 --length 300 --no-stop --seed 1
 	cd demo-out && ../$(BIN)/charlm score "the apple and pair salad" "the apple and pear salad"
+
+# Data-parallel training on MPI_N processes (the optional extra: mpi4py and MPICH's wheel).
+MPI_N ?= 2
+mpi-demo: $(BIN)/charlm
+	$(BIN)/pip install --quiet -e '.[mpi]'
+	@mkdir -p demo-out
+	cd demo-out && ../$(BIN)/mpiexec -n $(MPI_N) ../$(BIN)/charlm train --cell lstm \
+	  --hidden 128 --embed 32 --layers 1 --dropout 0 --batch 32 --bptt 64 --lr 3e-3 --time 60s \
+	  --eval-every 200 --force --out mpi.npz
+	cd demo-out && ../$(BIN)/charlm sample --model mpi.npz -n 2 --length 200 --no-stop --seed 1
 
 clean:
 	rm -rf $(VENV) demo-out build *.egg-info

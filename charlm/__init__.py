@@ -1,5 +1,9 @@
 """charlm: character- and word-level recurrent language models on a pure NumPy core."""
 
+from .mpienv import pin_blas_threads
+
+pin_blas_threads()   # under mpiexec: one BLAS thread per rank, set before NumPy is imported
+
 from .errors import CharlmError, ConfigError, CorpusError, ModelFileError, TrainingDiverged
 
 __version__ = "0.1.0"

@@ -60,6 +60,11 @@ class Batches:
         """Windows per epoch (the last one may be shorter than T)."""
         return -(-self.steps_per_row // self.bptt)
 
+    def rows(self, lo: int, hi: int) -> "Batches":
+        """Rows [lo, hi) of every window (one process's share of the batch): the same
+        windows, the same number of them, each (T, hi - lo)."""
+        return Batches(np.ascontiguousarray(self.grid[:, lo:hi]), self.bptt)
+
     def window(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Inputs X and targets Y of window ``k``, both (T, m); Y[t] is X[t + 1]."""
         a = k * self.bptt

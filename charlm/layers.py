@@ -50,6 +50,21 @@ def dropout_mask(shape, p: float, rng: np.random.Generator, dtype) -> np.ndarray
     return (rng.random(shape, dtype=np.float32) >= p).astype(dtype) * dtype(1.0 / (1.0 - p))
 
 
+class RowShare:
+    """A Generator stand-in for a process that trains rows [lo, hi) of a batch of m rows:
+    ``random((T, hi - lo, n))`` draws the whole batch's (T, m, n) numbers from ``rng``, as one
+    process training all m rows would, and keeps this share's rows. Dropout masks of a batch
+    split over processes (``charlm.distributed``) are then exactly one process's masks."""
+
+    def __init__(self, rng: np.random.Generator, m: int, lo: int, hi: int):
+        self.rng, self.m, self.lo, self.hi = rng, m, lo, hi
+
+    def random(self, shape, dtype=np.float64):
+        """shape (T, hi - lo, n) -> (T, hi - lo, n) numbers, a slice of a (T, m, n) draw."""
+        T, _, n = shape
+        return self.rng.random((T, self.m, n), dtype=dtype)[:, self.lo:self.hi]
+
+
 # ------------------------------------------------------ softmax cross-entropy
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """log ŷ = z - logsumexp(z) along the last axis, shifted by the max so exp never overflows."""

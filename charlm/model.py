@@ -235,13 +235,16 @@ class Model:
         return logits, new_state, (cache, hf)
 
     def loss(self, X: np.ndarray, Y: np.ndarray, state: list,
-             rng: np.random.Generator | None = None):
+             rng: np.random.Generator | None = None, m_total: int | None = None):
         """L = Σ_t L<t> averaged over the batch, for ids X, targets Y (T, m).
 
+        ``m_total``: the batch to average over when X holds only a share of it (data-parallel
+        training: the shares' gradients then add up to the whole batch's); default m.
         Returns (L, summed NLL over all T·m targets, final state, cache for backward).
         """
         logits, new_state, cache = self.forward(X, state, rng)
-        L, nll, dlogits = softmax_xent(logits, Y.reshape(-1).astype(np.intp), X.shape[1])
+        L, nll, dlogits = softmax_xent(logits, Y.reshape(-1).astype(np.intp),
+                                       m_total or X.shape[1])
         return L, nll, new_state, (cache, dlogits)
 
     def backward(self, loss_cache,

@@ -18,6 +18,10 @@ first step, in one place so that both follow the same rules.
 - ``init_scale``: every parameter drawn from U(-S, S) instead of the cells' initialisation.
 
 Events before training (``warning``, ``notice``) go to ``callback`` as the trainer's do.
+
+``reducer`` (``charlm.distributed.Reducer``, under ``mpiexec -n N``): every process sets up
+the same run and trains its share of each batch; only rank 0 writes (the ``.bak`` renames,
+the writability check, and later the log and the model file).
 """
 
 from __future__ import annotations
@@ -151,7 +155,7 @@ def prepare_training(corpus=None, *, out: str | Path | None = None, valid=None,
                      resume: bool = False, force: bool = False, init_from=None,
                      epochs: int | None = None, steps: int | None = None, time=None,
                      time_budget: float | None = None, callback=None, should_stop=None,
-                     **options) -> Trainer:
+                     reducer=None, **options) -> Trainer:
     """A Trainer ready to ``run_loop()``, set up by the rules in this module's docstring.
     ``options``: ModelConfig and TrainConfig fields, ``encoding``; only the ones the caller
     gave (a resume compares those with the saved run)."""
@@ -173,21 +177,22 @@ def prepare_training(corpus=None, *, out: str | Path | None = None, valid=None,
         raise ConfigError("--resume continues a run; --init-from starts a new one from a "
                           "saved model. Use one of them.")
     if resume:
-        trainer = _resume(corpus, out, valid, limits, options, callback)
+        trainer = _resume(corpus, out, valid, limits, options, callback, reducer)
     else:
         if out.exists() and not force:
             raise CharlmError(f"{out} already exists. Continue it with --resume, replace "
                               "it with --force (the old file is kept as .bak), or choose "
                               "another --out.")
-        trainer = _new_run(corpus, out, valid, init_from, limits, options, callback)
+        trainer = _new_run(corpus, out, valid, init_from, limits, options, callback, reducer)
     trainer.callback = callback
     trainer.should_stop = should_stop or (lambda: False)
-    check_writable(out)
+    if reducer is None or reducer.is_writer:
+        check_writable(out)
     return trainer
 
 
 def _new_run(corpus, out: Path, valid, init_from, limits: dict, options: dict,
-             callback) -> Trainer:
+             callback, reducer=None) -> Trainer:
     source = None
     if init_from is not None:
         source, _, _ = checkpoint.load(init_from)
@@ -227,7 +232,7 @@ def _new_run(corpus, out: Path, valid, init_from, limits: dict, options: dict,
             rng = np.random.default_rng([tcfg.seed, 3])
             for k, p in model.params.items():
                 p[...] = rng.uniform(-tcfg.init_scale, tcfg.init_scale, p.shape)
-    if out.exists():
+    if out.exists() and (reducer is None or reducer.is_writer):
         backup = out.with_name(out.name + ".bak")
         out.replace(backup)
         callback({"kind": "notice",
@@ -235,7 +240,7 @@ def _new_run(corpus, out: Path, valid, init_from, limits: dict, options: dict,
         old_log = log_path(out)
         if old_log.exists():   # the new run starts its own log; keep the old one too
             old_log.replace(old_log.with_name(old_log.name + ".bak"))
-    trainer = Trainer(model, data, tcfg, out, callback)
+    trainer = Trainer(model, data, tcfg, out, callback, reducer=reducer)
     trainer.corpus_record = record
     return trainer
 
@@ -253,7 +258,8 @@ def _init_from_options(source: Model, options: dict, init_from) -> None:
                               + f" Leave {flag(k)} out.")
 
 
-def _resume(corpus, out: Path, valid, limits: dict, options: dict, callback) -> Trainer:
+def _resume(corpus, out: Path, valid, limits: dict, options: dict, callback,
+            reducer=None) -> Trainer:
     if not out.exists():
         raise ModelFileError(f"Nothing to resume: no model file at {out}. "
                              "Check --out, or drop --resume to start a new run.")
@@ -285,7 +291,7 @@ def _resume(corpus, out: Path, valid, limits: dict, options: dict, callback) -> 
         raise ConfigError("This corpus gives a different vocabulary from the one the "
                           f"saved run in {out} was trained with. Resume with the "
                           "same corpus and options.")
-    trainer = Trainer(model, data, tcfg, out, callback)
+    trainer = Trainer(model, data, tcfg, out, callback, reducer=reducer)
     trainer.restore(meta, arrays)
     trainer.corpus_record = record
     run, changes = trainer.run, {}

@@ -11,6 +11,15 @@ backpropagation through time, the state carried across windows) see :mod:`charlm
 The trainer never prints: it reports through ``callback(event)`` with plain dicts (``kind`` is
 ``start``, ``step``, ``eval``, ``sample``, ``warning``, ``saved``), and asks ``should_stop()``
 between steps so that an interrupt ends it cleanly with a resumable checkpoint.
+
+Data-parallel training (``mpiexec -n N``) is one hook, ``reducer`` (``charlm.distributed``):
+the task trains this process's share of each batch (the language model: rows ``task.rows`` of
+every window), and the reducer sums what the processes computed (the gradients, loss and token
+count of each step in one all-reduce, the validation sums) so that every decision below is
+taken on the same numbers by every process. Without it nothing changes. The sentence tasks do
+not take a share yet (the trainer refuses them under MPI); they would use it the same way:
+each process a contiguous slice of the batch's sentences, its loss divided by the whole
+batch's count, which every process can compute from the whole batch.
 """
 
 from __future__ import annotations
@@ -200,12 +209,17 @@ def reverse_lines(text: str) -> str:
 
 
 def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
-             on_progress: Callable[[int], None] | None = None) -> tuple[float, int]:
+             on_progress: Callable[[int], None] | None = None,
+             reducer=None) -> tuple[float, int]:
     """Mean negative log-likelihood per token (nats) over a whole stream, as training sees it:
     ``m`` rows with the state carried across windows. Returns (mean NLL, tokens). Runs the
-    forward-only path (``Model.target_log_probs``): the same values as ``Model.loss``."""
+    forward-only path (``Model.target_log_probs``): the same values as ``Model.loss``.
+    With a ``reducer`` each process takes its share of the m rows and the sums are combined."""
     batches = Batches.from_stream(ids, m, T)
-    state = model.zero_state(m)
+    n = batches.tokens
+    if reducer is not None:
+        batches = batches.rows(*reducer.share(m, "--eval-batch"))
+    state = model.zero_state(batches.m)
     total = 0.0
     for k in range(len(batches)):
         X, Y = batches.window(k)
@@ -214,7 +228,8 @@ def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
         total -= float(logp.sum())
         if on_progress is not None:
             on_progress(X.size)
-    n = batches.tokens
+    if reducer is not None:
+        total = reducer.sum(total)
     return total / n, n
 
 
@@ -243,15 +258,22 @@ class Trainer:
 
     def __init__(self, model: Model, corpus, cfg: TrainConfig, out: Path,
                  callback: Callable[[dict], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None):
+                 should_stop: Callable[[], bool] | None = None, reducer=None):
         """``corpus``: a language model's :class:`Corpus`, or a task object (see
-        :mod:`charlm.tasks`)."""
+        :mod:`charlm.tasks`). ``reducer``: None (one process) or a
+        ``charlm.distributed.Reducer`` (see the module's docstring)."""
         cfg.validate()
         if isinstance(corpus, Corpus):
             from .tasks.lm import LMTask
-            task = LMTask(corpus, cfg, model)
+            task = LMTask(corpus, cfg, model, reducer)
         else:
             task, corpus = corpus, getattr(corpus, "corpus", corpus)
+            if reducer is not None:
+                raise ConfigError(f"--task {task.name} cannot be trained over MPI yet (only the "
+                                  "language model can). Run it without mpiexec.")
+        self.reducer = reducer
+        self._agreed = {"stop": False, "elapsed": 0.0}   # see train_step
+        self._t0 = time.perf_counter()                   # _run_loop's start
         self.model, self.corpus, self.cfg, self.out = model, corpus, cfg, Path(out)
         self.task = task
         self.callback = callback or (lambda e: None)
@@ -316,9 +338,13 @@ class Trainer:
         self.task.load_state_arrays(self.model, arrays)
 
     def save(self) -> None:
+        state = self.task.state_arrays()   # under MPI: gathered from every process
+        if self.reducer is not None and not self.reducer.is_writer:
+            self.reducer.barrier()         # one writer: wait until it has written
+            return
         extra = {f"train/param/{k}": v for k, v in self.model.params.items()}
         extra.update({f"train/optim/{k}": v for k, v in self.opt.state.items()})
-        extra.update(self.task.state_arrays())
+        extra.update(state)
         meta = {"run": asdict(self.run), "config": asdict(self.cfg), "optim_t": self.opt.t,
                 "rng": self.rng.bit_generator.state,
                 "sample_rng": self.sample_rng.bit_generator.state,
@@ -328,6 +354,8 @@ class Trainer:
         best = Model(self.model.config, self.model.vocab, self.best_params, self.model.labels,
                      self.model.features)
         checkpoint.save(self.out, best, meta, extra)
+        if self.reducer is not None:   # no process goes on before the file is written
+            self.reducer.barrier()
 
     # --------------------------------------------------------------- one step
     def train_step(self, k: int) -> tuple[float | None, int]:
@@ -337,6 +365,16 @@ class Trainer:
         lowered) and the number of tokens."""
         model = self.model
         L, nll, tokens, cache = self.task.loss(model, self.run.epoch, k, self.rng)
+        grads = None
+        if self.reducer is not None:
+            # One Allreduce: the gradients, the loss and token count, each process's wish to
+            # stop and its clock; every branch below is then taken alike by every process.
+            grads = self.task.backward(model, cache)
+            grads, (L, nll, tokens, stop, elapsed) = self.reducer.allreduce(
+                grads, [L, nll, tokens, float(self.should_stop()),
+                        time.perf_counter() - self._t0])
+            tokens = int(round(tokens))
+            self._agreed = {"stop": stop > 0, "elapsed": elapsed / self.reducer.size}
         per_token = nll / max(tokens, 1)
         if math.isfinite(per_token) and per_token > self.diverged_above:
             # Finite but far worse than an untrained model: the last update made these
@@ -352,7 +390,8 @@ class Trainer:
         if not self._just_undone:
             self.run.divergences = 0
         self._just_undone = False
-        grads = self.task.backward(model, cache)
+        if grads is None:
+            grads = self.task.backward(model, cache)
         norm = clip_gradients(grads, self.cfg.clip, self.cfg.clip_mode)
         finite = math.isfinite(L) and math.isfinite(norm)
         if finite:
@@ -418,7 +457,9 @@ class Trainer:
             return "steps"
         if c.epochs and r.epoch >= c.epochs:
             return "epochs"
-        if c.time_budget and r.elapsed + (time.perf_counter() - start) >= c.time_budget:
+        now = (self._agreed["elapsed"] if self.reducer is not None   # the same on every rank
+               else time.perf_counter() - start)
+        if c.time_budget and r.elapsed + now >= c.time_budget:
             return "time"
         if c.patience and r.since_best >= c.patience:
             return "patience"
@@ -471,7 +512,8 @@ class Trainer:
 
     def _run_loop(self) -> str:
         c, r = self.cfg, self.run
-        start = time.perf_counter()
+        start = self._t0 = time.perf_counter()
+        self._agreed = {"stop": False, "elapsed": 0.0}
         n_windows = len(self.batches)
         self.callback({"kind": "start", "windows_per_epoch": n_windows,
                        "tokens_per_epoch": self.task.tokens_per_epoch, "step": r.step,
@@ -482,7 +524,7 @@ class Trainer:
         if reason is not None and self.resumed:
             return "nothing"
         while reason is None:
-            if self.should_stop():
+            if self._agreed["stop"] if self.reducer is not None else self.should_stop():
                 reason = "interrupted"
                 break
             if r.window == 0:
@@ -535,6 +577,8 @@ class Trainer:
         self.callback({"kind": "eval", **record})
 
     def _log(self, record: dict) -> None:
+        if self.reducer is not None and not self.reducer.is_writer:
+            return
         path = log_path(self.out)
         # a new run starts a new log (a resumed one continues its own)
         with open(path, "a" if self._log_started else "w", encoding="utf-8") as f:

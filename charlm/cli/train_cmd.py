@@ -181,6 +181,11 @@ def train(
     if reverse and task != "lm":
         raise ConfigError("--reverse trains a backward language model: it applies to --task "
                           "lm only. Drop it.")
+    from ..mpienv import under_mpi, world_size
+    if under_mpi() and (task != "lm" or saved_task not in (None, "lm")):
+        raise ConfigError(f"--task {saved_task or task} cannot be trained over MPI yet (only "
+                          f"the language model can; this job has {world_size()} processes). "
+                          "Run it without mpiexec.")
     if task == "lm" and saved_task in (None, "lm"):
         # Only the options given on the command line go to the library (the rest are its
         # defaults): a resume compares exactly those with the saved run.
@@ -190,7 +195,7 @@ def train(
                 if k not in skip
                 and getattr(ctx.get_parameter_source(k), "name", "") != "DEFAULT"}
         trainer = prepare_training(list(corpus) if corpus else None, callback=_setup_message,
-                                   **opts)
+                                   reducer=_mpi_reducer(), **opts)
         return _run_training(trainer, trainer.out, trainer.cfg.level)
     # the sentence tasks (tag, classify): their own data, the same trainer
     if saved_task is not None and saved_task != task:
@@ -262,6 +267,19 @@ def train(
                 old_log.replace(old_log.with_name(old_log.name + ".bak"))
     check_writable(out_file)
     _run_training(trainer, out_file, level)
+
+
+def _mpi_reducer():
+    """Under mpiexec -n N (N > 1), what combines the processes' work; else None."""
+    from ..mpienv import under_mpi
+    if not under_mpi():
+        return None
+    from ..distributed import Reducer
+    reducer = Reducer()
+    if reducer.is_writer:
+        err.print(f"MPI: {reducer.size} processes share each batch; this one (rank 0) "
+                  "shows the progress and writes the model file.")
+    return reducer
 
 
 def _saved_task(out_file: Path) -> str | None:
@@ -363,6 +381,9 @@ class LineDisplay:
 
 def _run_training(trainer, out_file: Path, level: str) -> None:
     cfg, run = trainer.cfg, trainer.run
+    if trainer.reducer is not None and not trainer.reducer.is_writer:
+        _run_quietly(trainer)   # rank 0 shows the progress and the summary
+        return
     task = trainer.task.name
     unit = "bits/char" if level == "char" else "ppl"
 
@@ -461,7 +482,26 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
         from ..api import nothing_trained
         err.print(nothing_trained(trainer))
         return
+    red = trainer.reducer
+    if red is not None and red.calls:
+        err.print(f"MPI: the all-reduce took {red.seconds:.2f} s of {run.elapsed:.2f} s "
+                  f"({red.seconds / max(run.elapsed, 1e-9):.1%}; {red.calls} steps, "
+                  f"{1e3 * red.seconds / red.calls:.2f} ms each) on rank 0.")
     _summary(trainer, out_file, level, reason)
+
+
+def _run_quietly(trainer) -> None:
+    """A rank other than 0: train, stop when the ranks agree to, show nothing."""
+    flag = StopFlag()
+    trainer.should_stop = flag
+    flag.install()
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            reason = trainer.run_loop()
+    finally:
+        flag.uninstall()
+    if reason == "interrupted":
+        raise typer.Exit(143 if flag.signum == signal.SIGTERM else 130)
 
 
 def _summary(trainer, out_file: Path, level: str, reason: str) -> None:

@@ -28,9 +28,13 @@ The contract (a task is any object with these members)::
     accept(cache)                        the step was applied (the LM carries its state on)
     reject(model)                        the step was undone (non-finite loss or update)
     validate(model) -> dict              record entries, task.metric among them
-    state_arrays() -> dict[str, array]   carried state to save in the model file ({} if none)
+    state_arrays() -> dict[str, array]   carried state to save in the model file ({} if none);
+                                         the whole batch's, also over MPI (the LM gathers it)
     load_state_arrays(model, arrays)     put it back on --resume (KeyError if missing)
     progress_sample(model, rng) -> str   optional: a line to show at evaluations
+
+Data-parallel training over MPI (a ``reducer``, see :mod:`charlm.train`) is the language
+model's only so far: its task trains a share of each batch; the trainer refuses other tasks.
 
 Sentence tasks (tag, classify) share :func:`epoch_batches` (seeded shuffling, bucketed by
 length) and :func:`pad` (right padding with lengths); the model's ``forward(X, None, rng,
