@@ -237,11 +237,17 @@ class ProgressLines:
 
 
 def _train_task(task, corpus, out, valid, callback, options):
-    """train() for a sentence task: build its data and model, then the one trainer."""
+    """train() for a sentence task: build its data and model, then the one trainer. As for a
+    language model, an existing model file is refused unless ``force=True`` (then kept as
+    ``.bak``)."""
+    from .runs import refuse_existing, set_aside
+
+    out = Path(out if out is not None else f"models/{task}.npz")
+    refuse_existing(out, options.pop("force", False))
     if task == "classify":   # its own options (classes, label_column, folds): see there
         from .classifier import train as train_classifier
-        return train_classifier(corpus if corpus is not None else (),
-                                out if out is not None else "models/classify.npz", valid,
+        set_aside(out, callback or (lambda e: None))
+        return train_classifier(corpus if corpus is not None else (), out, valid,
                                 callback=callback, **options)
     lm_features = options.pop("lm_features", None)   # LM files; the config keeps their size
     options.setdefault("level", "word")     # sentence tasks read word tokens
@@ -259,7 +265,7 @@ def _train_task(task, corpus, out, valid, callback, options):
     from .tasks.tag import TagTask, create_model, load_data
     data = load_data(corpus, valid, tcfg)
     model = create_model(mcfg, data, np.random.default_rng(tcfg.seed), lm_features)
-    out = Path(out if out is not None else f"models/{task}.npz")
+    set_aside(out, callback or (lambda e: None))
     Trainer(model, TagTask(data, tcfg, model), tcfg, out, callback).run_loop()
     return load_model(out)
 

@@ -179,10 +179,7 @@ def prepare_training(corpus=None, *, out: str | Path | None = None, valid=None,
     if resume:
         trainer = _resume(corpus, out, valid, limits, options, callback, reducer)
     else:
-        if out.exists() and not force:
-            raise CharlmError(f"{out} already exists. Continue it with --resume, replace "
-                              "it with --force (the old file is kept as .bak), or choose "
-                              "another --out.")
+        refuse_existing(out, force)
         trainer = _new_run(corpus, out, valid, init_from, limits, options, callback, reducer)
     trainer.callback = callback
     trainer.should_stop = should_stop or (lambda: False)
@@ -232,14 +229,8 @@ def _new_run(corpus, out: Path, valid, init_from, limits: dict, options: dict,
             rng = np.random.default_rng([tcfg.seed, 3])
             for k, p in model.params.items():
                 p[...] = rng.uniform(-tcfg.init_scale, tcfg.init_scale, p.shape)
-    if out.exists() and (reducer is None or reducer.is_writer):
-        backup = out.with_name(out.name + ".bak")
-        out.replace(backup)
-        callback({"kind": "notice",
-                  "message": f"Replacing {out}; the old file is kept as {backup}."})
-        old_log = log_path(out)
-        if old_log.exists():   # the new run starts its own log; keep the old one too
-            old_log.replace(old_log.with_name(old_log.name + ".bak"))
+    if reducer is None or reducer.is_writer:
+        set_aside(out, callback)
     trainer = Trainer(model, data, tcfg, out, callback, reducer=reducer)
     trainer.corpus_record = record
     return trainer
@@ -318,6 +309,26 @@ def _resume(corpus, out: Path, valid, limits: dict, options: dict, callback,
                 f"{k} {v:g}" for k, v in changes["limits"].items())
         callback({"kind": "warning", "message": f"resuming {out} with changes: {said}."})
     return trainer
+
+
+def refuse_existing(out: Path, force: bool) -> None:
+    """A new run never replaces a model file unless told to (--force)."""
+    if Path(out).exists() and not force:
+        raise CharlmError(f"{out} already exists. Continue it with --resume, replace it with "
+                          "--force (the old file is kept as .bak), or choose another --out.")
+
+
+def set_aside(out: Path, callback) -> None:
+    """Before a new run replaces ``out``: keep the old file (and its log) as ``.bak``."""
+    out = Path(out)
+    if not out.exists():
+        return
+    backup = out.with_name(out.name + ".bak")
+    out.replace(backup)
+    callback({"kind": "notice", "message": f"Replacing {out}; the old file is kept as {backup}."})
+    old_log = log_path(out)
+    if old_log.exists():   # the new run starts its own log; keep the old one too
+        old_log.replace(old_log.with_name(old_log.name + ".bak"))
 
 
 def check_writable(out_file: Path) -> None:

@@ -276,3 +276,20 @@ def test_patience_applies_to_the_language_model_too(tmp_path):
     assert tr.run.since_best == 2 and tr.run.step == 3 * len(tr.run.history)
     _, meta, _ = checkpoint.load(tmp_path / "lm.npz")
     assert meta["run"]["finished"] is True
+
+
+def test_api_tag_training_follows_the_command_rules(tmp_path):
+    """charlm.train(task="tag") refuses to replace a model file without force=True, and with
+    it keeps the old file as .bak, as the language model's setup does (runs.py)."""
+    train = write_conll(tmp_path / "train.conll", 40, 1)
+    dev = write_conll(tmp_path / "dev.conll", 10, 2)
+    out = tmp_path / "t.npz"
+    opts = dict(task="tag", valid=dev, out=out, steps=2, hidden=4, embed=4, layers=1,
+                batch=8, eval_every=2)
+    charlm.train(train, **opts)
+    first = out.read_bytes()
+    with pytest.raises(charlm.CharlmError, match="already exists"):
+        charlm.train(train, **opts)
+    assert out.read_bytes() == first                       # untouched by the refusal
+    charlm.train(train, force=True, **opts)
+    assert (tmp_path / "t.npz.bak").read_bytes() == first  # the old file, kept whole

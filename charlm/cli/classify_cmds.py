@@ -142,10 +142,9 @@ def train_classifier(files, classes, valid, label_column: str, encoding: str, fo
     from tqdm import tqdm
 
     from ..classifier import DEFAULT_FILES, cross_validate, default_corpus, prepare
-    from ..errors import CharlmError
     from ..tasks import classify as task
-    from ..train import Trainer, TrainConfig, log_path
-    from ..runs import check_writable
+    from ..train import Trainer, TrainConfig
+    from ..runs import check_writable, refuse_existing, set_aside
     from .train_cmd import StopFlag
 
     files = list(files or [])
@@ -173,21 +172,14 @@ def train_classifier(files, classes, valid, label_column: str, encoding: str, fo
                                                          given.get("steps", 0),
                                                          given.get("time_budget", 0.0))
         mcfg = model.config
-    elif out_file.exists() and not force:
-        raise CharlmError(f"{out_file} already exists. Continue it with --resume, replace it "
-                          "with --force (the old file is kept as .bak), or choose another "
-                          "--out.")
+    else:
+        refuse_existing(out_file, force)
     valid_ex = (task.read_examples([valid], (), label_column, encoding,
                                    task.label_set(examples.labels))
                 if valid is not None else None)
     check_writable(out_file)
-    if not resume and out_file.exists():
-        backup = out_file.with_name(out_file.name + ".bak")
-        out_file.replace(backup)
-        err.print(f"Replacing {out_file}; the old file is kept as {backup}.")
-        old_log = log_path(out_file)
-        if old_log.exists():
-            old_log.replace(old_log.with_name(old_log.name + ".bak"))
+    if not resume:
+        set_aside(out_file, lambda e: err.print(e["message"]))
 
     bar = {"bar": None}
     state = {"last": 0.0, "ema": None, "n": 0, "sec": 0.0}

@@ -14,7 +14,7 @@ import typer
 from tqdm import tqdm
 
 from .. import checkpoint
-from ..errors import CharlmError, ConfigError, ModelFileError
+from ..errors import ConfigError, ModelFileError
 from ..model import Model, ModelConfig
 from ..render import format_duration
 from . import common
@@ -164,8 +164,9 @@ def train(
 ):
     """Train a model: a language model on text files (one sequence per line by default), a
     tagger on CoNLL files (--task tag) or a classifier on labelled lines (--task classify)."""
-    from ..runs import check_writable, given_limits, prepare_training
-    from ..train import TrainConfig, log_path
+    from ..runs import (check_writable, given_limits, prepare_training, refuse_existing,
+                        set_aside)
+    from ..train import TrainConfig
 
     out_file = out_path or Path("models") / f"{level if task == 'lm' else task}.npz"
     if out_file.is_dir():
@@ -228,10 +229,7 @@ def train(
         check_writable(out_file)
         return _run_training(trainer, out_file, tcfg.level)
     else:
-        if out_file.exists() and not force:
-            raise CharlmError(f"{out_file} already exists. Continue it with --resume, replace "
-                              "it with --force (the old file is kept as .bak), or choose "
-                              "another --out.")
+        refuse_existing(out_file, force)
         if not any(limits.values()):
             limits["time_budget"] = 600.0
         mcfg = ModelConfig(cell=cell, layers=layers, hidden=hidden, embed=embed,
@@ -258,13 +256,7 @@ def train(
             return train_classifier(corpus, classes or [], valid, label_column, encoding,
                                     folds, mcfg, tcfg, out_file, force, False)
         trainer = _task_trainer(mcfg, corpus, valid, encoding, tcfg, out_file, lm_features)
-        if out_file.exists():
-            backup = out_file.with_name(out_file.name + ".bak")
-            out_file.replace(backup)
-            err.print(f"Replacing {out_file}; the old file is kept as {backup}.")
-            old_log = log_path(out_file)
-            if old_log.exists():   # the new run starts its own log; keep the old one too
-                old_log.replace(old_log.with_name(old_log.name + ".bak"))
+        set_aside(out_file, _setup_message)
     check_writable(out_file)
     _run_training(trainer, out_file, level)
 
