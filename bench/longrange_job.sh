@@ -2,8 +2,8 @@
 # One measurement job of issue 13, at one level (word or char): a basic RNN, a GRU and an LSTM
 # of the same size, each trained for the same wall-clock budget on the same WikiText-2 text;
 # then `charlm pairs` on BLiMP for each, and `charlm gradients --json` for the trained models
-# and for fresh ones of the same shapes (before / after). Called by device_longrange_word.sh
-# and device_longrange_char.sh; reads $CORPORA, writes $OUT/longrange_<level>.jsonl.
+# and for fresh ones of the same shapes (before / after). Called by job_longrange_word.sh
+# and job_longrange_char.sh; reads $CORPORA, writes $OUT/longrange_<level>.jsonl.
 #
 # Budget (a 7-minute slot on 2 cores): 55 s of training per model (3 × 55 s); estimated, not
 # timed: BLiMP scoring about 30-40 s per model, gradients about 30-60 s in all. BUDGET_SCALE (default 1) scales the

@@ -1,4 +1,4 @@
-"""One charlm tagging run in a wall-clock budget, as a JSON line (for bench/device_tag_charlm.sh).
+"""One charlm tagging run in a wall-clock budget, as a JSON line (for bench/job_tag_charlm.sh).
 
     python bench/tag_run.py --train TRAIN.conll --dev DEV.conll [--bidirectional] \
         --budget 80 --hidden 128 --embed 64 --json

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measurement job (about 6 minutes): character-aware tagging on WNUT-17, train -> dev.
-# Three BiLSTM taggers (embed 64, hidden 128, 1 layer, as device_tag_charlm.sh), 80 s of
+# Three BiLSTM taggers (embed 64, hidden 128, 1 layer, as job_tag_charlm.sh), 80 s of
 # training each: word-only; + character words (--char-embed 25 --char-hidden 25); + character
 # words and the features of charlm's own forward and backward character LMs (1-layer LSTM 128,
 # trained here for 60 s each on the tagging training text alone, the two at once on one core

@@ -6,7 +6,7 @@
 # 3 rounds of 5 s each). About 5.5 minutes on 2 cores: 2 x 10 folds x (12 s + ~2 s of
 # evaluation and set-up) + 40 s.
 #
-#   CORPORA=/path/to/corpora OUT=/path/to/out bash bench/device_mr_charlm.sh
+#   CORPORA=/path/to/corpora OUT=/path/to/out bash bench/job_mr_charlm.sh
 #
 # Env: BUDGET_SCALE (default 1) multiplies the per-fold budget; MAX_FOLDS (default 0 = all 10)
 # runs only the first N folds (quick checks). Output: JSON lines, one per fold and one summary

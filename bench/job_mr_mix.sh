@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Measurement job 2 of issue 12: MR 10-fold cross-validation, same folds and per-fold budget as
-# bench/device_mr_charlm.sh (default 12 s): a char-level bidirectional LSTM in charlm, then the
+# bench/job_mr_charlm.sh (default 12 s): a char-level bidirectional LSTM in charlm, then the
 # word-level bidirectional LSTM in PyTorch (bench/torch_classifier.py: same data code, folds,
 # vocabulary, batches and validation schedule), to set beside job 1's charlm word-level
 # bidirectional run. About 5-6 minutes on 2 cores.
 #
-#   CORPORA=/path/to/corpora OUT=/path/to/out bash bench/device_mr_mix.sh
+#   CORPORA=/path/to/corpora OUT=/path/to/out bash bench/job_mr_mix.sh
 #
-# Env: BUDGET_SCALE, MAX_FOLDS as in device_mr_charlm.sh. Output: $OUT/mr_mix.jsonl.
+# Env: BUDGET_SCALE, MAX_FOLDS as in job_mr_charlm.sh. Output: $OUT/mr_mix.jsonl.
 set -euo pipefail
 : "${CORPORA:?set CORPORA to the corpora folder}" "${OUT:?set OUT to the output folder}"
 HERE=$(cd "$(dirname "$0")" && pwd)

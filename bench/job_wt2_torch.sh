@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # WikiText-2 quality in a fixed wall-clock budget, PyTorch side (issue 10, item 3): the
-# reference script on the same recipe and budget as bench/device_wt2_charlm.sh (2x200 LSTM,
+# reference script on the same recipe and budget as bench/job_wt2_charlm.sh (2x200 LSTM,
 # embedding 200, dropout 0.2, batch 20, bptt 35, Adam 2e-3, vocabulary 10,000; its tokens are
 # the whitespace-separated pieces, as charlm's --tokenizer whitespace).
 #

@@ -2,7 +2,7 @@
 # Measurement job (about 6 minutes): the PyTorch reference tagger (bench/torch_tagger.py)
 # against charlm's, bidirectional LSTM, embed 64, hidden 128, 1 layer, batch 32, Adam 3e-3.
 # 1. quality: PyTorch on BTC and WNUT-17 train -> dev, 80 s of training each (compare with
-#    the btc-bi / wnut17-bi rows of device_tag_charlm.sh, run in the same batch);
+#    the btc-bi / wnut17-bi rows of job_tag_charlm.sh, run in the same batch);
 # 2. speed: three interleaved pairs (charlm, PyTorch) of 20 s runs on BTC, training and tagging
 #    tokens/s; the medians and their ratios (charlm / PyTorch) at the end.
 # Reads $CORPORA, writes $OUT/tag_torch.jsonl and $OUT/tag_torch.txt. BUDGET_SCALE scales the
