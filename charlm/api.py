@@ -196,7 +196,7 @@ def train(corpus=None, out: str | Path | None = None, valid: str | Path | None =
     callbacks = [c for c in (callback, ProgressLines(sys.stderr) if progress else None) if c]
     cb = (lambda e: [c(e) for c in callbacks]) if callbacks else None  # noqa: E731
     if task != "lm":
-        return _train_task(task, corpus, out, valid, cb, options)
+        return _train_task(task, corpus, out, valid, cb, should_stop, options)
     trainer = prepare_training(corpus, out=out, valid=valid, callback=cb,
                                should_stop=should_stop, **options)
     reason = trainer.run_loop()
@@ -236,19 +236,22 @@ class ProgressLines:
         print(line, file=self.stream, flush=True)
 
 
-def _train_task(task, corpus, out, valid, callback, options):
+def _train_task(task, corpus, out, valid, callback, should_stop, options):
     """train() for a sentence task: build its data and model, then the one trainer. As for a
     language model, an existing model file is refused unless ``force=True`` (then kept as
     ``.bak``)."""
     from .runs import refuse_existing, set_aside
 
     out = Path(out if out is not None else f"models/{task}.npz")
+    if options.pop("resume", False):
+        raise ConfigError(f"charlm.train(task={task!r}) starts new runs only; continue a saved "
+                          f"one with `charlm train --task {task} --resume --out {out}`.")
     refuse_existing(out, options.pop("force", False))
     if task == "classify":   # its own options (classes, label_column, folds): see there
         from .classifier import train as train_classifier
         set_aside(out, callback or (lambda e: None))
         return train_classifier(corpus if corpus is not None else (), out, valid,
-                                callback=callback, **options)
+                                callback=callback, should_stop=should_stop, **options)
     lm_features = options.pop("lm_features", None)   # LM files; the config keeps their size
     options.setdefault("level", "word")     # sentence tasks read word tokens
     model_keys = {f.name for f in fields(ModelConfig)} - {"task", "lm_features"}
@@ -261,12 +264,12 @@ def _train_task(task, corpus, out, valid, callback, options):
     mcfg.validate()
     tcfg.validate()
     if task != "tag":
-        raise ConfigError(f"charlm.train cannot train task {task!r} yet. Use lm or tag.")
+        raise ConfigError(f"Unknown task {task!r}. Use lm, tag or classify.")
     from .tasks.tag import TagTask, create_model, load_data
     data = load_data(corpus, valid, tcfg)
     model = create_model(mcfg, data, np.random.default_rng(tcfg.seed), lm_features)
     set_aside(out, callback or (lambda e: None))
-    Trainer(model, TagTask(data, tcfg, model), tcfg, out, callback).run_loop()
+    Trainer(model, TagTask(data, tcfg, model), tcfg, out, callback, should_stop).run_loop()
     return load_model(out)
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import charlm
 from charlm import checkpoint
 from charlm.cli import app
-from charlm.errors import CharlmError, ConfigError, CorpusError
+from charlm.errors import CharlmError, ConfigError
 from charlm.model import Model, ModelConfig
 from charlm.train import Trainer, log_path
 from charlm.vocab import SPECIALS, Vocab
@@ -245,6 +245,7 @@ def test_json_output_is_valid_for_a_model_that_overflows(tmp_path, capfd):
     r = run("score", "--model", path, "--json", "the apple")
     assert r.exit_code == 0, r.stderr
     row = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    # the JSON parsed with NaN and Infinity refused (above): a number here is finite
     assert row["log_prob"] is None or math.isfinite(row["log_prob"])
     assert "RuntimeWarning" not in r.stderr and "RuntimeWarning" not in capfd.readouterr().err
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import charlm
 from charlm import checkpoint, conll
 from charlm.cli import app
-from charlm.errors import ConfigError, CorpusError, ModelFileError
+from charlm.errors import CorpusError, ModelFileError
 from charlm.metrics import entities, is_iob, tagging_scores
 from charlm.model import Model, ModelConfig
 from charlm.tagger import Tagger
@@ -293,3 +293,13 @@ def test_api_tag_training_follows_the_command_rules(tmp_path):
     assert out.read_bytes() == first                       # untouched by the refusal
     charlm.train(train, force=True, **opts)
     assert (tmp_path / "t.npz.bak").read_bytes() == first  # the old file, kept whole
+
+
+def test_a_tagger_at_char_level_is_refused_not_silently_changed(tmp_path):
+    """--task tag reads word tokens: --level char given with it is an error (it used to be
+    overridden quietly), and no file is written."""
+    train = write_conll(tmp_path / "train.conll", 10, 1)
+    r = runner.invoke(app, ["train", "--task", "tag", str(train), "--level", "char",
+                                 "--out", str(tmp_path / "t.npz"), "--steps", "1"])
+    assert r.exit_code == 2 and "reads word tokens" in r.stderr, r.output
+    assert not (tmp_path / "t.npz").exists()

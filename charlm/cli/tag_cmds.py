@@ -12,7 +12,7 @@ from rich.text import Text
 
 from ..api import read_text
 from ..errors import ConfigError, ModelFileError
-from .common import app, arg_text, emit_json, err, guarded, out, read_stdin
+from .common import app, arg_text, emit_json, guarded, out, read_stdin
 
 TAG_MODEL = Path("models") / "tag.npz"
 COLOURS = ["bold cyan", "bold magenta", "bold green", "bold yellow", "bold blue", "bold red"]
@@ -128,4 +128,4 @@ def eval_tagger(tagger, file: Path, as_json: bool) -> None:
     out.print(table)
 
 
-__all__ = ["eval_tagger", "open_tagger", "tag", "err"]
+__all__ = ["eval_tagger", "open_tagger", "tag"]

@@ -18,10 +18,8 @@ from ..errors import ConfigError, ModelFileError
 from ..model import Model, ModelConfig
 from ..render import format_duration
 from . import common
-from .common import (Activation, Cell, ClipMode, Dtype, LabelColumn, Level, Pool, Task,
-                     Tokenizer,
-                     Optimizer, Schedule, app, err, fit_line, guarded, live_progress,
-                     read_path)
+from .common import (Activation, Cell, ClipMode, Dtype, LabelColumn, Level, Optimizer, Pool,
+                     Schedule, Task, Tokenizer, app, err, fit_line, guarded, live_progress)
 
 # ------------------------------------------------------------------------ train
 class StopFlag:
@@ -239,9 +237,11 @@ def train(
                            char_hidden=char_hidden)
         mcfg.validate()
         if task == "tag":
+            if getattr(ctx.get_parameter_source("level"), "name", "") != "DEFAULT" \
+                    and level != "word":
+                raise ConfigError("A tagger labels words: --task tag reads word tokens. Drop "
+                                  "--level char (--char-embed adds each word's characters).")
             level = "word"
-        if lm_features and task != "tag":
-            raise ConfigError("--lm-features applies to --task tag only. Drop it.")
         tcfg = TrainConfig(level=level, patience=patience, prose=prose, lowercase=lowercase,
                            reverse=reverse,
                            vocab_size=vocab_size, min_count=min_count, unk_token=unk_token,
