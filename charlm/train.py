@@ -9,7 +9,8 @@ divergence guard are the same for every task. For the language model (truncated
 backpropagation through time, the state carried across windows) see :mod:`charlm.tasks.lm`.
 
 The trainer never prints: it reports through ``callback(event)`` with plain dicts (``kind`` is
-``start``, ``step``, ``eval``, ``sample``, ``warning``, ``saved``), and asks ``should_stop()``
+``start``, ``step``, ``eval``, ``sample``, ``warning``, ``notice``, ``saved``), and asks
+``should_stop()``
 between steps so that an interrupt ends it cleanly with a resumable checkpoint.
 
 Data-parallel training (``mpiexec -n N``) is one hook, ``reducer`` (``charlm.distributed``):
