@@ -10,8 +10,8 @@ backpropagation through time, the state carried across windows) see :mod:`charlm
 
 The trainer never prints: it reports through ``callback(event)`` with plain dicts (``kind`` is
 ``start``, ``step``, ``eval``, ``sample``, ``warning``, ``notice``, ``saved``), and asks
-``should_stop()``
-between steps so that an interrupt ends it cleanly with a resumable checkpoint.
+``should_stop()`` between steps so that an interrupt ends it cleanly with a resumable
+checkpoint.
 
 Data-parallel training (``mpiexec -n N``) is one hook, ``reducer`` (``charlm.distributed``):
 the task trains this process's share of each batch (the language model: rows ``task.rows`` of
