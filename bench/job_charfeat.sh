@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Measurement job (about 6 minutes): character-aware tagging on WNUT-17, train -> dev.
+# Measurement job (about 6 minutes): character-aware tagging on WNUT-17 (DATA=btc: the Broad
+# Twitter Corpus), train -> dev.
 # Three BiLSTM taggers (embed 64, hidden 128, 1 layer, as job_tag_charlm.sh), 80 s of
 # training each: word-only; + character words (--char-embed 25 --char-hidden 25); + character
 # words and the features of charlm's own forward and backward character LMs (1-layer LSTM 128,
@@ -11,13 +12,18 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 export PYTHONPATH="${PYTHONPATH:-$here}"
 PY="${PYTHON:-python3}"
-C="${CORPORA:?set CORPORA to the corpora folder}/tagging/wnut17"
+DATA="${DATA:-wnut17}"
+C="${CORPORA:?set CORPORA to the corpora folder}/tagging/$DATA"
 OUT="${OUT:?set OUT to the results folder}"
 SCALE="${BUDGET_SCALE:-1}"
 B=$("$PY" -c "print(round(80 * float('$SCALE'), 1))")
 LMB=$("$PY" -c "print(max(1, round(60 * float('$SCALE'))))")
 EVERY=$("$PY" -c "print(max(5, round(100 * float('$SCALE'))))")
-TR="$C/wnut17train.conll"; DV="$C/emerging.dev.conll"
+case "$DATA" in
+  wnut17) TR="$C/wnut17train.conll"; DV="$C/emerging.dev.conll" ;;
+  btc) TR="$C/btc.train"; DV="$C/btc.dev" ;;
+  *) echo "DATA must be wnut17 or btc" >&2; exit 2 ;;
+esac
 W="$(mktemp -d)"
 mkdir -p "$OUT"
 J="$OUT/charfeat.jsonl"
