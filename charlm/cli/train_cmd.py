@@ -452,16 +452,9 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
             display.line(e["message"])
 
     trainer.callback = callback
-    flag = StopFlag()
-    trainer.should_stop = flag
-    flag.install()
     try:
-        # Overflow in a diverging step is handled (undone, reported as a Warning line) by the
-        # trainer; numpy's own multi-line RuntimeWarnings would only add noise.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            reason = trainer.run_loop()
+        reason, flag = _run_stoppable(trainer)
     finally:
-        flag.uninstall()
         display.close()
     if reason == "interrupted":
         from ..runs import resume_command
@@ -482,16 +475,21 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
     _summary(trainer, out_file, level, reason)
 
 
-def _run_quietly(trainer) -> None:
-    """A rank other than 0: train, stop when the ranks agree to, show nothing."""
+def _run_stoppable(trainer) -> tuple[str, StopFlag]:
+    """Run the trainer with Ctrl-C and SIGTERM asking it to stop after the current step (the
+    trainer keeps numpy's overflow warnings of a diverging step to itself)."""
     flag = StopFlag()
     trainer.should_stop = flag
     flag.install()
     try:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            reason = trainer.run_loop()
+        return trainer.run_loop(), flag
     finally:
         flag.uninstall()
+
+
+def _run_quietly(trainer) -> None:
+    """A rank other than 0: train, stop when the ranks agree to, show nothing."""
+    reason, flag = _run_stoppable(trainer)
     if reason == "interrupted":
         raise typer.Exit(143 if flag.signum == signal.SIGTERM else 130)
 
