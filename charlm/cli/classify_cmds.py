@@ -13,7 +13,8 @@ from rich.table import Table
 from .. import checkpoint
 from ..api import read_text
 from ..errors import ConfigError, ModelFileError
-from .common import app, arg_text, emit_json, err, guarded, live_progress, out, read_stdin
+from .common import (app, arg_text, emit_json, err, guarded, live_progress, open_model, out,
+                     read_stdin)
 
 DEFAULT_MODEL = Path("models") / "classify.npz"
 
@@ -21,18 +22,7 @@ DEFAULT_MODEL = Path("models") / "classify.npz"
 def open_classifier(model: Optional[Path]):
     """The classifier in ``model`` (default models/classify.npz), or a clear error."""
     from ..classifier import Classifier
-    path = model or DEFAULT_MODEL
-    if not path.exists():
-        if model is not None:
-            raise ModelFileError(f"No model file at {path}. Check the path, or make one with "
-                                 f"`charlm train --task classify FILE --out {path}`.")
-        raise ModelFileError(f"No classifier at {path}. Train one first: "
-                             "`charlm train --task classify FILE` (no FILE: the bundled "
-                             "review sentences).")
-    m, meta, _ = checkpoint.load(path)
-    if m.config.task != "classify":
-        raise ConfigError(f"{path} is a {m.config.task} model, not a classifier. Give a model "
-                          "trained with --task classify.")
+    m, meta, _ = open_model("word", model, tasks=("classify",))
     return Classifier(m, meta)
 
 

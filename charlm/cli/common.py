@@ -212,23 +212,38 @@ def model_path(level: str, model: Optional[Path]) -> Path:
     return model if model is not None else Path("models") / f"{level}.npz"
 
 
+# What makes the model a command needs, when there is none (sentence tasks; the language model's
+# hint depends on its level), and what the model is called in messages.
+TRAIN_HINT = {"tag": "charlm train --task tag TRAIN.conll --valid DEV.conll",
+              "classify": "charlm train --task classify FILE"}
+MODEL_NAME = {"tag": "tagger", "classify": "classifier"}
+
+
 def open_model(level: str, model: Optional[Path], tasks: tuple = ("lm",)):
-    """The model of --model (or models/<level>.npz); one of another task than ``tasks`` is
-    refused with the command that uses it."""
-    path = model_path(level, model)
-    if not path.exists():
+    """The model of --model, or the default file of the first of ``tasks``
+    (models/<level>.npz for a language model, models/<task>.npz otherwise); one of another
+    task than ``tasks`` is refused with the command that uses it."""
+    task = tasks[0]
+    if task == "lm":
+        path = model_path(level, model)
         hint = ("charlm train corpus.txt" if level == "char"
                 else "charlm train --level word corpus.txt")
+        what = f"{level} model"
+    else:
+        path = model if model is not None else Path("models") / f"{task}.npz"
+        hint, what = TRAIN_HINT[task], MODEL_NAME[task]
+    if not path.exists():
         if model is not None:
             raise ModelFileError(f"No model file at {path}. Check the path, or make one with "
                                  f"`{hint} --out {path}`.")
-        raise ModelFileError(f"No {level} model at {path}. Train one first: `{hint}`.")
+        raise ModelFileError(f"No {what} at {path}. Train one first: `{hint}`.")
     m, meta, _ = checkpoint.load(path)
     if m.config.task not in tasks:
         use = {"tag": "charlm tag", "classify": "charlm classify"}.get(m.config.task, "charlm "
                                                                       "sample")
-        raise ConfigError(f"{path} holds a {m.config.task} model, which this command cannot "
-                          f"use. Use `{use}` (or `charlm eval`) with it.")
+        wanted = f", not a {MODEL_NAME[task]}" if task in MODEL_NAME else ""
+        raise ConfigError(f"{path} holds a {m.config.task} model{wanted}, which this command "
+                          f"cannot use. Use `{use}` (or `charlm eval`) with it.")
     return m, meta, path
 
 

@@ -11,25 +11,16 @@ from rich.table import Table
 from rich.text import Text
 
 from ..api import read_text
-from ..errors import ConfigError, ModelFileError
-from .common import app, arg_text, emit_json, guarded, out, read_stdin
+from ..errors import ConfigError
+from .common import app, arg_text, emit_json, guarded, open_model, out, read_stdin
 
-TAG_MODEL = Path("models") / "tag.npz"
 COLOURS = ["bold cyan", "bold magenta", "bold green", "bold yellow", "bold blue", "bold red"]
 
 
 def open_tagger(model: Optional[Path]):
-    from .. import checkpoint
+    """The tagger in ``model`` (default models/tag.npz), or a clear error."""
     from ..tagger import Tagger
-    path = model if model is not None else TAG_MODEL
-    if not path.exists():
-        raise ModelFileError(f"No tagging model at {path}. Train one first: `charlm train "
-                             f"--task tag TRAIN.conll --valid DEV.conll"
-                             f"{'' if model is None else f' --out {path}'}`.")
-    m, meta, _ = checkpoint.load(path)
-    if m.config.task != "tag":
-        raise ConfigError(f"{path} holds a {m.config.task} model, not a tagger. Give a model "
-                          "trained with --task tag.")
+    m, meta, _ = open_model("word", model, tasks=("tag",))
     return Tagger(m, meta)
 
 
