@@ -242,8 +242,10 @@ def open_model(level: str, model: Optional[Path], tasks: tuple = ("lm",)):
         use = {"tag": "charlm tag", "classify": "charlm classify"}.get(m.config.task, "charlm "
                                                                       "sample")
         wanted = f", not a {MODEL_NAME[task]}" if task in MODEL_NAME else ""
-        raise ConfigError(f"{path} holds a {m.config.task} model{wanted}, which this command "
-                          f"cannot use. Use `{use}` (or `charlm eval`) with it.")
+        kind = {"lm": "language", "tag": "tagging", "classify": "classification"}.get(
+            m.config.task, m.config.task)
+        raise ConfigError(f"{path} holds a {kind} model{wanted}, which this command cannot "
+                          f"use. Use `{use}` (or `charlm eval`) with it.")
     return m, meta, path
 
 
