@@ -39,16 +39,25 @@ def init_params(n_x, n_a, rng, dtype=np.float32, simplified=False, **_):
 
 def forward(x, c0, params, simplified=False, **_):
     """x (T, m, n_x), c0 (m, n_a) -> a (T, m, n_a), c<T> (m, n_a), cache."""
+    c, c_T, z, rc = _run(x, c0, params, simplified, keep=True)
+    return c, c_T, (x, c0, c, z, rc, simplified)
+
+
+def _run(x, c0, params, simplified: bool, keep: bool):
+    """The time loop of :func:`forward` and :func:`infer`: c (T, m, n_a), c<T>, and the gate
+    activations z (G, T, m, n_a) and Γr * c<t-1> (T, m, n_a), which ``keep`` stores for
+    backward; without it rc is one step's scratch (nothing is allocated per step either way)."""
     T, m, _ = x.shape
     n = c0.shape[1]
     G = _blocks(simplified)
     W_aa = params["W_aa"]
     z = input_product(x, params["W_ax"], params["b"], G)  # (G, T, m, n): becomes the activations
     c = np.empty((T, m, n), dtype=z.dtype)
-    rc = None if simplified else np.empty((T, m, n), dtype=z.dtype)  # Γr * c<t-1>
     W_gates_T = transposed(W_aa if simplified else W_aa[: 2 * n])  # rows c<t-1> enters directly
     W_c_T = None if simplified else transposed(W_aa[2 * n:])    # the candidate's, after Γr
-    r = np.empty((m, W_gates_T.shape[1]), dtype=z.dtype)
+    r = np.empty((m, W_gates_T.shape[1]), dtype=z.dtype)    # c<t-1> times those rows
+    rc = None if simplified else np.empty((T, m, n) if keep else (m, n), dtype=z.dtype)
+    rcw = None if simplified else np.empty((m, n), dtype=z.dtype)  # (Γr * c<t-1>) W_c^T
     c_prev = c0
     for t in range(T):
         zt = z[:, t]
@@ -57,10 +66,11 @@ def forward(x, c0, params, simplified=False, **_):
             sigmoid(zt[0], out=zt[0])                      # Γu
             np.tanh(zt[1], out=zt[1])                      # c̃
         else:
+            rc_t = rc[t] if keep else rc
             add_recurrent(zt[:2], np.matmul(c_prev, W_gates_T, out=r))
             sigmoid(zt[:2], out=zt[:2])                    # Γu, Γr
-            np.multiply(zt[1], c_prev, out=rc[t])          # Γr * c<t-1>
-            zt[2] += rc[t] @ W_c_T
+            np.multiply(zt[1], c_prev, out=rc_t)           # Γr * c<t-1>
+            zt[2] += np.matmul(rc_t, W_c_T, out=rcw)
             np.tanh(zt[2], out=zt[2])                      # c̃
         gamma_u, c_tilde = zt[0], zt[-1]
         # c<t> = c<t-1> + Γu * (c̃ - c<t-1>), the same as Γu c̃ + (1 - Γu) c<t-1>
@@ -68,7 +78,7 @@ def forward(x, c0, params, simplified=False, **_):
         c[t] *= gamma_u
         c[t] += c_prev
         c_prev = c[t]
-    return c, c_prev, (x, c0, c, z, rc, simplified)
+    return c, c_prev, z, rc
 
 
 def backward(da, cache, params, trace=None, **_):
@@ -141,35 +151,7 @@ def step(xz, c_prev, params, simplified=False, stacked=False, **_):
 
 def infer(x, c0, params, simplified=False, **_):
     """Forward only (no cache, nothing allocated per step): x (T, m, n_x), c0 (m, n_a)
-    -> a (T, m, n_a), c<T> (m, n_a). The same equations, in the same order, as :func:`forward`.
-    """
-    T, m, _ = x.shape
-    n = c0.shape[1]
-    G = _blocks(simplified)
-    W_aa = params["W_aa"]
-    z = input_product(x, params["W_ax"], params["b"], G)  # (G, T, m, n): scratch per step
-    c = np.empty((T, m, n), dtype=z.dtype)
-    W_gates_T = transposed(W_aa if simplified else W_aa[: 2 * n])  # (n, 2 n), contiguous
-    W_c_T = None if simplified else transposed(W_aa[2 * n:])       # (n, n)
-    r = np.empty((m, 2 * n), dtype=z.dtype)      # c<t-1> times the [u, r] (or [u, c]) rows
-    rc = np.empty((m, n), dtype=z.dtype)         # Γr * c<t-1>
-    rcw = np.empty((m, n), dtype=z.dtype)        # (Γr * c<t-1>) W_c^T
-    c_prev = c0
-    for t in range(T):
-        zt = z[:, t]
-        if simplified:
-            add_recurrent(zt, np.matmul(c_prev, W_gates_T, out=r))
-            sigmoid(zt[0], out=zt[0])                      # Γu
-            np.tanh(zt[1], out=zt[1])                      # c̃
-        else:
-            add_recurrent(zt[:2], np.matmul(c_prev, W_gates_T, out=r))
-            sigmoid(zt[:2], out=zt[:2])                    # Γu, Γr
-            np.multiply(zt[1], c_prev, out=rc)             # Γr * c<t-1>
-            zt[2] += np.matmul(rc, W_c_T, out=rcw)
-            np.tanh(zt[2], out=zt[2])                      # c̃
-        gamma_u, c_tilde = zt[0], zt[-1]
-        np.subtract(c_tilde, c_prev, out=c[t])             # c<t-1> + Γu (c̃ - c<t-1>)
-        c[t] *= gamma_u
-        c[t] += c_prev
-        c_prev = c[t]
-    return c, c_prev
+    -> a (T, m, n_a), c<T> (m, n_a). The same loop as :func:`forward` (:func:`_run`), keeping
+    nothing for backward."""
+    c, c_T, _, _ = _run(x, c0, params, simplified, keep=False)
+    return c, c_T
