@@ -249,6 +249,18 @@ def open_model(level: str, model: Optional[Path], tasks: tuple = ("lm",)):
     return m, meta, path
 
 
+def pyplot():
+    """matplotlib's pyplot for --plot (the optional `plot` extra), drawing to files only."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CharlmError("--plot needs matplotlib, which is not installed. Install it with "
+                          "`pip install 'charlm[plot]'` (or `pip install matplotlib`).") from None
+    return plt
+
+
 def arg_text(s: str, what: str) -> str:
     """Text from the command line: bytes the terminal's encoding could not decode arrive as
     lone surrogates, which are refused here rather than failing later."""

@@ -15,9 +15,9 @@ from rich.text import Text
 from tqdm import tqdm
 
 from ..api import read_text
-from ..errors import CharlmError, ConfigError
+from ..errors import ConfigError
 from .common import (LEVEL_HELP, MODEL_HELP, app, arg_text, emit_json, err, guarded,
-                     live_progress, open_model, out)
+                     live_progress, open_model, out, pyplot)
 
 MAX_TEXT_CHARS = 4 << 20   # windows are drawn from the first 4 MB of a corpus: plenty, and fast
 
@@ -148,13 +148,7 @@ def _print_gradients(doc: dict, every: int) -> None:
 
 
 def _plot_curves(doc: dict, path: Path) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise CharlmError("--plot needs matplotlib, which is not installed. Install it with "
-                          "`pip install 'charlm[plot]'` (or `pip install matplotlib`).")
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     # one colour per model, one line style per path
     styles = {"a": "-", "c": "-.", "jacobian a": "--", "jacobian c": ":"}

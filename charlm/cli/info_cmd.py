@@ -8,11 +8,10 @@ from typing import Optional
 import typer
 from rich.text import Text
 
-from ..errors import CharlmError
 from ..runs import resume_command
 from ..render import format_bytes, format_duration, plural, sparkline
 from .common import (LEVEL_HELP, MODEL_HELP, Level, app, emit_json, err, fit_line,
-                     guarded, open_model, out)
+                     guarded, open_model, out, pyplot)
 
 # ------------------------------------------------------------------------- info
 # The training options that decide how text becomes tokens (those the file has are shown).
@@ -175,13 +174,7 @@ def text_options(tcfg: dict, vocab) -> str:
 
 
 def _plot(hist: list, path: Path) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise CharlmError("--plot needs matplotlib, which is not installed. Install it with "
-                          "`pip install 'charlm[plot]'` (or `pip install matplotlib`).")
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for key, label in (("train_loss", "train"), ("valid_loss", "validation")):
         pts = [(h["step"], h[key]) for h in hist if h.get(key) is not None]
