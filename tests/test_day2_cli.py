@@ -498,9 +498,13 @@ def test_shell_completion_is_typers_own():
     assert CliRunner().invoke(app, [], env=env, prog_name="charlm").stdout.split() == \
         ["sample"]
     # in a process of its own: typer reads the shell for --show-completion from its own
-    # state, which an in-process runner shares with every test before this one
+    # state, which an in-process runner shares with every test before this one. Typer guesses
+    # the shell from the parent processes unless told not to; under make, CI or a job runner
+    # the parent may be no shell at all, so the test names it (typer's own switch for tests)
     script = subprocess.run([sys.executable, "-m", "charlm", "--show-completion", "bash"],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ,
+                                 "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
     assert script.returncode == 0, script.stderr
     # the hook that asks the program for completions (its variable is named after the
     # program, here `python -m charlm`)
