@@ -178,6 +178,7 @@ def run_worker(spec: dict) -> dict:
     else:
         opt = make_optimizer(cfg.get("optimizer", "adam"), cfg.get("lr", 1e-3))
         state = model.zero_state(B)
+        output = model.output_layer() if mode == "eval" else None   # once, as evaluate does
         dtype = np.uint8 if V <= 256 else np.uint16
         for i in range(spec["warmup"] + spec["steps"]):
             X = rng.integers(0, V, (T, B)).astype(dtype)
@@ -189,7 +190,7 @@ def run_worker(spec: dict) -> dict:
                 clip_gradients(grads, 5.0)
                 opt.update(model.params, grads)
             else:   # evaluation as train.evaluate runs it: the forward-only path
-                _, state = model.target_log_probs(X, Y, state)
+                _, state = model.target_log_probs(X, Y, state, output=output)
             if i >= spec["warmup"]:
                 times.append(time.perf_counter() - t)
         tok_s = B * T / float(np.median(times))

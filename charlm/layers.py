@@ -6,6 +6,9 @@ hidden size. Token ids are small unsigned integers of shape (T, m).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 
@@ -93,13 +96,57 @@ def softmax_xent(logits: np.ndarray, y: np.ndarray, m: int):
     return nll / m, nll, z
 
 
-def target_log_probs(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+# --------------------------------------------------- row blocks on every core
+def cores() -> int:
+    """The cores this process may use, as the BLAS is told to (its thread variables set, as
+    ``charlm.mpienv`` sets them for each MPI process, win): 1 means no threads."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "")
+        if value.isdigit() and int(value) > 0:
+            n = min(n or 1, int(value))
+            break
+    return max(1, n or 1)
+
+
+_POOL: dict[int, ThreadPoolExecutor] = {}
+
+
+def by_rows(fn, N: int, min_rows: int) -> None:
+    """Call ``fn(i, j)`` over row ranges that split range(N), one per core, at once.
+
+    For element-wise work that NumPy runs on one core: its loops release the GIL, so threads
+    over disjoint rows use every core the BLAS does. Parts smaller than ``min_rows`` rows are
+    not worth a thread's hand-over (tens of µs): one call then does all.
+    """
+    parts = max(1, min(cores(), N // max(1, min_rows)))
+    if parts == 1:
+        fn(0, N)
+        return
+    pool = _POOL.get(parts) or _POOL.setdefault(parts, ThreadPoolExecutor(parts - 1))
+    cuts = [N * k // parts for k in range(parts + 1)]
+    futures = [pool.submit(fn, cuts[k], cuts[k + 1]) for k in range(1, parts)]
+    fn(cuts[0], cuts[1])
+    for f in futures:
+        f.result()
+
+
+def target_log_probs(logits: np.ndarray, y: np.ndarray, shift: bool = True) -> np.ndarray:
     """log ŷ[y] = z[y] - logsumexp(z) for each row, without building the log-softmax array.
 
-    logits (N, V) is scratch: it is overwritten. y (N,) targets -> (N,) float64. The same
-    operations as :func:`softmax_xent`'s negative log-likelihood, so the same values.
+    logits (N, V) is scratch: it is overwritten. y (N,) targets -> (N,) float64. With
+    ``shift`` (the default) each row is first shifted by its max, the same operations as
+    :func:`softmax_xent`'s negative log-likelihood, so the same values. ``shift=False`` leaves
+    out the max and the subtraction, two of the four passes over the (N, V) block: only for a
+    caller that knows every |z| is small enough that Σ exp(z) can neither overflow nor lose
+    its largest terms to underflow (see ``Model.target_log_probs``); the result then differs
+    by round-off only.
     """
     rows = np.arange(logits.shape[0])
+    if not shift:
+        z_y = logits[rows, y].astype(np.float64)
+        np.exp(logits, out=logits)
+        return z_y - np.log(logits.sum(axis=1).astype(np.float64))
     z_max = logits.max(axis=1, keepdims=True)
     z_y = (logits[rows, y] - z_max[:, 0]).astype(np.float64)
     np.subtract(logits, z_max, out=logits)

@@ -18,6 +18,7 @@ A model is a config plus a dict of named float arrays; gradients use the same ke
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -25,7 +26,7 @@ import numpy as np
 from . import encoder
 from .cells import CELLS, transposed
 from .errors import ConfigError
-from .layers import (embed_backward, embed_forward, log_softmax, one_hot, softmax_xent,
+from .layers import (by_rows, embed_backward, embed_forward, log_softmax, one_hot, softmax_xent,
                      target_log_probs)
 from .vocab import Vocab
 
@@ -277,8 +278,22 @@ class Model:
             new_state.append(s)
         return h, new_state
 
+    def output_layer(self) -> tuple[np.ndarray, float]:
+        """The output layer as the forward-only path runs it: [W_y | b_y]^T (n_a + 1, V), the
+        bias riding in the product as one more row (a pass over the logits less), and the
+        largest norm of its columns, which bounds the logits (see :meth:`target_log_probs`).
+        A copy of W_y: made once per evaluation or scoring pass, not per window; valid until
+        the parameters change."""
+        H = self.params["W_y"].shape[1]
+        W = np.empty((H + 1, self.V), dtype=self.params["W_y"].dtype)
+        W[:H] = self.params["W_y"].T
+        W[H] = self.params["b_y"]
+        sq = np.einsum("ij,ij->i", self.params["W_y"], self.params["W_y"])
+        sq += self.params["b_y"] * self.params["b_y"]
+        return W, float(np.sqrt(sq.max())) * (1.0 + 1e-5)   # the margin: float32 sums
+
     def target_log_probs(self, X: np.ndarray, Y: np.ndarray, state: list,
-                         rows: int = 0) -> tuple[np.ndarray, list]:
+                         rows: int = 0, output=None) -> tuple[np.ndarray, list]:
         """log ŷ<t>[y<t>] of targets Y (T, m) given ids X (T, m): (T, m) float64, final state.
 
         What scoring and evaluation need, on the forward-only path: each position gives only
@@ -287,23 +302,38 @@ class Model:
         so that scoring large batches over a large vocabulary stays within bounded memory;
         smaller blocks, which would stay in cache, made W1's output stage slower (blocks of
         32 rows: 3.6x the time of all 700 rows at once, minima of 12 runs on a busy 2-core
-        machine, 2026-11-28).
+        machine, 2026-11-28). The exponentials and sums of a block run on every core
+        (``layers.by_rows``). ``output``: :meth:`output_layer`, for a caller that runs many
+        windows with the same parameters (None: made here).
         """
         h, new_state = self.infer(X, state)
         T, m, H = h.shape
         N, V = T * m, self.V
-        hf = h.reshape(N, H)
         y = Y.reshape(-1).astype(np.intp)
-        W_y_T = transposed(self.params["W_y"])                       # (n_a, V)
-        b_y = self.params["b_y"]
+        W, w_norm = output or self.output_layer()
+        # |z| <= ||[a, 1]|| max_j ||[W_y, b_y]_j|| (Cauchy-Schwarz). Where that bound keeps
+        # V e^|z| below the dtype's largest number, exp(z) can neither overflow nor lose the
+        # row's largest terms, and logsumexp needs no shift by the row's max: two passes over
+        # the block less. Otherwise (a diverging model, huge logits) the shifted form.
+        safe = math.log(np.finfo(h.dtype).max) - math.log(V) - 1.0
         rows = rows or max(256, (1 << 22) // V)
+        hb = np.empty((min(rows, N), H + 1), dtype=h.dtype)
+        hb[:, H] = 1.0
         block = np.empty((min(rows, N), V), dtype=h.dtype)
         out = np.empty(N, dtype=np.float64)
+        hf = h.reshape(N, H)
         for i in range(0, N, rows):
             j = min(i + rows, N)
-            logits = np.matmul(hf[i:j], W_y_T, out=block[: j - i])  # z = W_y a + b_y
-            logits += b_y
-            out[i:j] = target_log_probs(logits, y[i:j])
+            a = hb[: j - i]
+            a[:, :H] = hf[i:j]
+            bound = w_norm * math.sqrt(float(np.einsum("ij,ij->i", a, a).max()))
+            logits = np.matmul(a, W, out=block[: j - i])           # z = W_y a + b_y
+            shift = not bound < safe
+
+            def rows_of(p, q, i=i, logits=logits, shift=shift):
+                out[i + p:i + q] = target_log_probs(logits[p:q], y[i + p:i + q], shift)
+
+            by_rows(rows_of, j - i, max(1, (1 << 16) // V))   # exp and sum on every core
         return out.reshape(T, m), new_state
 
     def log_probs(self, X: np.ndarray, state: list) -> tuple[np.ndarray, list]:

@@ -43,10 +43,11 @@ class Scored:
         return float(np.exp(-self.log_prob / self.n_tokens))
 
 
-def batch_log_probs(model: Model, seqs: list[np.ndarray]) -> list[np.ndarray]:
+def batch_log_probs(model: Model, seqs: list[np.ndarray], output=None) -> list[np.ndarray]:
     """Per-target log-probabilities of several id sequences at once (each from a<0> = 0).
 
     The sequences are padded with ``<EOS>`` to the longest; padded positions are dropped.
+    ``output``: ``model.output_layer()``, made once by a caller that scores many batches.
     """
     if not seqs:
         return []
@@ -60,7 +61,7 @@ def batch_log_probs(model: Model, seqs: list[np.ndarray]) -> list[np.ndarray]:
     # a model whose parameters overflow gives -inf/NaN log-probabilities, reported as such
     # (JSON null); numpy's warnings about them would only be noise
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        picked, _ = model.target_log_probs(X, Y, model.zero_state(m))   # (T, m) float64
+        picked, _ = model.target_log_probs(X, Y, model.zero_state(m), output=output)
     return [picked[: len(s) + 1, j] for j, s in enumerate(seqs)]
 
 
@@ -83,13 +84,14 @@ def score_many(model: Model, texts: Iterable[str], batch: int = 64,
     texts = list(texts)
     encoded = [model.vocab.encode(t).astype(np.int64) for t in texts]
     span = batch * SORT_SPAN
+    output = model.output_layer()
     for s0 in range(0, len(texts), span):
         idx = range(s0, min(s0 + span, len(texts)))
         order = sorted(idx, key=lambda i: len(encoded[i]))
         found: dict[int, np.ndarray] = {}
         for a in range(0, len(order), batch):
             part = order[a: a + batch]
-            found.update(zip(part, batch_log_probs(model, [encoded[i] for i in part])))
+            found.update(zip(part, batch_log_probs(model, [encoded[i] for i in part], output)))
             if on_batch is not None:
                 on_batch(len(part))
         for i in idx:

@@ -221,11 +221,12 @@ def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
     if reducer is not None:
         batches = batches.rows(*reducer.share(m, "--eval-batch"))
     state = model.zero_state(batches.m)
+    output = model.output_layer()                     # once per pass: the weights stay
     total = 0.0
     for k in range(len(batches)):
         X, Y = batches.window(k)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            logp, state = model.target_log_probs(X, Y, state)   # overflow: inf/NaN, reported
+            logp, state = model.target_log_probs(X, Y, state, output=output)   # overflow: inf/NaN, reported
         total -= float(logp.sum())
         if on_progress is not None:
             on_progress(X.size)

@@ -66,6 +66,26 @@ def test_target_log_probs_equal_the_training_softmax(cell, opts, dtype, rows):
     assert -got.sum() == pytest.approx(nll, rel=TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("scale", [1.0, 40.0, 1e4])
+def test_target_log_probs_with_and_without_the_max_shift(dtype, scale):
+    """Small output weights take the unshifted logsumexp, huge ones (logits of 10^4, where
+    exp overflows) the shifted one; both against float64 log_softmax of the same logits."""
+    model = make_model("lstm", V=13, hidden=6, embed=3, layers=1, dtype=dtype, seed=9)
+    for k in ("W_y", "b_y"):
+        model.params[k] *= model.params[k].dtype.type(scale)
+    rng = np.random.default_rng(10)
+    X = rng.integers(0, 13, (4, 5)).astype(np.uint8)
+    Y = rng.integers(0, 13, (4, 5)).astype(np.uint8)
+    state = random_state(model, 5, rng)
+    logits, _, _ = model.forward(X, state)
+    full = log_softmax(logits.astype(np.float64)).reshape(4, 5, -1)
+    want = np.take_along_axis(full, Y[..., None].astype(np.intp), axis=2)[..., 0]
+    got, _ = model.target_log_probs(X, Y, state)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype] * scale)
+
+
 def test_full_log_probs_equal_the_training_softmax():
     model = make_model("lstm", V=9, dtype="float64", seed=6)
     X = np.random.default_rng(7).integers(0, 9, (5, 2))
