@@ -8,10 +8,9 @@
 #   - torch_quality.py's own evaluation of a PyTorch model of the same size on the same text,
 # alternately (charlm, PyTorch) REPEATS times, medians. Details: bench/e2e_eval.py.
 #
-# THREADS="1" (default): one thread per side, the char recipe pinned to core 0 and the word
-# recipe to core 1, both recipes at the same time (about 4.5 minutes). THREADS="2": two
-# threads on cores 0,1, one recipe after the other (about 3.5 minutes more); THREADS="1 2"
-# runs both. The models are one training step from initialisation unless
+# One run at a time. THREADS="1" (default): one thread per side, pinned to core 0 (about 5
+# minutes on the project's 2-core machine). THREADS="2": two threads on cores 0 and 1 (about
+# 3.5 minutes); THREADS="1 2" runs both. The models are one training step from initialisation unless
 # CHAR_MODEL / WORD_MODEL name model files (the time does not depend on the weights).
 #
 # Reads $CORPORA (tinyshakespeare.txt, wikitext-2/) and $TORCH_QUALITY (default
