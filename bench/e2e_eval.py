@@ -32,15 +32,14 @@ Each side runs on the same cores with the same thread count (OMP/OPENBLAS/MKL_NU
 torch's --threads), alternately (charlm, PyTorch, charlm, PyTorch, ...), and the medians are
 reported. One run at a time: with one thread each run is pinned to core 0, with two threads
 to cores 0 and 1. (Running the two recipes at once, one per core, was tried and dropped: a
-run took up to 25 % less time once the other core's recipe had finished.) Ratios: time ratio = charlm's seconds /
-PyTorch's seconds; speed ratio = its inverse (above 1: charlm is faster).
+run took up to 25 % less time once the other core's recipe had finished.) Ratios: time
+ratio = charlm's seconds / PyTorch's seconds; speed ratio = its inverse (above 1: charlm is
+faster).
 """
 from __future__ import annotations
 
 import json
-import math
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -137,7 +136,8 @@ def run() -> None:
     corpora = Path(env["CORPORA"])
     out = Path(env["OUT"])
     work = Path(env["WORK"])
-    py, tpy, tq = env.get("PY", "python3"), env.get("TORCH_PY", env.get("PY", "python3")), env["TORCH_QUALITY"]
+    py, tq = env.get("PY", "python3"), env["TORCH_QUALITY"]
+    tpy = env.get("TORCH_PY", py)
     repeats = int(env.get("REPEATS", "3"))
     threads_list = [int(t) for t in env.get("THREADS", "1").split()]
     here = Path(__file__).resolve()
@@ -241,7 +241,8 @@ def run() -> None:
 
     def report(name: str, n: int, pin: list[str], runs: dict) -> dict:
         med = lambda side, key: statistics.median(x[key] for x in runs[side])  # noqa: E731
-        c_pass, c_cmd, c_unk = med("charlm", "pass_s"), med("charlm", "command_s"), med("charlm", "unk_pass_s")
+        c_pass, c_cmd = med("charlm", "pass_s"), med("charlm", "command_s")
+        c_unk = med("charlm", "unk_pass_s")
         t_eval = med("torch", "eval_s")
         c_tok, t_tok = runs["charlm"][0]["tokens"], runs["torch"][0]["tokens"]
         row = {"type": "e2e", "recipe": name, "threads": n, "cores": " ".join(pin) or "any",

@@ -8,10 +8,11 @@
 #   - torch_quality.py's own evaluation of a PyTorch model of the same size on the same text,
 # alternately (charlm, PyTorch) REPEATS times, medians. Details: bench/e2e_eval.py.
 #
-# One run at a time. THREADS="1" (default): one thread per side, pinned to core 0 (about 5
+# One run at a time. THREADS="1" (default): one thread per side, pinned to core 0 (about 4
 # minutes on the project's 2-core machine). THREADS="2": two threads on cores 0 and 1 (about
-# 3.5 minutes); THREADS="1 2" runs both. The models are one training step from initialisation unless
-# CHAR_MODEL / WORD_MODEL name model files (the time does not depend on the weights).
+# 3.5 minutes); THREADS="1 2" runs both. The models are one training step from
+# initialisation unless CHAR_MODEL / WORD_MODEL name model files (the time does not depend on
+# the weights).
 #
 # Reads $CORPORA (tinyshakespeare.txt, wikitext-2/) and $TORCH_QUALITY (default
 # $CORPORA/../bench/torch_quality.py); writes $OUT/e2e.jsonl (one line per recipe and thread
@@ -30,4 +31,5 @@ export WORK
 trap 'rm -rf "$WORK"' EXIT
 START=$(date +%s)
 PYTHONPATH="$PWD" "$PY" bench/e2e_eval.py run
-echo "job: $(( $(date +%s) - START )) s, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
+echo "job: $(( $(date +%s) - START )) s, commit $COMMIT"
