@@ -10,7 +10,7 @@
 #
 # One run at a time. THREADS="1" (default): one thread per side, pinned to core 0 (about 4
 # minutes on the project's 2-core machine). THREADS="2": two threads on cores 0 and 1 (about
-# 3.5 minutes); THREADS="1 2" runs both. The models are one training step from
+# 3 minutes); THREADS="1 2" runs both. The models are one training step from
 # initialisation unless CHAR_MODEL / WORD_MODEL name model files (the time does not depend on
 # the weights).
 #
