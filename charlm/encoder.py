@@ -28,7 +28,9 @@ Parameters keep the language model's names for the forward direction (``L1.W_ax`
 every layer (between layers and before the head) while training, as in the language model.
 
 Pure functions: :func:`forward` returns a cache that the caller hands back to
-:func:`backward`; nothing is stored anywhere else.
+:func:`backward`; nothing is stored anywhere else. :func:`infer` is the forward-only pass
+(no cache, no dropout) of every caller that needs no gradient: the same layer loop with each
+cell's ``infer`` in place of its ``forward``.
 """
 
 from __future__ import annotations
@@ -108,6 +110,33 @@ def forward(params: dict, config, x: np.ndarray, state: list | None = None,
     output h (T, m, D), the forward direction's state after step T (meaningful without
     ``lengths``: the language model carries it to the next window) and the cache.
     """
+    return _stack(params, config, x, state, lengths, rng, _cell_forward)
+
+
+def infer(params: dict, config, x: np.ndarray, state: list | None = None,
+          lengths: np.ndarray | None = None):
+    """The forward-only pass (evaluation, tagging, classification): what :func:`forward`
+    computes without ``rng``, but every layer runs its cell's ``infer``, which keeps no cache
+    and allocates nothing per step. Returns h (T, m, D) and the forward direction's state
+    after step T; nothing for :func:`backward`."""
+    h, new_state, _ = _stack(params, config, x, state, lengths, None, _cell_infer)
+    return h, new_state
+
+
+def _cell_forward(cell, x, state, params, **opts):
+    return cell.forward(x, state, params, **opts)
+
+
+def _cell_infer(cell, x, state, params, **opts):
+    a, s = cell.infer(x, state, params, **opts)
+    return a, s, None
+
+
+def _stack(params: dict, config, x: np.ndarray, state, lengths, rng, run):
+    """The layer loop of :func:`forward` and :func:`infer`: ``run(cell, x, state, params,
+    **opts) -> (a, state_T, cache)`` is the cell's training forward or its forward-only
+    ``infer`` (cache None). Masks, the backward direction's flips and dropout are the same
+    for both; with ``infer`` the caches are all None and there is no dropout (no rng)."""
     cell, opts = CELLS[config.cell], config.cell_opts
     T, m = x.shape[:2]
     dt = x.dtype.type
@@ -120,11 +149,11 @@ def forward(params: dict, config, x: np.ndarray, state: list | None = None,
     h = x
     caches, drops, new_state = [], [], []
     for l in range(1, config.layers + 1):
-        a, s, cache = cell.forward(h, state[l - 1], layer_params(params, l), **opts)
+        a, s, cache = run(cell, h, state[l - 1], layer_params(params, l), **opts)
         cache_r = None
         if bidir:
-            a_r, _, cache_r = cell.forward(flip(h, rev), zero_state(config, m, dt)[0],
-                                           layer_params(params, l, True), **opts)
+            a_r, _, cache_r = run(cell, flip(h, rev), zero_state(config, m, dt)[0],
+                                  layer_params(params, l, True), **opts)
             a = np.concatenate([a, flip(a_r, rev)], axis=2)
         if mask is not None:
             a = a * mask                    # padded steps feed nothing (a copy: caches keep a)

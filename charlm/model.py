@@ -196,13 +196,28 @@ class Model:
         batches of whole sentences (see :mod:`charlm.encoder`); ``rng`` turns dropout on.
         ``words``: a tagger's :class:`~charlm.wordfeat.WordBatch` for the same sentences,
         whose columns (character words, LM features) follow the embedding in x<t>."""
+        x, wcache = self._encoder_inputs(X, lengths, words, train=True)
+        h, new_state, cache = encoder.forward(self.params, self.config, x, state, lengths, rng)
+        return h, new_state, (X, cache, wcache)
+
+    def encode_infer(self, X: np.ndarray, state: list | None = None,
+                     lengths: np.ndarray | None = None, words=None):
+        """:meth:`encode` on the forward-only path (tagging, classification, evaluation):
+        h (T, m, D) and the final state of every layer, no dropout, no cache. The layers and
+        the character words run :func:`charlm.encoder.infer`."""
+        x, _ = self._encoder_inputs(X, lengths, words, train=False)
+        return encoder.infer(self.params, self.config, x, state, lengths)
+
+    def _encoder_inputs(self, X: np.ndarray, lengths, words, train: bool):
+        """x<t> of the first layer: the embedding, then a tagger's word columns; and the
+        word columns' cache (None without ``words`` or without ``train``)."""
         x, wcache = self._inputs(X), None
         if words is not None:
             from . import wordfeat
-            extra, wcache = wordfeat.word_inputs(self.params, self.config, words, lengths)
+            extra, wcache = wordfeat.word_inputs(self.params, self.config, words, lengths,
+                                                 train)
             x = np.concatenate([x, extra.astype(x.dtype, copy=False)], axis=2)
-        h, new_state, cache = encoder.forward(self.params, self.config, x, state, lengths, rng)
-        return h, new_state, (X, cache, wcache)
+        return x, wcache
 
     def encode_backward(self, dh: np.ndarray, cache, grads: dict | None = None,
                         trace: dict | None = None):
@@ -231,9 +246,13 @@ class Model:
         h, new_state, cache = self.encode(X, state, lengths, rng, words)
         T, m, D = h.shape
         hf = h.reshape(T * m, D)
+        return self.output(hf), new_state, (cache, hf)
+
+    def output(self, hf: np.ndarray) -> np.ndarray:
+        """The logits ``z = W_y a + b_y`` of hidden states hf (N, D): (N, K)."""
         logits = hf @ self.params["W_y"].T
         logits += self.params["b_y"]
-        return logits, new_state, (cache, hf)
+        return logits
 
     def loss(self, X: np.ndarray, Y: np.ndarray, state: list,
              rng: np.random.Generator | None = None, m_total: int | None = None):
@@ -269,14 +288,9 @@ class Model:
     def infer(self, X: np.ndarray, state: list) -> tuple[np.ndarray, list]:
         """The forward-only pass (evaluation, no dropout, no cache): the last layer's hidden
         states for ids X (T, m) -> (T, m, n_a), and the final state of every layer. Each layer
-        runs its cell's ``infer``, which gives what ``forward`` gives, to round-off."""
-        opts = self.config.cell_opts
-        h = self._inputs(X)
-        new_state = []
-        for l in range(1, self.config.layers + 1):
-            h, s = self.cell.infer(h, state[l - 1], self.layer_params(l), **opts)
-            new_state.append(s)
-        return h, new_state
+        runs its cell's ``infer``, which gives what ``forward`` gives, to round-off (the
+        encoder's forward-only pass, :func:`charlm.encoder.infer`, without lengths)."""
+        return encoder.infer(self.params, self.config, self._inputs(X), state)
 
     def output_layer(self) -> tuple[np.ndarray, float]:
         """The output layer as the forward-only path runs it: [W_y | b_y]^T (n_a + 1, V), the

@@ -25,7 +25,8 @@ single spaces. A forward character LM reads it from ``<EOS>`` (as in scoring, a<
 feature of a word is its top-layer state after the word's last character. A backward LM
 (trained with ``charlm train --reverse``) reads the reversed text; its feature is the state
 after the word's first character. The LMs are frozen: their states are computed once per
-sentence by a forward pass without dropout, and nothing is backpropagated into them. The LM
+sentence by the forward-only pass (:meth:`~charlm.model.Model.infer`: no dropout, no
+cache), and nothing is backpropagated into them. The LM
 files travel inside the tagger's model file: their params under ``lm/<i>/param/<name>``, their
 config, vocabulary and direction in the meta entry's ``features``.
 """
@@ -63,16 +64,21 @@ def init_char_params(config, n_chars: int, rng: np.random.Generator, dt) -> dict
     return {"C." + k: v for k, v in p.items()}
 
 
-def char_forward(params: dict, config, chars: np.ndarray, lengths: np.ndarray):
+def char_forward(params: dict, config, chars: np.ndarray, lengths: np.ndarray,
+                 train: bool = True):
     """r(w) for every word: chars (T_c, n_u) padded ids, lengths (n_u,) -> (n_u, 2 n_c) and the
-    cache for :func:`char_backward`."""
+    cache for :func:`char_backward` (``train`` False: the encoder's forward-only pass, and
+    no cache)."""
     cc, p = char_config(config), char_params(params)
     x = embed_forward(chars, p["E"])
-    h, _, cache = encoder.forward(p, cc, x, None, lengths, None)
+    if train:
+        h, _, cache = encoder.forward(p, cc, x, None, lengths, None)
+    else:
+        (h, _), cache = encoder.infer(p, cc, x, None, lengths), None
     n, cols = cc.hidden, np.arange(chars.shape[1])
     # forward half after the last character, backward half (un-flipped) after the first
     r = np.concatenate([h[lengths - 1, cols, :n], h[0, :, n:]], axis=1)
-    return r, (chars, lengths, h.shape, cache)
+    return r, (chars, lengths, h.shape, cache) if train else None
 
 
 def char_backward(dr: np.ndarray, cache, params: dict, config) -> dict:
@@ -97,16 +103,18 @@ class WordBatch:
         self.chars, self.char_lengths, self.inverse, self.lm = chars, char_lengths, inverse, lm
 
 
-def word_inputs(params: dict, config, words: WordBatch, lengths: np.ndarray):
+def word_inputs(params: dict, config, words: WordBatch, lengths: np.ndarray,
+                train: bool = True):
     """The columns ``[r(w<t>), f<t>]`` that follow the embedding in x<t>: (T, m, 2 n_c + n_f),
-    and the cache for :func:`word_inputs_backward`."""
+    and the cache for :func:`word_inputs_backward` (None when not ``train``: the character
+    words then take the forward-only path)."""
     parts, rcache = [], None
     if config.char_hidden:
-        r, rcache = char_forward(params, config, words.chars, words.char_lengths)
+        r, rcache = char_forward(params, config, words.chars, words.char_lengths, train)
         parts.append(r[words.inverse])
     if config.lm_features:
         parts.append(words.lm)
-    return np.concatenate(parts, axis=2), (words, lengths, rcache)
+    return np.concatenate(parts, axis=2), (words, lengths, rcache) if train else None
 
 
 def word_inputs_backward(dx: np.ndarray, cache, params: dict, config) -> dict:
@@ -257,5 +265,7 @@ def lm_word_states(lm, reverse: bool, sentences: list[list[str]]) -> list[np.nda
     X = np.full((int(lengths.max()), len(seqs)), EOS_ID, np.int64)
     for j, q in enumerate(seqs):
         X[1:len(q) + 1, j] = q
-    h, _, _ = lm.encode(X, None, lengths)          # no rng: no dropout; frozen
+    # frozen: the forward-only pass. Without lengths the padding after a text is read too,
+    # but it comes after every span, so it cannot change the states gathered there.
+    h, _ = lm.infer(X, lm.zero_state(len(seqs)))
     return [h[spans[j], j].astype(np.float32) for j in range(len(seqs))]

@@ -141,3 +141,149 @@ def test_priming_in_one_pass_gives_the_stepped_state(cell, opts):
     for g, w in zip(flat_state(state), flat_state(want)):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
     assert prime_state(step, np.zeros(0, int))[1] == 0     # no prime: <EOS> is the input
+
+
+# ------------------------------------------ the encoder's forward-only path (tag, classify)
+# ``encoder.infer`` and everything on it (tag_log_probs, the classifier's predict_proba, the
+# character words, the frozen LMs' features) against the training forward pass without rng,
+# which keeps caches and runs each cell's ``forward``: padded batches of different lengths,
+# one and two directions, models whose config has dropout (the inference path must not apply
+# it).
+from charlm import encoder, wordfeat                      # noqa: E402
+from charlm.model import Model, ModelConfig               # noqa: E402
+from charlm.tasks import pad                              # noqa: E402
+from charlm.tasks import classify as C                    # noqa: E402
+from charlm.tasks.tag import encode_tokens, tag_log_probs  # noqa: E402
+from charlm.vocab import Vocab                            # noqa: E402
+
+LENGTHS = [5, 1, 3, 5, 2]
+SENTS = [["Harry", "Potter", "met", "Ron"], ["a"], ["Teddy", "Roosevelt", "met", "a", "spell"],
+         ["spell", "Potter"], ["Albus", "Dumbledore", "said"]]
+WORDS = ["Harry", "met", "a", "spell", "Potter"]
+TAGS = ["O", "B-PER", "I-PER"]
+
+
+def encoder_config(cell, opts, bidirectional, dtype, layers=2):
+    return ModelConfig(cell=cell, layers=layers, hidden=6, embed=4, dropout=0.3, dtype=dtype,
+                       task="tag", bidirectional=bidirectional, **opts)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("lengths", [LENGTHS, None], ids=["padded", "full"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("cell,opts", VARIANT_PARAMS)
+def test_encoder_infer_equals_forward(cell, opts, bidirectional, lengths, dtype):
+    cfg = encoder_config(cell, opts, bidirectional, dtype)
+    rng = np.random.default_rng(12)
+    params = encoder.init_params(cfg, 4, rng, np.dtype(dtype).type)
+    T, m = 6, len(LENGTHS)                      # one padding row more than the longest
+    x = rng.standard_normal((T, m, 4)).astype(dtype)
+    state = [tuple(rng.standard_normal(a.shape).astype(dtype) for a in s)
+             if isinstance(s, tuple) else rng.standard_normal(s.shape).astype(dtype)
+             for s in encoder.zero_state(cfg, m, np.dtype(dtype).type)]
+    x0, s0 = x.copy(), [a.copy() for a in flat_state(state)]
+    L = None if lengths is None else np.array(lengths)
+    want, s_want, _ = encoder.forward(params, cfg, x, state, L)
+    got, s_got = encoder.infer(params, cfg, x, state, L)
+    assert got.shape == want.shape == (T, m, 12 if bidirectional else 6)
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype])
+    if L is not None:                                        # padding: exactly zero
+        assert not got[np.arange(T)[:, None] >= L[None, :]].any()
+    for g, w in zip(flat_state(s_got), flat_state(s_want)):
+        np.testing.assert_allclose(g, w, rtol=TOL[dtype], atol=TOL[dtype])
+    np.testing.assert_array_equal(x, x0)                     # inputs left alone
+    for a, b in zip(flat_state(state), s0):
+        np.testing.assert_array_equal(a, b)
+
+
+def char_lm(cell, hidden, dtype, seed):
+    """A small untrained character LM over the characters of SENTS (and the space)."""
+    vocab = Vocab.build([" ".join(s) for s in SENTS], "char", unk_token=None)
+    cfg = ModelConfig(cell=cell, layers=2, hidden=hidden, embed=3, dropout=0.2, dtype=dtype)
+    return Model.create(cfg, vocab, np.random.default_rng(seed))
+
+
+def feature_tagger(cell, bidirectional, chars, lms, dtype):
+    lm_list = [(char_lm(cell, 4, dtype, 20), False), (char_lm(cell, 3, dtype, 21), True)] \
+        if lms else []
+    feats = wordfeat.WordFeatures(
+        wordfeat.WordFeatures.build([WORDS], 2).chars if chars else None, lm_list) \
+        if chars or lms else None
+    cfg = ModelConfig(cell=cell, layers=2, hidden=5, embed=3, dropout=0.3, dtype=dtype,
+                      task="tag", bidirectional=bidirectional,
+                      char_embed=3 if chars else 0, char_hidden=2 if chars else 0,
+                      lm_features=feats.lm_size if feats is not None else 0)
+    vocab = Vocab(["<EOS>", "<UNK>", *WORDS], "word", unk_token=None)
+    return Model.create(cfg, vocab, np.random.default_rng(13), TAGS, feats)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("chars,lms", [(False, False), (True, False), (False, True),
+                                       (True, True)],
+                         ids=["words", "chars", "lm", "chars+lm"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_tag_log_probs_equal_the_training_forward(cell, bidirectional, chars, lms, dtype):
+    model = feature_tagger(cell, bidirectional, chars, lms, dtype)
+    X, lengths = pad([encode_tokens(model.vocab, s) for s in SENTS])
+    words = model.features.batch(SENTS) if model.features is not None else None
+    logits, _, _ = model.forward(X, None, None, lengths, words)     # training pass, no rng
+    T, m = X.shape
+    want = log_softmax(logits.astype(np.float64)).reshape(T, m, -1)
+    got = tag_log_probs(model, X, lengths, words)
+    assert got.shape == want.shape and got.dtype == logits.dtype
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype])
+    if chars:      # the character words alone, both ways
+        r_ref, _ = wordfeat.char_forward(model.params, model.config, words.chars,
+                                         words.char_lengths)
+        r, cache = wordfeat.char_forward(model.params, model.config, words.chars,
+                                         words.char_lengths, train=False)
+        assert cache is None
+        np.testing.assert_allclose(r, r_ref, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward-lm", "backward-lm"])
+@pytest.mark.parametrize("cell,opts", VARIANT_PARAMS)
+def test_lm_features_equal_the_training_forward(cell, opts, reverse, dtype):
+    """lm_word_states reads a padded batch of texts on Model.infer (no lengths: the padding
+    comes after every span it gathers); here the states come from the masked training pass,
+    Model.encode with the texts' lengths, gathered at the same spans by hand."""
+    vocab = Vocab.build([" ".join(s) for s in SENTS], "char", unk_token=None)
+    cfg = ModelConfig(cell=cell, layers=2, hidden=4, embed=3, dropout=0.2, dtype=dtype, **opts)
+    lm = Model.create(cfg, vocab, np.random.default_rng(22))
+    got = wordfeat.lm_word_states(lm, reverse, SENTS)
+    texts = [" ".join(s)[::-1] if reverse else " ".join(s) for s in SENTS]
+    X, lengths = pad([np.r_[0, vocab.encode(t)].astype(np.int64) for t in texts])  # <EOS> first
+    h, _, _ = lm.encode(X, None, lengths)
+    for j, (s, g) in enumerate(zip(SENTS, got)):
+        ends, pos = [], 0
+        for w in s:                       # the character after which each word is read
+            ends.append(pos + len(w))     # forward: h<i+1> after text char i = the word's last
+            pos += len(w) + 1
+        starts = [e - len(w) for e, w in zip(ends, s)]
+        rows = [len(texts[j]) - st for st in starts] if reverse else ends
+        assert g.shape == (len(s), 4) and g.dtype == np.float32
+        np.testing.assert_allclose(g, h[rows, j].astype(np.float32), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("pool", ["last", "mean", "max"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("cell,opts", VARIANT_PARAMS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_classifier_infer_equals_the_training_forward(cell, opts, bidirectional, pool, dtype):
+    cfg = ModelConfig(cell=cell, layers=2, hidden=5, embed=3, dropout=0.3, dtype=dtype,
+                      task="classify", bidirectional=bidirectional, pool=pool, **opts)
+    vocab = Vocab(["<EOS>", "<UNK>", *WORDS], "word", unk_token=None)
+    model = Model.create(cfg, vocab, np.random.default_rng(14), ["neg", "pos", "mixed"])
+    rng = np.random.default_rng(15)
+    seqs = [rng.integers(0, len(vocab), n) for n in LENGTHS]
+    X, lengths = pad(seqs)
+    want, _ = C.forward(model, X, lengths)
+    got = C.infer(model, X, lengths)
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype])
+    # predict_proba (sorted into batches of 2) against the softmax of the training pass
+    P = C.predict_proba(model, seqs, m=2)
+    np.testing.assert_allclose(P, np.exp(log_softmax(want.astype(np.float64))),
+                               rtol=TOL[dtype], atol=TOL[dtype])

@@ -287,12 +287,23 @@ def forward(model, X: np.ndarray, lengths: np.ndarray, rng: np.random.Generator 
     X (T, m) ids, lengths (m,); ``rng`` turns dropout on. Returns logits (m, K) and the cache
     for :func:`backward`.
     """
-    cfg = model.config
     h, _, enc_cache = model.encode(X, None, lengths, rng)
-    p, pool_cache = pool_forward(h, lengths, cfg.pool, cfg.bidirectional)
-    logits = p @ model.params["W_y"].T
-    logits += model.params["b_y"]
+    logits, pool_cache, p = _head(model, h, lengths)
     return logits, (enc_cache, pool_cache, p)
+
+
+def infer(model, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The logits (m, K) of :func:`forward` without dropout, on the forward-only path
+    (:meth:`Model.encode_infer`: no cache)."""
+    h, _ = model.encode_infer(X, None, lengths)
+    return _head(model, h, lengths)[0]
+
+
+def _head(model, h: np.ndarray, lengths: np.ndarray):
+    """Pooling and the output layer: h (T, m, D) -> logits (m, K), the pooling's cache, p."""
+    cfg = model.config
+    p, pool_cache = pool_forward(h, lengths, cfg.pool, cfg.bidirectional)
+    return model.output(p), pool_cache, p
 
 
 def loss(model, X: np.ndarray, lengths: np.ndarray, y: np.ndarray,
@@ -323,7 +334,7 @@ def predict_proba(model, seqs: list[np.ndarray], m: int = 64) -> np.ndarray:
     for s in range(0, len(order), m):
         index = order[s: s + m]
         X, lengths = pad([seqs[i] for i in index])
-        logits, _ = forward(model, X, lengths)
+        logits = infer(model, X, lengths)
         out[index] = np.exp(log_softmax(logits.astype(np.float64)))
     return out
 

@@ -45,10 +45,12 @@ def tag_loss(model, X: np.ndarray, Y: np.ndarray, lengths: np.ndarray, rng=None,
 
 
 def tag_log_probs(model, X: np.ndarray, lengths: np.ndarray, words=None) -> np.ndarray:
-    """log ŷ<t> over the labels: X (T, m), lengths (m,) -> (T, m, K) (padding: garbage)."""
-    logits, _, _ = model.forward(X, None, None, lengths, words)
-    T, m = X.shape
-    return log_softmax(logits).reshape(T, m, -1)
+    """log ŷ<t> over the labels: X (T, m), lengths (m,) -> (T, m, K) (padding: garbage).
+    The forward-only path (:meth:`Model.encode_infer`): what :func:`tag_loss`'s forward pass
+    gives without dropout, to round-off, with no cache."""
+    h, _ = model.encode_infer(X, None, lengths, words)
+    T, m, D = h.shape
+    return log_softmax(model.output(h.reshape(T * m, D))).reshape(T, m, -1)
 
 
 # ----------------------------------------------------------------- the data
