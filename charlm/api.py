@@ -114,12 +114,18 @@ class LanguageModel:
             ids = self.vocab.encode_chunks(sequence_chunks(text, prose=prose, level=level))
             m = max(1, min(int(cfg.get("eval_batch", 32)), len(ids)))
             T = int(cfg.get("bptt", 128))
+            unk = [0, 0.0]       # <UNK> targets and their summed NLL, from the same pass
+
+            def count_unk(logp, Y):
+                at = Y == UNK_ID
+                unk[0] += int(np.count_nonzero(at))
+                unk[1] -= float(logp[at].sum())
+
             mean, n = evaluate(self.model, ids, m, T,
-                               on_progress=(lambda k: on_progress(k)) if on_progress else None)
+                               on_progress=(lambda k: on_progress(k)) if on_progress else None,
+                               on_window=count_unk)
             total = mean * n
-            targets = ids[: n]
-            n_oov = int(np.count_nonzero(targets == UNK_ID))
-            oov_nll = _unk_nll(self.model, ids, m, T) if n_oov else 0.0
+            n_oov, oov_nll = unk
             covered = n / max(len(ids), 1)     # the last (len mod m) tokens are left out
         return {"tokens": n, "oov": n_oov, "sequences": len(seqs), "nll": mean,
                 "perplexity": math.exp(min(mean, 700)),
@@ -133,23 +139,6 @@ class LanguageModel:
         ids = self.vocab.encode_sequences(text.split("\n"))
         nll, _ = evaluate(self.model, ids, m=1)
         return float(np.exp(nll))
-
-
-def _unk_nll(model: Model, ids: np.ndarray, m: int, T: int) -> float:
-    """The summed NLL of the <UNK> targets of the stream ``evaluate`` reads (same windows)."""
-    from .data import Batches
-    from .vocab import UNK_ID
-
-    batches = Batches.from_stream(ids, m, T)
-    state = model.zero_state(m)
-    total = 0.0
-    for k in range(len(batches)):
-        X, Y = batches.window(k)
-        logp, state = model.log_probs(X, state)
-        unk = Y == UNK_ID
-        if unk.any():
-            total -= float(logp[unk, UNK_ID].sum(dtype=np.float64))
-    return total
 
 
 # The object load_model returns for each task ("module:class", imported when needed): each

@@ -211,11 +211,15 @@ def reverse_lines(text: str) -> str:
 
 def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
              on_progress: Callable[[int], None] | None = None,
-             reducer=None) -> tuple[float, int]:
+             reducer=None,
+             on_window: Callable[[np.ndarray, np.ndarray], None] | None = None
+             ) -> tuple[float, int]:
     """Mean negative log-likelihood per token (nats) over a whole stream, as training sees it:
     ``m`` rows with the state carried across windows. Returns (mean NLL, tokens). Runs the
     forward-only path (``Model.target_log_probs``): the same values as ``Model.loss``.
-    With a ``reducer`` each process takes its share of the m rows and the sums are combined."""
+    With a ``reducer`` each process takes its share of the m rows and the sums are combined.
+    ``on_window(log_probs, Y)``: each window's (T, m) target log-probabilities and targets,
+    for a caller that wants more than the mean from the same pass (``eval``'s <UNK> figure)."""
     batches = Batches.from_stream(ids, m, T)
     n = batches.tokens
     if reducer is not None:
@@ -228,6 +232,8 @@ def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             logp, state = model.target_log_probs(X, Y, state, output=output)   # overflow: inf/NaN, reported
         total -= float(logp.sum())
+        if on_window is not None:
+            on_window(logp, Y)
         if on_progress is not None:
             on_progress(X.size)
     if reducer is not None:

@@ -457,6 +457,37 @@ def test_cli_sample_same_seed_same_text_and_greedy(model_file):
     assert row["log_prob"] == pytest.approx(lp, rel=1e-12)
 
 
+def test_eval_stream_oov_figures_are_the_unk_targets_of_the_same_windows(tmp_path, model_file):
+    """Stream mode: perplexity without OOV positions, recomputed by hand from the full
+    log-softmax of the same windows and state (Model.forward, no inference path)."""
+    from charlm.data import Batches
+    from charlm.layers import log_softmax as rows_log_softmax
+    lines = ["abc zz", "cab q", "fedcba", "bad cafe xx", "a"] * 9
+    from charlm.api import load_model
+    lm = load_model(model_file)
+    text = "\n".join(lines) + "\n"
+    e = lm.evaluate(text)
+    from charlm.vocab import sequence_chunks
+    ids = lm.vocab.encode_chunks(sequence_chunks(text, prose=False, level=lm.vocab.level))
+    cfg = lm.train_meta.get("config") or {}
+    m = max(1, min(int(cfg.get("eval_batch", 32)), len(ids)))
+    batches = Batches.from_stream(ids, m, int(cfg.get("bptt", 128)))
+    state, total, unk_nll, n_unk, n = lm.model.zero_state(m), 0.0, 0.0, 0, 0
+    for k in range(len(batches)):
+        X, Y = batches.window(k)
+        logits, state, _ = lm.model.forward(X, state)
+        logp = np.take_along_axis(rows_log_softmax(logits.astype(np.float64)),
+                                  Y.reshape(-1, 1).astype(np.intp), axis=1)[:, 0]
+        at = Y.reshape(-1) == UNK_ID
+        total -= logp.sum()
+        unk_nll -= logp[at].sum()
+        n_unk += int(at.sum())
+        n += Y.size
+    assert n_unk > 0 and e["oov"] == n_unk and e["tokens"] == n
+    assert e["perplexity_without_oov"] == pytest.approx(
+        math.exp((total - unk_nll) / (n - n_unk)), rel=1e-5)
+
+
 def test_eval_per_line_perplexity_equals_the_mean_nll_of_score(tmp_path, model_file):
     lines = ["abc", "cab zz", "a", "fedcba", "bad cafe", "q"]
     f = tmp_path / "held.txt"
