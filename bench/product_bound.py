@@ -65,7 +65,7 @@ def products(cfg: dict, mode: str, rng: np.random.Generator):
     W_y = rand(V, H)
     hf = rand(N, H)
     dz = [rand(4, T, m, H) for _ in range(L)]
-    rows = np.empty((m, 4 * H), f32)
+    rows = rand(m, 4 * H)
     da = np.empty((m, H), f32)
 
     def train_batch():
