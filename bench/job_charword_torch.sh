@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measurement job (about 4 minutes): the character-word tagger in charlm and in PyTorch
+# Measurement job (about 3 minutes): the character-word tagger in charlm and in PyTorch
 # (bench/torch_tagger.py --char-embed/--char-hidden), side by side on WNUT-17 and on BTC,
 # train -> dev. Bidirectional LSTM tagger, embed 64, hidden 128, 1 layer, batch 32, Adam 3e-3;
 # character words: character embedding 25, character BiLSTM 25 per direction; 80 s of

@@ -7,13 +7,15 @@
 # job_charfeat.sh's last row (BiLSTM, embed 64, hidden 128, character words 25 + 25, LM
 # features) for 80 s with each pair. Dev entity F1 overall and per type, training tokens/s.
 #
-# MODE=pair (default; about 4 minutes; DATA=wnut17 or btc): the LM budget of job_charfeat.sh,
+# MODE=pair (default; about 3 minutes; DATA=wnut17 or btc): the LM budget of job_charfeat.sh,
 #   LMB=60 s per LM with the two LMs of a pair at once on one core (about 30 s of a core
 #   each): the tagging-text pair on core 0 and the WikiText-2 pair on core 1 at the same time,
 #   then the two taggers at the same time, on core 0 and core 1.
-# MODE=big (about 6 minutes): one larger LM budget, only the WikiText-2 pair: LMB=200 s per
-#   LM, the forward LM on core 0 and the backward on core 1 at once; then the WNUT-17 tagger
-#   on core 0 and the BTC tagger on core 1 at the same time.
+# MODE=big (about 5 minutes): one larger LM budget, one pair: LMB=200 s per LM, the forward
+#   LM on core 0 and the backward on core 1 at once; then the WNUT-17 tagger on core 0 and the
+#   BTC tagger on core 1 at the same time, both with that pair. TEXT=wiki (default): the pair
+#   on WikiText-2 + both tagging texts; TEXT=tagging: on both tagging texts alone (WNUT-17
+#   and BTC training sentences, shuffled together), the same text without WikiText-2.
 # Reads $CORPORA, writes $OUT/lmtext-$MODE[-$DATA].jsonl and .txt (the table), and -lm.txt
 # (each LM's steps and validation loss as `charlm train` reports them). One thread per
 # process. BUDGET_SCALE=0.05 scales every budget; PYTHON picks python3.
@@ -30,7 +32,7 @@ DATA="${DATA:-wnut17}"
 SCALE="${BUDGET_SCALE:-1}"
 case "$MODE" in
   pair) LMB0=60; NAME="lmtext-pair-$DATA" ;;
-  big) LMB0=200; NAME="lmtext-big" ;;
+  big) LMB0=200; NAME="lmtext-big-${TEXT:-wiki}" ;;
   *) echo "MODE must be pair or big" >&2; exit 2 ;;
 esac
 B=$("$PY" -c "print(round(80 * float('$SCALE'), 1))")
@@ -44,6 +46,7 @@ split() {   # corpus -> its train and dev files
   esac
 }
 case "$DATA" in wnut17|btc) ;; *) echo "DATA must be wnut17 or btc" >&2; exit 2 ;; esac
+case "${TEXT:-wiki}" in wiki|tagging) ;; *) echo "TEXT must be wiki or tagging" >&2; exit 2 ;; esac
 read -r TR DV <<< "$(split "$DATA")"
 W="$(mktemp -d)"
 mkdir -p "$OUT"
@@ -59,13 +62,16 @@ text = lambda f: [" ".join(s) for s in conll.read(f).tokens]
 open(f"{w}/tagtext.txt", "w", encoding="utf-8").write("\n".join(text(train)) + "\n")
 wiki = [l for l in open(f"{corp}/wikitext-2/train.txt", encoding="utf-8").read().split("\n")
         if l.strip()]
-mixed = (wiki + text(f"{corp}/tagging/wnut17/wnut17train.conll")
-         + text(f"{corp}/tagging/btc/btc.train"))
+both = text(f"{corp}/tagging/wnut17/wnut17train.conll") + text(f"{corp}/tagging/btc/btc.train")
+mixed = wiki + both
 random.Random(0).shuffle(mixed)
+random.Random(0).shuffle(both)
 open(f"{w}/mixed.txt", "w", encoding="utf-8").write("\n".join(mixed) + "\n")
+open(f"{w}/bothtag.txt", "w", encoding="utf-8").write("\n".join(both) + "\n")
 print(f"LM text: tagging text alone {sum(len(l) + 1 for l in text(train)):,} characters; "
       f"WikiText-2 + both tagging texts {sum(len(l) + 1 for l in mixed):,} characters "
-      f"({len(mixed):,} lines)", file=sys.stderr)
+      f"({len(mixed):,} lines); both tagging texts {sum(len(l) + 1 for l in both):,} "
+      "characters", file=sys.stderr)
 PYEOF
 lm() {   # lm CORE TEXT NAME [--reverse]
   taskset -c "$1" "$PY" -m charlm train "$W/$2.txt" --layers 1 --hidden 128 --embed 32 \
@@ -88,11 +94,15 @@ if [ "$MODE" = pair ]; then
   wait
   cat "$W/$DATA-lm-tagtext.json" "$W/$DATA-lm-wiki+tagtext.json" | tee -a "$J"
 else
-  lm 0 mixed wiki-fwd & lm 1 mixed wiki-bwd --reverse & wait
-  tagger 0 wnut17 "wnut17-lm-wiki+tagtext-${LMB}s" "$W/wiki-fwd.npz,$W/wiki-bwd.npz" &
-  tagger 1 btc "btc-lm-wiki+tagtext-${LMB}s" "$W/wiki-fwd.npz,$W/wiki-bwd.npz" &
+  case "${TEXT:-wiki}" in
+    wiki) T=mixed; L="wiki+tagtext" ;;
+    tagging) T=bothtag; L="bothtagtext" ;;
+  esac
+  lm 0 $T big-fwd & lm 1 $T big-bwd --reverse & wait
+  tagger 0 wnut17 "wnut17-lm-$L-${LMB}s" "$W/big-fwd.npz,$W/big-bwd.npz" &
+  tagger 1 btc "btc-lm-$L-${LMB}s" "$W/big-fwd.npz,$W/big-bwd.npz" &
   wait
-  cat "$W/wnut17-lm-wiki+tagtext-${LMB}s.json" "$W/btc-lm-wiki+tagtext-${LMB}s.json" | tee -a "$J"
+  cat "$W/wnut17-lm-$L-${LMB}s.json" "$W/btc-lm-$L-${LMB}s.json" | tee -a "$J"
 fi
 rm -rf "$W"
 "$PY" - "$J" <<'PYEOF' | tee "$OUT/$NAME.txt"
