@@ -14,7 +14,10 @@ characters, r(w) = [a→<len>, a←<1>], concatenated with its embedding.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,11 +140,17 @@ def test_character_words_match_torch(cell, opts):
     up = np.random.default_rng(0).standard_normal(r.shape)
     g = wordfeat.char_backward(up, cache, model.params, model.config)
 
+    # the PyTorch side is the character network of the PyTorch reference tagger itself
+    # (bench/torch_tagger.py: nn.Embedding -> bidirectional nn.LSTM / nn.RNN over packed words)
+    spec = importlib.util.spec_from_file_location(
+        "torch_tagger", Path(__file__).resolve().parent.parent / "bench" / "torch_tagger.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
     n, p = 4, model.params
     fix = (lambda w: reorder(w, n, LSTM_ORDER)) if cell == "lstm" else (lambda w: w)  # noqa
-    emb = torch.nn.Embedding(*p["C.E"].shape).double()
-    net = (torch.nn.LSTM(3, n, bidirectional=True) if cell == "lstm" else
-           torch.nn.RNN(3, n, bidirectional=True, nonlinearity="tanh")).double()
+    cw = bench.CharWords(p["C.E"].shape[0], 3, n, torch.nn.LSTM if cell == "lstm" else
+                         functools.partial(torch.nn.RNN, nonlinearity="tanh")).double()
+    emb, net = cw.emb, cw.rnn
     with torch.no_grad():
         emb.weight.copy_(torch.tensor(p["C.E"]))
         for pre, suffix in (("C.L1.", ""), ("C.L1r.", "_reverse")):
@@ -149,11 +158,7 @@ def test_character_words_match_torch(cell, opts):
             getattr(net, f"weight_hh_l0{suffix}").copy_(torch.tensor(fix(p[pre + "W_aa"])))
             getattr(net, f"bias_ih_l0{suffix}").copy_(torch.tensor(fix(p[pre + "b"])))
             getattr(net, f"bias_hh_l0{suffix}").zero_()
-    x = emb(torch.tensor(chars))
-    packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor(lens), enforce_sorted=False)
-    out = net(packed)[1]
-    h_n = out[0] if cell == "lstm" else out        # (2, n_u, n): forward, backward
-    rt = torch.cat([h_n[0], h_n[1]], dim=1)
+    rt = cw(torch.tensor(chars), torch.tensor(lens))
     (rt * torch.tensor(up)).sum().backward()
     np.testing.assert_allclose(r, rt.detach().numpy(), rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(g["C.E"], emb.weight.grad.numpy(), rtol=1e-9, atol=1e-11)
