@@ -6,9 +6,6 @@ hidden size. Token ids are small unsigned integers of shape (T, m).
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 
@@ -94,41 +91,6 @@ def softmax_xent(logits: np.ndarray, y: np.ndarray, m: int):
     z[rows, y] -= 1.0                                   # ŷ - y
     z /= m
     return nll / m, nll, z
-
-
-# --------------------------------------------------- row blocks on every core
-def cores() -> int:
-    """The cores this process may use, as the BLAS is told to (its thread variables set, as
-    ``charlm.mpienv`` sets them for each MPI process, win): 1 means no threads."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(var, "")
-        if value.isdigit() and int(value) > 0:
-            n = min(n or 1, int(value))
-            break
-    return max(1, n or 1)
-
-
-_POOL: dict[int, ThreadPoolExecutor] = {}
-
-
-def by_rows(fn, N: int, min_rows: int) -> None:
-    """Call ``fn(i, j)`` over row ranges that split range(N), one per core, at once.
-
-    For element-wise work that NumPy runs on one core: its loops release the GIL, so threads
-    over disjoint rows use every core the BLAS does. Parts smaller than ``min_rows`` rows are
-    not worth a thread's hand-over (tens of µs): one call then does all.
-    """
-    parts = max(1, min(cores(), N // max(1, min_rows)))
-    if parts == 1:
-        fn(0, N)
-        return
-    pool = _POOL.get(parts) or _POOL.setdefault(parts, ThreadPoolExecutor(parts - 1))
-    cuts = [N * k // parts for k in range(parts + 1)]
-    futures = [pool.submit(fn, cuts[k], cuts[k + 1]) for k in range(1, parts)]
-    fn(cuts[0], cuts[1])
-    for f in futures:
-        f.result()
 
 
 def target_log_probs(logits: np.ndarray, y: np.ndarray, shift: bool = True) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 from . import encoder
 from .cells import CELLS, transposed
 from .errors import ConfigError
-from .layers import (by_rows, embed_backward, embed_forward, log_softmax, one_hot, softmax_xent,
+from .layers import (embed_backward, embed_forward, log_softmax, one_hot, softmax_xent,
                      target_log_probs)
 from .vocab import Vocab
 
@@ -316,8 +316,7 @@ class Model:
         so that scoring large batches over a large vocabulary stays within bounded memory;
         smaller blocks, which would stay in cache, made W1's output stage slower (blocks of
         32 rows: 3.6x the time of all 700 rows at once, minima of 12 runs on a busy 2-core
-        machine, 2026-11-28). The exponentials and sums of a block run on every core
-        (``layers.by_rows``). ``output``: :meth:`output_layer`, for a caller that runs many
+        machine, 2026-11-28). ``output``: :meth:`output_layer`, for a caller that runs many
         windows with the same parameters (None: made here).
         """
         h, new_state = self.infer(X, state)
@@ -342,12 +341,7 @@ class Model:
             a[:, :H] = hf[i:j]
             bound = w_norm * math.sqrt(float(np.einsum("ij,ij->i", a, a).max()))
             logits = np.matmul(a, W, out=block[: j - i])           # z = W_y a + b_y
-            shift = not bound < safe
-
-            def rows_of(p, q, i=i, logits=logits, shift=shift):
-                out[i + p:i + q] = target_log_probs(logits[p:q], y[i + p:i + q], shift)
-
-            by_rows(rows_of, j - i, max(1, (1 << 16) // V))   # exp and sum on every core
+            out[i:j] = target_log_probs(logits, y[i:j], shift=not bound < safe)
         return out.reshape(T, m), new_state
 
     def log_probs(self, X: np.ndarray, state: list) -> tuple[np.ndarray, list]:

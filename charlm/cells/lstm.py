@@ -137,49 +137,37 @@ def infer(x, state, params, peephole=False, **_):
     """Forward only (no cache, nothing allocated per step): x (T, m, n_x), state = (a0, c0)
     each (m, n_a)  ->  a (T, m, n_a), (a<T>, c<T>). The same equations as :func:`forward`.
 
-    Two things differ from :func:`forward`, neither in the mathematics:
-
-    - σ(z) is (1 + tanh(z/2)) / 2, and :func:`forward` computes it so. Here the rows of the
-      three gates in W_ax, W_aa, b (and p) are halved once, before the loop, which is exact in
-      floating point: the loop then holds z/2 for the gates and z for c̃, and one tanh call
-      over all four blocks does the work of four calls.
-    - The loop runs feature-major: it keeps a<t>ᵀ (n_a, m) and computes the step's product as
-      W_aa a<t-1>ᵀ (4 n_a, m), so each gate's block is one contiguous (n_a, m) piece and the
-      product adds onto the step's input part with a contiguous pass. For the C1 LSTM
-      (m = 32, n_a = 256, float32, OpenBLAS SkylakeX kernels, 2 cores of an Intel Xeon),
-      W_aa a<t-1>ᵀ took 117 µs where a<t-1> W_aaᵀ took 137 µs (minima of 200), and the adding
-      of the row-major product into gate-major blocks, a strided pass, went away; measured
-      2026-11-28. Only the input product of all steps (one batched product) and the returned
-      outputs (one copy) change layout.
+    σ(z) is (1 + tanh(z/2)) / 2, and :func:`forward` computes it so. Here the rows of the three
+    gates in W_ax, W_aa, b (and p) are halved once, before the loop, which is exact in floating
+    point: the loop then holds z/2 for the gates and z for c̃, and one tanh call over all four
+    blocks does the work of four calls.
     """
     a0, c0 = state
     T, m, _ = x.shape
     n = a0.shape[1]
     half = np.ones((4 * n, 1), dtype=params["W_aa"].dtype)
     half[: 3 * n] = 0.5                                    # rows of [u, f, o]; c̃'s stay
-    W_aa = params["W_aa"] * half                           # (4 n, n)
-    z = np.matmul(params["W_ax"] * half, x.transpose(0, 2, 1))   # (T, 4 n, m): W_ax x<t>ᵀ
-    z += (params["b"] * half[:, 0])[:, None]
-    p = 0.5 * params["p"].reshape(3, n, 1) if peephole and "p" in params else None
-    aT = np.empty((T, n, m), dtype=z.dtype)                # a<t>ᵀ
-    c = np.array(c0.T, dtype=z.dtype, order="C")           # c<t>ᵀ, updated in place
-    r = np.empty((4 * n, m), dtype=z.dtype)                # W_aa a<t-1>ᵀ
-    pc = None if p is None else np.empty((3, n, m), dtype=z.dtype)
-    a_prev = np.ascontiguousarray(a0.T, dtype=z.dtype)
+    W_aa_T = transposed(params["W_aa"] * half)             # (n, 4 n), contiguous
+    z = input_product(x, params["W_ax"] * half, params["b"] * half[:, 0], 4)  # (4, T, m, n)
+    p = 0.5 * params["p"].reshape(3, 1, n) if peephole and "p" in params else None
+    a = np.empty((T, m, n), dtype=z.dtype)
+    c = np.array(c0, dtype=z.dtype)                        # c<t>, updated in place
+    r = np.empty((m, 4 * n), dtype=z.dtype)                # a<t-1> W_aa^T
+    pc = None if p is None else np.empty((3, m, n), dtype=z.dtype)
+    a_prev = a0
     for t in range(T):
-        zt = z[t]
-        zt += np.matmul(W_aa, a_prev, out=r)
-        gates = zt[: 3 * n]
+        zt = z[:, t]
+        add_recurrent(zt, np.matmul(a_prev, W_aa_T, out=r))
         if p is not None:                                  # the peepholes p_g * c<t-1>
-            gates += np.multiply(p, c, out=pc).reshape(3 * n, m)
+            zt[:3] += np.multiply(p, c, out=pc)
         np.tanh(zt, out=zt)                                # tanh(z/2) of the gates; c̃
+        gates = zt[:3]
         gates += 1.0
         gates *= 0.5                                       # Γu, Γf, Γo
-        gamma_u, gamma_f, gamma_o, c_tilde = zt.reshape(4, n, m)
+        gamma_u, gamma_f, gamma_o, c_tilde = zt
         c *= gamma_f
         c += np.multiply(gamma_u, c_tilde, out=gamma_u)    # c<t> = Γu c̃ + Γf c<t-1>
-        np.tanh(c, out=aT[t])
-        aT[t] *= gamma_o                                   # a<t> = Γo tanh(c<t>)
-        a_prev = aT[t]
-    a = np.ascontiguousarray(aT.transpose(0, 2, 1))
-    return a, (a[-1] if T else np.array(a0, dtype=z.dtype), np.ascontiguousarray(c.T))
+        np.tanh(c, out=a[t])
+        a[t] *= gamma_o                                    # a<t> = Γo tanh(c<t>)
+        a_prev = a[t]
+    return a, (a_prev, c)
