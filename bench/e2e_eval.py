@@ -54,7 +54,8 @@ def cli(times_path: str, args: list[str]) -> None:
     from charlm.cli import main
 
     times = {"pass_s": 0.0, "passes": 0, "unk_s": 0.0, "tokens": 0}
-    evaluate, unk_nll = api.evaluate, api._unk_nll
+    # charlm before the <UNK> figures came from the pass itself had a second pass for them
+    evaluate, unk_nll = api.evaluate, getattr(api, "_unk_nll", None)
 
     def timed_evaluate(*a, **k):
         t0 = time.perf_counter()
@@ -70,7 +71,9 @@ def cli(times_path: str, args: list[str]) -> None:
         times["unk_s"] += time.perf_counter() - t0
         return r
 
-    api.evaluate, api._unk_nll = timed_evaluate, timed_unk
+    api.evaluate = timed_evaluate
+    if unk_nll is not None:
+        api._unk_nll = timed_unk
     sys.argv = ["charlm", *args]
     try:
         main()
