@@ -135,10 +135,9 @@ class LanguageModel:
                 "mode": "per_line" if per_line else "stream"}
 
     def perplexity(self, text: str) -> float:
-        """Per-token perplexity of ``text`` read as one stream (as validation does)."""
-        ids = self.vocab.encode_sequences(text.split("\n"))
-        nll, _ = evaluate(self.model, ids, m=1)
-        return float(np.exp(nll))
+        """Per-token perplexity of ``text``, read as training's validation reads it (the
+        model's own text options, its recorded rows and window): ``evaluate``'s figure."""
+        return self.evaluate(text)["perplexity"]
 
 
 # The object load_model returns for each task ("module:class", imported when needed): each

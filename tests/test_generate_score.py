@@ -486,6 +486,7 @@ def test_eval_stream_oov_figures_are_the_unk_targets_of_the_same_windows(tmp_pat
     assert n_unk > 0 and e["oov"] == n_unk and e["tokens"] == n
     assert e["perplexity_without_oov"] == pytest.approx(
         math.exp((total - unk_nll) / (n - n_unk)), rel=1e-5)
+    assert lm.perplexity(text) == pytest.approx(math.exp(total / n), rel=1e-5)
 
 
 def test_eval_per_line_perplexity_equals_the_mean_nll_of_score(tmp_path, model_file):
