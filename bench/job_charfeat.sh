@@ -9,23 +9,16 @@
 # Reads $CORPORA, writes $OUT/charfeat.jsonl (one JSON line per run) and $OUT/charfeat.txt
 # (the table printed at the end). BUDGET_SCALE=0.05 scales every budget; PYTHON picks python3.
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-export PYTHONPATH="${PYTHONPATH:-$here}"
-PY="${PYTHON:-python3}"
+. "$(dirname "$0")/tagjob.sh"
 DATA="${DATA:-wnut17}"
-C="${CORPORA:?set CORPORA to the corpora folder}/tagging/$DATA"
-OUT="${OUT:?set OUT to the results folder}"
-SCALE="${BUDGET_SCALE:-1}"
-B=$("$PY" -c "print(round(80 * float('$SCALE'), 1))")
-LMB=$("$PY" -c "print(max(1, round(60 * float('$SCALE'))))")
-EVERY=$("$PY" -c "print(max(5, round(100 * float('$SCALE'))))")
+C="$TAGGING/$DATA"
+LMB=$(scaled 60)
 case "$DATA" in
   wnut17) TR="$C/wnut17train.conll"; DV="$C/emerging.dev.conll" ;;
   btc) TR="$C/btc.train"; DV="$C/btc.dev" ;;
   *) echo "DATA must be wnut17 or btc" >&2; exit 2 ;;
 esac
 W="$(mktemp -d)"
-mkdir -p "$OUT"
 J="$OUT/charfeat.jsonl"
 : > "$J"
 run() { "$PY" "$here/bench/tag_run.py" --train "$TR" --dev "$DV" --bidirectional \

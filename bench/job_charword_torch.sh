@@ -9,16 +9,9 @@
 # Reads $CORPORA, writes $OUT/charword_torch.jsonl and $OUT/charword_torch.txt.
 # BUDGET_SCALE=0.05 scales the budgets; PYTHON picks python3.
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-export PYTHONPATH="${PYTHONPATH:-$here}"
+. "$(dirname "$0")/tagjob.sh"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-PY="${PYTHON:-python3}"
-C="${CORPORA:?set CORPORA to the corpora folder}/tagging"
-OUT="${OUT:?set OUT to the results folder}"
-SCALE="${BUDGET_SCALE:-1}"
-B=$("$PY" -c "print(round(80 * float('$SCALE'), 1))")
-EVERY=$("$PY" -c "print(max(5, round(100 * float('$SCALE'))))")
-mkdir -p "$OUT"
+C="$TAGGING"
 J="$OUT/charword_torch.jsonl"
 : > "$J"
 W="$(mktemp -d)"

@@ -20,24 +20,18 @@
 # (each LM's steps and validation loss as `charlm train` reports them). One thread per
 # process. BUDGET_SCALE=0.05 scales every budget; PYTHON picks python3.
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-export PYTHONPATH="${PYTHONPATH:-$here}"
+. "$(dirname "$0")/tagjob.sh"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-PY="${PYTHON:-python3}"
-CORP="${CORPORA:?set CORPORA to the corpora folder}"
-C="$CORP/tagging"
-OUT="${OUT:?set OUT to the results folder}"
+CORP="$CORPORA"
+C="$TAGGING"
 MODE="${MODE:-pair}"
 DATA="${DATA:-wnut17}"
-SCALE="${BUDGET_SCALE:-1}"
 case "$MODE" in
   pair) LMB0=60; NAME="lmtext-pair-$DATA" ;;
   big) LMB0=200; NAME="lmtext-big-${TEXT:-wiki}" ;;
   *) echo "MODE must be pair or big" >&2; exit 2 ;;
 esac
-B=$("$PY" -c "print(round(80 * float('$SCALE'), 1))")
-LMB=$("$PY" -c "print(max(1, round(${LMB:-$LMB0} * float('$SCALE'))))")
-EVERY=$("$PY" -c "print(max(5, round(100 * float('$SCALE'))))")
+LMB=$(scaled "${LMB:-$LMB0}")
 split() {   # corpus -> its train and dev files
   case "$1" in
     wnut17) echo "$C/wnut17/wnut17train.conll $C/wnut17/emerging.dev.conll" ;;
@@ -49,7 +43,6 @@ case "$DATA" in wnut17|btc) ;; *) echo "DATA must be wnut17 or btc" >&2; exit 2 
 case "${TEXT:-wiki}" in wiki|tagging) ;; *) echo "TEXT must be wiki or tagging" >&2; exit 2 ;; esac
 read -r TR DV <<< "$(split "$DATA")"
 W="$(mktemp -d)"
-mkdir -p "$OUT"
 J="$OUT/$NAME.jsonl"
 : > "$J"
 : > "$OUT/$NAME-lm.txt"

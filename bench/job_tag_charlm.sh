@@ -8,15 +8,8 @@
 # per run) and $OUT/tag_charlm.txt (the table printed at the end).
 # BUDGET_SCALE=0.05 scales every training budget (for a quick check); PYTHON picks python3.
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-export PYTHONPATH="${PYTHONPATH:-$here}"
-PY="${PYTHON:-python3}"
-C="${CORPORA:?set CORPORA to the corpora folder}/tagging"
-OUT="${OUT:?set OUT to the results folder}"
-SCALE="${BUDGET_SCALE:-1}"
-B=$("$PY" -c "print(round(80 * float('$SCALE'), 1))")
-EVERY=$("$PY" -c "print(max(5, round(100 * float('$SCALE'))))")
-mkdir -p "$OUT"
+. "$(dirname "$0")/tagjob.sh"
+C="$TAGGING"
 J="$OUT/tag_charlm.jsonl"
 : > "$J"
 run() { "$PY" "$here/bench/tag_run.py" "$@" --budget "$B" --eval-every "$EVERY" | tee -a "$J"; }

@@ -8,16 +8,10 @@
 # Reads $CORPORA, writes $OUT/tag_torch.jsonl and $OUT/tag_torch.txt. BUDGET_SCALE scales the
 # budgets (0.05 for a quick check); PYTHON picks python3.
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-export PYTHONPATH="${PYTHONPATH:-$here}"
-PY="${PYTHON:-python3}"
-C="${CORPORA:?set CORPORA to the corpora folder}/tagging"
-OUT="${OUT:?set OUT to the results folder}"
-SCALE="${BUDGET_SCALE:-1}"
-Q=$("$PY" -c "print(round(80 * float('$SCALE'), 1))")
+. "$(dirname "$0")/tagjob.sh"
+C="$TAGGING"
+Q="$B"
 S=$("$PY" -c "print(round(20 * float('$SCALE'), 1))")
-EVERY=$("$PY" -c "print(max(5, round(100 * float('$SCALE'))))")
-mkdir -p "$OUT"
 J="$OUT/tag_torch.jsonl"
 : > "$J"
 BTC=(--train "$C/btc/btc.train" --dev "$C/btc/btc.dev")
