@@ -44,6 +44,32 @@ def entities(labels: list[str]) -> list[tuple[str, int, int]]:
     return out
 
 
+def entity_spans(ids: np.ndarray, first: np.ndarray,
+                 labels: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The spans :func:`entities` finds, for many sentences at once, from label ids.
+
+    ids (N,): label ids of sentences laid end to end; first (N,): True at each sentence's
+    first token; labels: the names of the ids. Returns the entities' types, starts and ends
+    (exclusive), as positions in ``ids``. With whole-array operations instead of a loop over
+    every token (tagging spent more time finding entities than in the output layer): a token
+    continues the entity before it when it is I-X right after B-X or I-X in the same sentence;
+    an entity starts at every B-X or I-X that does not continue one and ends where the next
+    token does not continue it.
+    """
+    parts = [_IOB.fullmatch(lab) for lab in labels]
+    types = sorted({m.group(2) for m in parts if m is not None})
+    type_of = np.array([-1 if m is None else types.index(m.group(2)) for m in parts], np.intp)
+    inside = np.array([m is not None and m.group(1) == "I" for m in parts], bool)
+    t = type_of[ids]
+    continues = inside[ids] & ~first
+    continues[1:] &= t[1:] == t[:-1]
+    continues[:1] = False
+    starts = np.flatnonzero((t >= 0) & ~continues)
+    stops = np.flatnonzero(np.append(~continues, True))
+    ends = stops[np.searchsorted(stops, starts, side="right")]
+    return [types[k] for k in t[starts]], starts, ends
+
+
 def prf(tp: int, n_pred: int, n_gold: int) -> dict:
     p = tp / n_pred if n_pred else 0.0
     r = tp / n_gold if n_gold else 0.0

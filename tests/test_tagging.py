@@ -16,11 +16,12 @@ import charlm
 from charlm import checkpoint, conll
 from charlm.cli import app
 from charlm.errors import CorpusError, ModelFileError
-from charlm.metrics import entities, is_iob, tagging_scores
+from charlm.metrics import entities, entity_spans, is_iob, tagging_scores
 from charlm.model import Model, ModelConfig
 from charlm.tagger import Tagger
 from charlm.tasks.tag import TagTask, load_data
 from charlm.train import TrainConfig, Trainer
+from charlm.vocab import UNK_ID
 
 runner = CliRunner()
 NAMES = ["Harry", "Hermione", "Ron", "Albus", "Teddy"]
@@ -126,6 +127,52 @@ def tag_trainer(tmp_path, out, steps, plain=False, should_stop=None, **topts):
 def arrays_of(path):
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files if k != "meta"}
+
+
+def test_entity_spans_of_many_sentences_equal_entities_sentence_by_sentence():
+    labels = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER", "I-ORG", "MISC"]
+    rng = np.random.default_rng(0)
+    sents = [rng.integers(0, len(labels), int(n)) for n in rng.integers(1, 9, 400)]
+    first = np.concatenate([np.arange(len(x)) == 0 for x in sents])
+    types, starts, ends = entity_spans(np.concatenate(sents), first, labels)
+    offset = np.cumsum([0] + [len(x) for x in sents])
+    want = [(t, int(offset[j] + a), int(offset[j] + b)) for j, x in enumerate(sents)
+            for t, a, b in entities([labels[k] for k in x])]
+    assert len(want) > 400
+    assert list(zip(types, starts.tolist(), ends.tolist())) == want
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_tag_token_lists_equals_each_sentence_on_its_own(tmp_path, plain):
+    """The batched tagging (whole-array argmax, probabilities and entity spans) against each
+    sentence alone through Model.forward, a softmax and metrics.entities, in float64 so that
+    only round-off separates the two."""
+    data = load_data(write_conll(tmp_path / "train.conll", 60, 1, plain), None,
+                     TrainConfig(level="word", valid_fraction=0))
+    model = Model.create(ModelConfig(**{**SMALL_MODEL, "dtype": "float64"}), data.vocab,
+                         np.random.default_rng(3), data.labels)
+    model.params["W_y"] *= 20          # sharper and more varied labels than at the start
+    tagger = Tagger(model)
+    sents = [*data.train.tokens[:30], [], ["Teddy", "Zebedee", "Potter"], ["Ron"]]
+    got = tagger.tag_token_lists(sents, batch=7)
+    n_ents = 0
+    for toks, r in zip(sents, got):
+        ids = np.array([[data.vocab.index.get(t, UNK_ID)] for t in toks], np.int64)
+        if toks:
+            z = model.forward(ids, None, None, np.array([len(toks)]))[0]
+            p = np.exp(z - z.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+        else:
+            p = np.zeros((0, len(data.labels)))
+        labels = [data.labels[k] for k in p.argmax(axis=1)]
+        ents = ([(t, a, b, " ".join(toks[a:b])) for t, a, b in entities(labels)]
+                if not plain else [])
+        assert r.tokens == toks and r.labels == labels and r.entities == ents
+        np.testing.assert_allclose(r.distribution, p, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(r.probs, p.max(axis=1), rtol=1e-9, atol=1e-12)
+        assert all(type(q) is float for q in r.probs)
+        n_ents += len(ents)
+    assert (n_ents > 10) != plain
 
 
 def test_the_tagger_learns_and_keeps_the_best_by_entity_f1(tmp_path):
