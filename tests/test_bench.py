@@ -85,10 +85,14 @@ def test_cli_json_rows_and_fraction_of_peak():
     assert [(r["config"], r["cell"], r["mode"]) for r in lines] == [("MC", "rnn", "generate")]
     r = lines[0]
     assert r["flops_per_token"] == config_flops("MC", "rnn", "generate")
-    # the peak it reports against a 512x512 float32 product timed here, within a factor of 3
-    a = np.ones((512, 512), dtype=np.float32)
-    best = min(timed(lambda: a @ a) for _ in range(20))
-    assert 1 / 3 < r["peak_sgemm_gflops"] / (2 * 512 ** 3 / best / 1e9) < 3
+    # the peak it reports against a 1024x1024 float32 product timed here, within a factor of
+    # 3: the fastest of a second's worth, as the bench takes its own, so that other work on
+    # the machine in some moments does not decide the comparison
+    a = np.ones((1024, 1024), dtype=np.float32)
+    best, end = float("inf"), time.perf_counter() + 1.0
+    while time.perf_counter() < end:
+        best = min(best, timed(lambda: a @ a))
+    assert 1 / 3 < r["peak_sgemm_gflops"] / (2 * 1024 ** 3 / best / 1e9) < 3
 
 
 @pytest.mark.parametrize("args,message", [
