@@ -77,6 +77,39 @@ def pad(seqs: list[np.ndarray], dtype=np.int64, value: int = 0) -> tuple[np.ndar
     return out, lengths
 
 
+class SentenceTask:
+    """What the sentence tasks (tag, classify) share: each epoch's batches are whole sentences
+    from :func:`epoch_batches` (made once per epoch, from ``lengths``, ``batch_size`` and
+    ``seed``, which the task sets), and nothing is carried from one batch to the next, so
+    there is nothing to accept, reject, save or restore."""
+
+    lengths: np.ndarray
+    batch_size: int
+    seed: int
+    _order: tuple[int, list[np.ndarray]] | None = None
+
+    def batch_indices(self, epoch: int, k: int) -> np.ndarray:
+        """The sentence indices of batch k of ``epoch``."""
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, epoch_batches(self.lengths, self.batch_size, self.seed, epoch))
+        return self._order[1][k]
+
+    def start_epoch(self, model, epoch: int) -> None:
+        pass
+
+    def accept(self, cache) -> None:
+        pass
+
+    def reject(self, model) -> None:
+        pass
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state_arrays(self, model, arrays: dict[str, np.ndarray]) -> None:
+        pass
+
+
 class Range:
     """A Sized stand-in for a task's batches when only their number matters."""
 

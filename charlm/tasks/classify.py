@@ -35,7 +35,7 @@ from ..layers import log_softmax, softmax_xent
 from ..metrics import confusion_matrix, macro_f1
 from ..pooling import pool_backward, pool_forward
 from ..vocab import UNK_ID, Vocab
-from . import Range, epoch_batches, n_batches, pad
+from . import Range, SentenceTask, n_batches, pad
 
 FASTTEXT = "__label__"
 LABEL_COLUMNS = ("auto", "first", "last")
@@ -340,7 +340,7 @@ def predict_proba(model, seqs: list[np.ndarray], m: int = 64) -> np.ndarray:
 
 
 # ------------------------------------------------------------- the task
-class ClassifyTask:
+class ClassifyTask(SentenceTask):
     """What the trainer trains for ``--task classify`` (the contract: :mod:`charlm.tasks`).
 
     Batches: the training examples shuffled each epoch with the run's seed and bucketed by
@@ -360,38 +360,21 @@ class ClassifyTask:
             raise CorpusError("No training examples. Give a labelled file with some lines.")
         self.seqs, self.y = seqs, np.asarray(y, dtype=np.int64)
         self.lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-        self.batch, self.seed, self.eval_batch = batch, seed, eval_batch
+        self.batch_size, self.seed, self.eval_batch = batch, seed, eval_batch
         self.valid = valid
         self.batches = Range(n_batches(len(seqs), batch))
         self.train_tokens = int(self.lengths.sum())
         self.tokens_per_epoch = len(seqs)
         self.has_validation = valid is not None and len(valid[0]) > 0
-        self._epoch: int | None = None
-        self._order: list[np.ndarray] = []
-
-    def _batch(self, epoch: int, k: int) -> np.ndarray:
-        if self._epoch != epoch:
-            self._order = epoch_batches(self.lengths, self.batch, self.seed, epoch)
-            self._epoch = epoch
-        return self._order[k]
-
-    def start_epoch(self, model, epoch: int) -> None:
-        self._batch(epoch, 0)
 
     def loss(self, model, epoch: int, k: int, rng):
-        index = self._batch(epoch, k)
+        index = self.batch_indices(epoch, k)
         X, lengths = pad([self.seqs[i] for i in index])
         L, nll, _, cache = loss(model, X, lengths, self.y[index], rng)
         return L, nll, len(index), cache
 
     def backward(self, model, cache) -> dict:
         return backward(model, cache)
-
-    def accept(self, cache) -> None:
-        pass
-
-    def reject(self, model) -> None:
-        pass
 
     def validate(self, model) -> dict:
         t0 = time.perf_counter()
@@ -403,8 +386,3 @@ class ClassifyTask:
                 "valid_macro_f1": macro_f1(confusion_matrix(y, pred, P.shape[1])),
                 "valid_examples": len(y), "eval_seconds": time.perf_counter() - t0}
 
-    def state_arrays(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load_state_arrays(self, model, arrays: dict[str, np.ndarray]) -> None:
-        pass

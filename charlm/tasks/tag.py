@@ -24,7 +24,7 @@ from ..errors import CorpusError
 from ..layers import log_softmax, softmax_xent
 from ..metrics import is_iob, tagging_scores
 from ..vocab import SPECIALS, UNK_ID, Vocab
-from . import Range, epoch_batches, n_batches, pad
+from . import Range, SentenceTask, n_batches, pad
 
 
 # --------------------------------------------------------------- the maths
@@ -124,7 +124,7 @@ def create_model(config, data: TagData, rng: np.random.Generator, lm_features=No
 
 
 # ----------------------------------------------------------------- the task
-class TagTask:
+class TagTask(SentenceTask):
     name = "tag"
     higher_is_better = True
 
@@ -133,6 +133,7 @@ class TagTask:
             raise CorpusError("The model's labels differ from the data's. Train on the same "
                               "file the model was made for.")
         self.data, self.cfg = data, cfg
+        self.batch_size, self.seed = cfg.batch, cfg.seed
         self.iob = is_iob(data.labels)
         self.metric = "valid_f1" if self.iob else "valid_accuracy"
         self.lengths = np.array([len(s) for s in data.x], np.int64)
@@ -140,7 +141,6 @@ class TagTask:
         self.train_tokens = int(self.lengths.sum())
         self.tokens_per_epoch = self.train_tokens
         self.has_validation = data.valid_x is not None
-        self._epoch: tuple[int, list] | None = None
         # frozen LM features: computed once per sentence, here, not at every step
         f = model.features
         self.lm = f.lm_states(data.train.tokens) if f is not None and f.lms else None
@@ -154,29 +154,14 @@ class TagTask:
         return model.features.batch([self.data.train.tokens[i] for i in idx],
                                     None if self.lm is None else [self.lm[i] for i in idx])
 
-    def epoch(self, epoch: int) -> list[np.ndarray]:
-        if self._epoch is None or self._epoch[0] != epoch:
-            self._epoch = (epoch, epoch_batches(self.lengths, self.cfg.batch, self.cfg.seed,
-                                                epoch))
-        return self._epoch[1]
-
-    def start_epoch(self, model, epoch: int) -> None:
-        pass
-
     def loss(self, model, epoch: int, k: int, rng):
-        idx = self.epoch(epoch)[k]
+        idx = self.batch_indices(epoch, k)
         X, lengths = pad([self.data.x[i] for i in idx])
         Y, _ = pad([self.data.y[i] for i in idx])
         return tag_loss(model, X, Y, lengths, rng, self.words(model, idx))
 
     def backward(self, model, cache) -> dict:
         return model.backward(cache)[0]
-
-    def accept(self, cache) -> None:
-        pass
-
-    def reject(self, model) -> None:
-        pass
 
     def validate(self, model) -> dict:
         t0 = time.perf_counter()
@@ -193,11 +178,6 @@ class TagTask:
         rec["eval_seconds"] = time.perf_counter() - t0
         return rec
 
-    def state_arrays(self) -> dict:
-        return {}
-
-    def load_state_arrays(self, model, arrays) -> None:
-        pass
 
     def progress_sample(self, model, rng) -> str:
         xs = self.data.valid_x or self.data.x
