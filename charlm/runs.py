@@ -249,15 +249,21 @@ def _init_from_options(source: Model, options: dict, init_from) -> None:
                               + f" Leave {flag(k)} out.")
 
 
-def _resume(corpus, out: Path, valid, limits: dict, options: dict, callback,
-            reducer=None) -> Trainer:
+def load_resumable(out: Path):
+    """The model file a ``--resume`` continues, of any task: (model, meta, arrays, its
+    TrainConfig); a one-line error when there is none or it holds no training state."""
     if not out.exists():
         raise ModelFileError(f"Nothing to resume: no model file at {out}. "
                              "Check --out, or drop --resume to start a new run.")
     model, meta, arrays = checkpoint.load(out)
     if not meta or "run" not in meta:
         raise ModelFileError(f"{out} holds no training state to resume.")
-    tcfg = TrainConfig.from_json(meta["config"])
+    return model, meta, arrays, TrainConfig.from_json(meta["config"])
+
+
+def _resume(corpus, out: Path, valid, limits: dict, options: dict, callback,
+            reducer=None) -> Trainer:
+    model, meta, arrays, tcfg = load_resumable(out)
     saved = {**model.config.to_json(), **asdict(tcfg)}
     for k, v in options.items():
         if k not in RESUMABLE and k in saved and v != saved[k]:

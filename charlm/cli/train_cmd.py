@@ -14,7 +14,7 @@ import typer
 from tqdm import tqdm
 
 from .. import checkpoint
-from ..errors import ConfigError, ModelFileError
+from ..errors import ConfigError
 from ..model import Model, ModelConfig
 from ..render import format_duration
 from . import common
@@ -162,8 +162,8 @@ def train(
 ):
     """Train a model: a language model on text files (one sequence per line by default), a
     tagger on CoNLL files (--task tag) or a classifier on labelled lines (--task classify)."""
-    from ..runs import (check_writable, given_limits, prepare_training, refuse_existing,
-                        set_aside)
+    from ..runs import (check_writable, given_limits, load_resumable, prepare_training,
+                        refuse_existing, set_aside)
     from ..train import TrainConfig
 
     out_file = out_path or Path("models") / f"{level if task == 'lm' else task}.npz"
@@ -206,13 +206,7 @@ def train(
         raise ConfigError("--resume continues the file that --force would replace. "
                           "Use one of them.")
     if resume:
-        if not out_file.exists():
-            raise ModelFileError(f"Nothing to resume: no model file at {out_file}. "
-                                 "Check --out, or drop --resume to start a new run.")
-        model, meta, arrays = checkpoint.load(out_file)
-        if not meta or "run" not in meta:
-            raise ModelFileError(f"{out_file} holds no training state to resume.")
-        tcfg = TrainConfig.from_json(meta["config"])
+        model, meta, arrays, tcfg = load_resumable(out_file)
         given = {k: v for k, v in limits.items() if v}
         if given:  # new limits replace the old ones; the rest of the run is as it was
             tcfg.epochs, tcfg.steps, tcfg.time_budget = (given.get("epochs", 0),
