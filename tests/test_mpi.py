@@ -293,9 +293,9 @@ def _ranks_of(pid: int) -> dict[int, int]:
     return found
 
 
-@needs_mpi
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
-def test_a_killed_rank_ends_the_job_and_the_model_file_is_intact(corpus, tmp_path):
+def _signal_rank_1(corpus, tmp_path, sig, settle: float = 0.0) -> tuple[int, str]:
+    """A 2-process training job writing m.npz: once its first save is there (and ``settle``
+    seconds more), ``sig`` to rank 1 alone. Returns the job's exit status and stderr."""
     cmd = [MPIEXEC, *OMPI_FLAGS, "-n", "2", sys.executable, "-m", "charlm", "train",
            str(corpus), *TINY, "--steps", "100000", "--eval-every", "3", "--out", "m.npz"]
     job = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
@@ -304,15 +304,23 @@ def test_a_killed_rank_ends_the_job_and_the_model_file_is_intact(corpus, tmp_pat
         deadline = time.monotonic() + 60
         while not (tmp_path / "m.npz").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(0.5)   # a few more saves: the kill may land in the middle of one
+        time.sleep(settle)
         ranks = _ranks_of(job.pid)
         assert 1 in ranks, ranks
-        os.kill(ranks[1], signal.SIGKILL)
+        os.kill(ranks[1], sig)
         _, stderr = job.communicate(timeout=30)
     finally:
         if job.poll() is None:
             job.kill()
-    assert job.returncode != 0
+    return job.returncode, stderr
+
+
+@needs_mpi
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_a_killed_rank_ends_the_job_and_the_model_file_is_intact(corpus, tmp_path):
+    # a few more saves after the first: the kill may land in the middle of one
+    returncode, _ = _signal_rank_1(corpus, tmp_path, signal.SIGKILL, settle=0.5)
+    assert returncode != 0
     model, meta, arrays = checkpoint.load(tmp_path / "m.npz")
     assert meta["run"]["step"] >= 3 and "train/param/W_y" in arrays
     r = _one(["train", corpus, "--resume", "--out", "m.npz", "--steps",
@@ -325,22 +333,8 @@ def test_a_killed_rank_ends_the_job_and_the_model_file_is_intact(corpus, tmp_pat
 def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_step(corpus, tmp_path):
     """SIGINT to rank 1 alone (rank 0 sees no signal): the stop vote travels in the step's
     all-reduce, every rank stops after that step, rank 0 saves a resumable file and says so."""
-    cmd = [MPIEXEC, *OMPI_FLAGS, "-n", "2", sys.executable, "-m", "charlm", "train",
-           str(corpus), *TINY, "--steps", "100000", "--eval-every", "3", "--out", "m.npz"]
-    job = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "m.npz").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        ranks = _ranks_of(job.pid)
-        assert 1 in ranks, ranks
-        os.kill(ranks[1], signal.SIGINT)
-        _, stderr = job.communicate(timeout=30)
-    finally:
-        if job.poll() is None:
-            job.kill()
-    assert job.returncode != 0
+    returncode, stderr = _signal_rank_1(corpus, tmp_path, signal.SIGINT)
+    assert returncode != 0
     assert stderr.count("Interrupted at step") == 1, stderr[-2000:]
     _, meta, _ = checkpoint.load(tmp_path / "m.npz")
     assert meta["run"]["finished"] is False
