@@ -124,27 +124,8 @@ def run_fold(a, texts, y, train_idx, test_idx, fold):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("files", nargs="*", help="labelled files (LABEL<TAB>TEXT, TEXT<TAB>LABEL, "
-                                            "__label__X text)")
-    p.add_argument("--class", dest="classes", action="append", default=[],
-                   help="LABEL=FILE, one file per class")
-    p.add_argument("--level", default="word", choices=("word", "char"))
-    p.add_argument("--lowercase", action="store_true")
-    p.add_argument("--min-count", type=int, default=1)
-    p.add_argument("--vocab-size", type=int, default=10000)
-    p.add_argument("--embed", type=int, default=64)
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--layers", type=int, default=1)
-    p.add_argument("--bidirectional", action="store_true")
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--folds", type=int, default=10)
-    p.add_argument("--max-folds", type=int, default=0, help="run only the first N folds")
-    p.add_argument("--valid-fraction", type=float, default=0.1)
-    p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--budget", type=float, default=30.0, help="training seconds per fold")
-    p.add_argument("--seed", type=int, default=1234)
+    from protocol import classify_args   # beside this script: the options both sides share
+    classify_args(p)
     a = p.parse_args(argv)
     # as many threads as the CPUs this process may run on (2 here; 1 when pinned to a core)
     torch.set_num_threads(len(os.sched_getaffinity(0)))

@@ -115,22 +115,8 @@ def predict(net, xs, batch=64, features=None, tokens=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--train", required=True)
-    ap.add_argument("--dev", required=True)
-    ap.add_argument("--name", default="")
-    ap.add_argument("--bidirectional", action="store_true")
-    ap.add_argument("--budget", type=float, default=80.0)
-    ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--embed", type=int, default=64)
-    ap.add_argument("--layers", type=int, default=1)
-    ap.add_argument("--dropout", type=float, default=0.3)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--min-count", type=int, default=2)
-    ap.add_argument("--eval-every", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--char-embed", type=int, default=0, help="Character words (0 = off).")
-    ap.add_argument("--char-hidden", type=int, default=0)
+    from protocol import tagging_args   # beside this script: the options both sides share
+    tagging_args(ap)
     ap.add_argument("--threads", type=int, default=0,
                     help="Torch threads (0: the CPUs this process may run on).")
     args = ap.parse_args()
