@@ -1,22 +1,26 @@
-"""How fast could charlm's LSTM be if only its matrix products took time?
+"""How fast could charlm's recurrent cells be if only their matrix products took time?
 
-Times exactly the matrix products that one batch of the C1/C2/W1 LSTM issues through NumPy,
-with the shapes, memory layouts and BLAS threads charlm uses, and nothing else (no
-element-wise gate work, no softmax, no optimizer, no Python between them beyond a loop):
+Times exactly the matrix products that one batch of a C1/C2/W1 model issues through NumPy,
+with the shapes, memory layouts and BLAS threads charlm uses (the products are made by
+charlm's own helpers where it has them: ``cells.input_product``, ``cells.transposed``,
+``cells.weight_grads``, ``cells.recurrent_grad``), and nothing else: no element-wise gate
+work, no softmax, no optimizer, no Python between them beyond a loop.
 
-- eval: per layer the input product of all steps (``cells.lstm.infer``: W_ax x<t>ᵀ batched
-  over the steps), then per step the recurrent product W_aa a<t-1>ᵀ (4 n_a × n_a by
-  n_a × m); the output layer [a, 1] [W_y | b_y]ᵀ.
-- train: the forward as ``cells.lstm.forward`` runs it (input product over all steps, then
-  a<t-1> W_aaᵀ per step), the output layer, its two gradient products, and per layer the
-  backward: per step dz<t> W_aa (m × 4 n_a by 4 n_a × n_a), then dx, dW_ax and dW_aa over
-  all steps (``cells.weight_grads``, ``cells.recurrent_grad``).
+- eval (``cells.<cell>.infer``, ``Model.target_log_probs``): per layer the input product of
+  all steps, then per step the recurrent product ``a<t-1> W_aaᵀ`` (m × n_a by n_a × G n_a;
+  the full GRU makes two dependent ones, ``c<t-1>`` by its [u, r] rows, then ``Γr * c<t-1>``
+  by its candidate rows); then the output layer ``[a, 1] [W_y | b_y]ᵀ``.
+- train (``cells.<cell>.forward`` and ``backward``, ``Model.loss`` and ``backward``): the
+  forward's products as above, the output layer and its two gradient products, and per layer
+  the backward: per step ``dz<t> W_aa`` (the GRU: its two), then dx, dW_ax and dW_aa over all
+  steps.
 
 The batch's tokens divided by the median time of these products is a bound: charlm cannot
 beat it without faster products. Set against PyTorch's tokens/s from the same sitting, it
-says whether a ratio target is within reach of a NumPy core at all.
+says whether a ratio target is within reach of a NumPy core at all; what the whole pass takes
+beyond it is the element-wise work, the softmax, the optimizer and Python.
 
-    python bench/product_bound.py --config C1 --mode eval [--repeats 30] [--json]
+    python bench/product_bound.py --config C1 --cell lstm --mode eval [--repeats 30] [--json]
 """
 
 from __future__ import annotations
@@ -30,61 +34,69 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from charlm.bench import CONFIGS  # noqa: E402
+from charlm.bench import CONFIGS, GATES  # noqa: E402
+from charlm.cells import (input_product, recurrent_grad, transposed,  # noqa: E402
+                          weight_grads)
 
 
-def products(cfg: dict, mode: str, rng: np.random.Generator):
+def products(cfg: dict, cell: str, mode: str, rng: np.random.Generator):
     """A function that issues one batch's products, and the batch's token count."""
     V, E, H, L, m, T = (cfg[k] for k in ("vocab", "embed", "hidden", "layers", "batch",
                                           "bptt"))
+    G = GATES[cell]
     f32 = np.float32
 
     def rand(*shape):   # small values: nothing overflows, nothing is subnormal
         return (0.05 * rng.standard_normal(shape)).astype(f32)
     N = T * m
     widths = [E] + [H] * (L - 1)
-    W_ax = [rand(4 * H, w) for w in widths]
-    W_aa = rand(4 * H, H)
-    W_aa_T = np.ascontiguousarray(W_aa.T)
+    W_ax = [rand(G * H, w) for w in widths]
+    b = rand(G * H)
+    W_aa = rand(G * H, H)
+    # the per-step weights as the cells lay them out: [W_aa] or, for the GRU, [u, r] and c
+    step_W = [transposed(W_aa)] if cell != "gru" else [transposed(W_aa[: 2 * H]),
+                                                        transposed(W_aa[2 * H:])]
+    step_out = [np.empty((m, w.shape[1]), f32) for w in step_W]
     x = [rand(T, m, w) for w in widths]
-    aT = rand(H, m)
     a = rand(m, H)
-    r_fm = np.empty((4 * H, m), f32)
-    r = np.empty((m, 4 * H), f32)
     hb = rand(N, H + 1)
     W_out = rand(H + 1, V)
     logits = np.empty((N, V), f32)
 
-    def eval_batch():
+    def forward():
         for l in range(L):
-            np.matmul(W_ax[l], x[l].transpose(0, 2, 1))
+            input_product(x[l], W_ax[l], b, G)
             for _ in range(T):
-                np.matmul(W_aa, aT, out=r_fm)
+                for W, r in zip(step_W, step_out):
+                    np.matmul(a, W, out=r)
+
+    def eval_batch():
+        forward()
         np.matmul(hb, W_out, out=logits)
 
     W_y = rand(V, H)
     hf = rand(N, H)
-    dz = [rand(4, T, m, H) for _ in range(L)]
-    rows = rand(m, 4 * H)
+    dz = [rand(G, T, m, H) for _ in range(L)]
+    # backward's per-step products: the rows dz<t> (m, G n) by W_aa; the GRU's two
+    back = [(rand(m, G * H), W_aa)] if cell != "gru" else [(rand(m, H), W_aa[2 * H:]),
+                                                             (rand(m, 2 * H), W_aa[: 2 * H])]
     da = np.empty((m, H), f32)
 
     def train_batch():
-        for l in range(L):                                   # forward
-            np.matmul(x[l].reshape(N, -1), W_ax[l].reshape(4, H, -1).transpose(0, 2, 1))
-            for _ in range(T):
-                np.matmul(a, W_aa_T, out=r)
+        forward()
         np.matmul(hf, W_y.T, out=logits)                     # output layer and its gradients
         logits.T @ hf
         logits @ W_y
         for l in reversed(range(L)):                         # backward
             for _ in range(T):
-                np.matmul(rows, W_aa, out=da)
-            d2 = dz[l].reshape(4, N, H)
-            W = W_ax[l].reshape(4, H, -1)
-            for k in range(4):
-                d2[k] @ W[k]                                 # dx
-            np.matmul(d2.transpose(0, 2, 1), x[l].reshape(N, -1))          # dW_ax
-            np.matmul(d2.transpose(0, 2, 1), hf)                             # dW_aa
+                for rows, W in back:
+                    np.matmul(rows, W, out=da)
+            weight_grads(dz[l], x[l], W_ax[l])               # dx, dW_ax
+            if cell == "gru":                                # dW_aa: [u, r] rows, then c's
+                recurrent_grad(dz[l][:2], hf.reshape(T, m, H))
+                recurrent_grad(dz[l][2:], hf.reshape(T, m, H))
+            else:
+                recurrent_grad(dz[l], hf.reshape(T, m, H))
 
     return (eval_batch if mode == "eval" else train_batch), N
 
@@ -93,11 +105,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", choices=["C1", "C2", "W1"], default="C1")
+    p.add_argument("--cell", choices=sorted(GATES), default="lstm")
     p.add_argument("--mode", choices=["eval", "train"], default="eval")
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    fn, tokens = products(CONFIGS[args.config], args.mode, np.random.default_rng(0))
+    fn, tokens = products(CONFIGS[args.config], args.cell, args.mode,
+                          np.random.default_rng(0))
     for _ in range(3):
         fn()
     times = []
@@ -106,11 +120,11 @@ def main(argv=None) -> int:
         fn()
         times.append(time.perf_counter() - t)
     med = float(np.median(times))
-    res = {"config": args.config, "cell": "lstm", "mode": args.mode,
+    res = {"config": args.config, "cell": args.cell, "mode": args.mode,
            "products_ms_per_batch": med * 1e3, "bound_tokens_per_s": tokens / med}
     print(json.dumps(res) if args.json else
-          f"{args.config} lstm {args.mode}: products alone {med * 1e3:.2f} ms per batch of "
-          f"{tokens} tokens -> at most {tokens / med:,.0f} tokens/s")
+          f"{args.config} {args.cell} {args.mode}: products alone {med * 1e3:.2f} ms per batch "
+          f"of {tokens} tokens -> at most {tokens / med:,.0f} tokens/s")
     return 0
 
 
