@@ -311,12 +311,7 @@ def main(argv=None) -> int:
             print(f"# charlm's step {step} diverged (undone); stopping", flush=True)
             break
         g_c = norms[-1] / Tk if norms else float("nan")
-        run.step += 1
-        run.tokens_seen += tokens
-        run.window += 1
-        if run.window >= n_windows:
-            run.window = 0
-            run.epoch += 1
+        trainer.advance(tokens)                 # the run loop's own bookkeeping
 
         t0 = time.perf_counter()
         x = torch.from_numpy(X.astype(np.int64))

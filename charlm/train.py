@@ -540,15 +540,7 @@ class Trainer:
             t0 = time.perf_counter()
             loss, tokens = self.train_step(r.window)
             dt = time.perf_counter() - t0
-            r.step += 1
-            r.tokens_seen += tokens
-            r.window += 1
-            if r.window >= n_windows:
-                r.window = 0
-                r.epoch += 1
-                if c.schedule == "decay" and r.epoch >= c.decay_after:
-                    r.lr *= c.decay
-                    self.opt.lr = r.lr
+            self.advance(tokens)
             if loss is not None:
                 losses.append(loss)
             self.callback({"kind": "step", "step": r.step, "epoch": r.epoch,
@@ -576,6 +568,22 @@ class Trainer:
             self.callback({"kind": "saved", "path": str(self.out), "step": r.step})
         r.elapsed += time.perf_counter() - start
         return reason
+
+    def advance(self, tokens: int) -> None:
+        """Count a step of ``tokens`` tokens and move to the next window: at the end of an
+        epoch, to the first window of the next (and, with ``--schedule decay``, the lower lr).
+        :meth:`run_loop` calls it after every :meth:`train_step`; so does a caller that drives
+        the steps itself (``bench/same_init.py``)."""
+        c, r = self.cfg, self.run
+        r.step += 1
+        r.tokens_seen += tokens
+        r.window += 1
+        if r.window >= len(self.batches):
+            r.window = 0
+            r.epoch += 1
+            if c.schedule == "decay" and r.epoch >= c.decay_after:
+                r.lr *= c.decay
+                self.opt.lr = r.lr
 
     def _evaluate_and_save(self, start: float, losses: list[float]) -> None:
         record = self.validate_now()
