@@ -50,9 +50,8 @@ def products(cfg: dict, cell: str, mode: str, rng: np.random.Generator):
     def rand(*shape):   # small values: nothing overflows, nothing is subnormal
         return (0.05 * rng.standard_normal(shape)).astype(f32)
     N = T * m
-    widths = [E] + [H] * (L - 1)
+    widths = [E or V] + [H] * (L - 1)                # --embed 0: one-hot inputs
     W_ax = [rand(G * H, w) for w in widths]
-    b = rand(G * H)
     W_aa = rand(G * H, H)
     # the per-step weights as the cells lay them out: [W_aa] or, for the GRU, [u, r] and c
     step_W = [transposed(W_aa)] if cell != "gru" else [transposed(W_aa[: 2 * H]),
@@ -66,7 +65,7 @@ def products(cfg: dict, cell: str, mode: str, rng: np.random.Generator):
 
     def forward():
         for l in range(L):
-            input_product(x[l], W_ax[l], b, G)
+            input_product(x[l], W_ax[l], None, G)            # the product, not the bias
             for _ in range(T):
                 for W, r in zip(step_W, step_out):
                     np.matmul(a, W, out=r)
@@ -113,7 +112,8 @@ def main(argv=None) -> int:
         p.add_argument(f"--{k}", type=int, help=f"instead of the config's {k}")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    cfg = {k: getattr(args, k) or v for k, v in CONFIGS[args.config].items()}
+    cfg = {k: v if getattr(args, k) is None else getattr(args, k)
+           for k, v in CONFIGS[args.config].items()}
     fn, tokens = products(cfg, args.cell, args.mode, np.random.default_rng(0))
     for _ in range(3):
         fn()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlm.cells import CELLS
+from charlm.cells import CELLS, input_product
 from charlm.layers import log_softmax
 from charlm.score import batch_log_probs, score_many
 from charlm.train import evaluate
@@ -21,6 +21,21 @@ from conftest import VARIANT_PARAMS, flat_state, make_model, random_state
 # float64: the two paths differ only in the order of a few roundings; float32: a few ulps of
 # values of order one, grown through T steps and two layers.
 TOL = {"float64": 1e-12, "float32": 2e-5}
+
+
+@pytest.mark.parametrize("G", [1, 3, 4])
+def test_input_product_with_and_without_its_bias(G):
+    """z[k, t] = x<t> W_ax[k]ᵀ + b[k], gate-major, against einsum; b=None gives the product
+    alone (what bench/product_bound.py times)."""
+    rng = np.random.default_rng(3)
+    T, m, n_x, n = 5, 3, 4, 6
+    x = rng.standard_normal((T, m, n_x))
+    W = rng.standard_normal((G * n, n_x))
+    b = rng.standard_normal(G * n)
+    want = np.einsum("tmi,gni->gtmn", x, W.reshape(G, n, n_x))
+    np.testing.assert_allclose(input_product(x, W, None, G), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(input_product(x, W, b, G), want + b.reshape(G, 1, 1, n),
+                               rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -79,10 +79,11 @@ def init_fused(n_x: int, n_a: int, G: int, rng: np.random.Generator, dtype) -> d
     }
 
 
-def input_product(x: np.ndarray, W_ax: np.ndarray, b: np.ndarray, G: int) -> np.ndarray:
+def input_product(x: np.ndarray, W_ax: np.ndarray, b: np.ndarray | None, G: int) -> np.ndarray:
     """``W_ax x<t> + b`` for every step at once, gate-major.
 
-    x: (T, m, n_x); W_ax: (G n_a, n_x); b: (G n_a,)  ->  z (G, T, m, n_a).
+    x: (T, m, n_x); W_ax: (G n_a, n_x); b: (G n_a,), or None for the product alone (what
+    ``bench/product_bound.py`` times)  ->  z (G, T, m, n_a).
 
     Gate-major means ``z[k, t]`` is gate k's (m, n_a) block at step t, one contiguous piece of
     memory. NumPy's element-wise loops run several times faster on contiguous blocks than on the
@@ -92,7 +93,8 @@ def input_product(x: np.ndarray, W_ax: np.ndarray, b: np.ndarray, G: int) -> np.
     T, m, n_x = x.shape
     n = W_ax.shape[0] // G
     z = np.matmul(x.reshape(T * m, n_x), W_ax.reshape(G, n, n_x).transpose(0, 2, 1))
-    z += b.reshape(G, 1, n)
+    if b is not None:
+        z += b.reshape(G, 1, n)
     return z.reshape(G, T, m, n)
 
 
