@@ -234,17 +234,17 @@ def main(argv=None) -> int:
 
     def compare() -> tuple[float, float, str, float]:
         tp = torch_in_charlm_layout()
-        num = den = dnum = dden = 0.0
+        num = den = dden = 0.0        # Σ |p_c - p_t|², Σ |p_c|², Σ |Δ_c|² over all tensors
         worst, worst_name = -1.0, ""
         for k, pc in model.params.items():
             pc64, pt64, p0 = (a.astype(np.float64) for a in (pc, tp[k], init[k]))
-            diff = float(np.sum((pc64 - pt64) ** 2))
+            diff = float(np.sum((pc64 - pt64) ** 2))   # also |Δ_c - Δ_t|²: same start
             upd = float(np.sum((pc64 - p0) ** 2))
-            num, den, dnum, dden = num + diff, den + float(np.sum(pc64 ** 2)), dnum + diff, dden + upd
+            num, den, dden = num + diff, den + float(np.sum(pc64 ** 2)), dden + upd
             r = math.sqrt(diff / upd) if upd > 0 else (0.0 if diff == 0 else math.inf)
             if r > worst:
                 worst, worst_name = r, k
-        return (math.sqrt(num / den), math.sqrt(dnum / dden) if dden else math.inf,
+        return (math.sqrt(num / den), math.sqrt(num / dden) if dden else math.inf,
                 worst_name, worst)
 
     config = {"type": "config", "data": args.data, "V": V, "hidden": H, "layers": L, "embed": E,
@@ -283,7 +283,7 @@ def main(argv=None) -> int:
                 lg, st = net(torch.from_numpy(Xv.astype(np.int64)), st)
                 total += float(F.cross_entropy(lg.reshape(-1, V),
                                                torch.from_numpy(Yv.astype(np.int64)).reshape(-1),
-                                               reduction="sum", ).double())
+                                               reduction="sum").double())
         net.train()
         return total / valid_batches.tokens
 
