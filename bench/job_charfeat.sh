@@ -26,7 +26,7 @@ run() { "$PY" "$here/bench/tag_run.py" --train "$TR" --dev "$DV" --bidirectional
 run --name word-only
 run --name char-words --char-embed 25 --char-hidden 25
 # the LMs' text: each training sentence's words joined by single spaces, one per line
-"$PY" -c "import sys; from charlm import conll
+"$PY" -c "import sys; from charlm.text import conll
 print('\n'.join(' '.join(s) for s in conll.read(sys.argv[1]).tokens))" "$TR" > "$W/text.txt"
 lm() { OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 "$PY" -m charlm train \
          "$W/text.txt" --layers 1 --hidden 128 --embed 32 --dropout 0.1 --bptt 128 --batch 32 \

@@ -49,7 +49,7 @@ J="$OUT/$NAME.jsonl"
 # the texts: a training sentence is its words joined by single spaces, one per line
 "$PY" - "$CORP" "$TR" "$W" <<'PYEOF'
 import random, sys
-from charlm import conll
+from charlm.text import conll
 corp, train, w = sys.argv[1:]
 text = lambda f: [" ".join(s) for s in conll.read(f).tokens]
 open(f"{w}/tagtext.txt", "w", encoding="utf-8").write("\n".join(text(train)) + "\n")

@@ -29,7 +29,7 @@ tail -n 3 "$WORK/train.log" >&2
 $PY -m charlm eval "$VALID" --model "$WORK/wt2.npz" --json > "$WORK/eval.json"
 $PY - "$WORK/wt2.npz" "$WORK/eval.json" "$TRAIN_S" "$START" > "$RES" <<'PYEOF'
 import json, sys, time
-from charlm import checkpoint
+from charlm.training import checkpoint
 model, meta, _ = checkpoint.load(sys.argv[1])
 ev = json.loads(open(sys.argv[2]).read())
 run = meta["run"]

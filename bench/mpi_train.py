@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from charlm.mpienv import BLAS_VARS, under_mpi  # noqa: E402  (before NumPy: see mpienv)
+from charlm.training.mpienv import BLAS_VARS, under_mpi  # noqa: E402  (before NumPy: see mpienv)
 import charlm  # noqa: E402,F401  (pins BLAS under MPI before NumPy is imported)
 import numpy as np  # noqa: E402
 
-from charlm.bench import CONFIGS, _model  # noqa: E402
-from charlm.train import Corpus, Trainer, TrainConfig  # noqa: E402
+from charlm.use.bench import CONFIGS, _model  # noqa: E402
+from charlm.training.trainer import Corpus, Trainer, TrainConfig  # noqa: E402
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
 
     reducer = None
     if under_mpi():
-        from charlm.distributed import Reducer
+        from charlm.training.distributed import Reducer
         reducer = Reducer()
     n = reducer.size if reducer else 1
     c = CONFIGS[a.config]

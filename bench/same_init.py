@@ -8,9 +8,9 @@ difference in the training procedure by removing the noise: one initialisation, 
 stream, no dropout (by default), and a comparison after every step.
 
 What it does
-  * charlm side: the corpus through ``charlm.train.prepare_corpus`` (vocabulary from the
+  * charlm side: the corpus through ``charlm.training.trainer.prepare_corpus`` (vocabulary from the
     training part, the last ``--valid-fraction`` set aside), a ``Model.create`` LSTM LM in
-    float32, and a real ``charlm.train.Trainer`` whose ``train_step`` makes every step:
+    float32, and a real ``charlm.training.trainer.Trainer`` whose ``train_step`` makes every step:
     ``Model.loss`` (Σ_t L<t> averaged over the batch), ``Model.backward``,
     ``optim.clip_gradients`` (here wrapped only to record the norm it returns), the undo
     snapshot, ``Adam.update``, the carried state; the state is reset at every epoch
@@ -138,8 +138,8 @@ def main(argv=None) -> int:
     import torch.nn as nn
     import torch.nn.functional as F
 
-    from charlm.model import Model, ModelConfig
-    from charlm.train import Trainer, TrainConfig, prepare_corpus
+    from charlm.nn.model import Model, ModelConfig
+    from charlm.training.trainer import Trainer, TrainConfig, prepare_corpus
     ctrain = sys.modules["charlm.train"]   # the module (the package exports a train function)
 
     torch.set_num_threads(1)
@@ -268,7 +268,7 @@ def main(argv=None) -> int:
         hdr += f" {'rel dp':>9} {'rel dΔ':>9}  worst Δ tensor"
     print(hdr, flush=True)
 
-    from charlm.data import Batches
+    from charlm.tasks.stream import Batches
     valid_batches = Batches.from_stream(corpus.valid_ids, args.eval_batch, T)
 
     def torch_valid() -> float:

@@ -39,11 +39,11 @@ def main() -> None:
     ap.add_argument("--lm-steps", type=int, default=10)
     args = ap.parse_args()
 
-    from charlm.model import Model, ModelConfig
-    from charlm.tagger import Tagger
+    from charlm.nn.model import Model, ModelConfig
+    from charlm.use.tagger import Tagger
     from charlm.tasks import epoch_batches
     from charlm.tasks.tag import TagTask, create_model, load_data
-    from charlm.train import TrainConfig, Trainer, prepare_corpus
+    from charlm.training.trainer import TrainConfig, Trainer, prepare_corpus
 
     tcfg = TrainConfig(level="word", batch=args.batch, lr=args.lr, min_count=args.min_count,
                        eval_every=args.eval_every, eval_batch=64, seed=args.seed,
@@ -91,7 +91,7 @@ def main() -> None:
     t0 = time.perf_counter()
     trainer.run_loop()
     wall = time.perf_counter() - t0
-    from charlm.checkpoint import load
+    from charlm.training.checkpoint import load
     best, _, _ = load(tmp / "tag.npz")
     tagger = Tagger(best)
     t1 = time.perf_counter()

@@ -34,9 +34,9 @@ def main() -> None:
     ap.add_argument("--name", default="")
     args = ap.parse_args()
 
-    from charlm.model import ModelConfig
+    from charlm.nn.model import ModelConfig
     from charlm.tasks.tag import create_model, load_data, predict
-    from charlm.train import TrainConfig
+    from charlm.training.trainer import TrainConfig
     data = load_data(args.train, args.dev, TrainConfig(level="word", min_count=2, seed=1234))
     n = sum(len(x) for x in data.valid_x)
     rates: dict[str, list[float]] = {}
@@ -57,7 +57,7 @@ def main() -> None:
         for _ in range(args.passes):
             timed("predict", lambda: torch_predict(net, data.valid_x))
     else:
-        from charlm.tagger import Tagger
+        from charlm.use.tagger import Tagger
         cfg = ModelConfig(cell="lstm", layers=1, hidden=128, embed=64, dropout=0.3,
                           task="tag", bidirectional=True)
         model = create_model(cfg, data, np.random.default_rng(1))

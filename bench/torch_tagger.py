@@ -123,11 +123,11 @@ def main():
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     torch.manual_seed(args.seed)
 
-    from charlm.metrics import tagging_scores
+    from charlm.tasks.metrics import tagging_scores
     from charlm.tasks import epoch_batches
     from charlm.tasks.tag import load_data
-    from charlm.train import TrainConfig
-    from charlm.wordfeat import WordFeatures
+    from charlm.training.trainer import TrainConfig
+    from charlm.nn.charwords import WordFeatures
 
     if bool(args.char_embed) != bool(args.char_hidden):
         ap.error("character words need both --char-embed and --char-hidden")

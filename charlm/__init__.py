@@ -1,6 +1,6 @@
 """charlm: character- and word-level recurrent language models on a pure NumPy core."""
 
-from .mpienv import pin_blas_threads
+from .training.mpienv import pin_blas_threads
 
 pin_blas_threads()   # under mpiexec: one BLAS thread per rank, set before NumPy is imported
 

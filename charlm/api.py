@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint
+from .training import checkpoint
 from .errors import ConfigError, CorpusError, ModelFileError
-from .generate import sample as draw
-from .model import Model, ModelConfig
-from .score import Scored, score, score_many
-from .train import TrainConfig, Trainer, evaluate, reverse_lines
+from .nn.sampling import sample as draw
+from .nn.model import Model, ModelConfig
+from .use.score import Scored, score, score_many
+from .training.trainer import TrainConfig, Trainer, evaluate, reverse_lines
 
 
 class LanguageModel:
@@ -92,7 +92,7 @@ class LanguageModel:
         validation loss training reported for the same file. ``per_line=True``: every
         sequence scored on its own from ``a<0> = 0`` (``batch`` at a time), as ``score``
         does; this is higher, since no sequence sees the one before it."""
-        from .vocab import UNK_ID, sequence_chunks, split_sequences
+        from .text.vocab import UNK_ID, sequence_chunks, split_sequences
 
         cfg = self.train_meta.get("config") or {}
         prose, level = bool(cfg.get("prose", False)), self.vocab.level
@@ -142,8 +142,8 @@ class LanguageModel:
 
 # The object load_model returns for each task ("module:class", imported when needed): each
 # is made as ``cls(model, train_meta)``.
-TASK_OBJECTS = {"lm": "charlm.api:LanguageModel", "tag": "charlm.tagger:Tagger",
-                "classify": "charlm.classifier:Classifier"}
+TASK_OBJECTS = {"lm": "charlm.api:LanguageModel", "tag": "charlm.use.tagger:Tagger",
+                "classify": "charlm.use.classifier:Classifier"}
 
 
 def load_model(path: str | Path):
@@ -179,7 +179,7 @@ def train(corpus=None, out: str | Path | None = None, valid: str | Path | None =
     ``task="tag"`` trains a tagger on a CoNLL file (no corpus: the bundled Broad Twitter
     Corpus), ``task="classify"`` a classifier on labelled lines (see ``classifier.train``);
     their ``out`` defaults to models/<task>.npz."""
-    from .runs import prepare_training
+    from .training.runs import prepare_training
 
     callbacks = [c for c in (callback, ProgressLines(sys.stderr) if progress else None) if c]
     cb = (lambda e: [c(e) for c in callbacks]) if callbacks else None  # noqa: E731
@@ -228,7 +228,7 @@ def _train_task(task, corpus, out, valid, callback, should_stop, options):
     """train() for a sentence task: build its data and model, then the one trainer. As for a
     language model, an existing model file is refused unless ``force=True`` (then kept as
     ``.bak``)."""
-    from .runs import refuse_existing, set_aside
+    from .training.runs import refuse_existing, set_aside
 
     out = Path(out if out is not None else f"models/{task}.npz")
     if options.pop("resume", False):
@@ -236,7 +236,7 @@ def _train_task(task, corpus, out, valid, callback, should_stop, options):
                           f"one with `charlm train --task {task} --resume --out {out}`.")
     refuse_existing(out, options.pop("force", False))
     if task == "classify":   # its own options (classes, label_column, folds): see there
-        from .classifier import train as train_classifier
+        from .use.classifier import train as train_classifier
         set_aside(out, callback or (lambda e: None))
         return train_classifier(corpus if corpus is not None else (), out, valid,
                                 callback=callback, should_stop=should_stop, **options)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from charlm.bench import CONFIGS, default_plan, flops_per_token, run_worker
+from charlm.use.bench import CONFIGS, default_plan, flops_per_token, run_worker
 from charlm.cli import app
 
 

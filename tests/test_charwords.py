@@ -22,13 +22,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charlm import checkpoint, wordfeat
+from charlm.training import checkpoint
+
+from charlm.nn import charwords as wordfeat
 from charlm.errors import ConfigError
-from charlm.gradcheck import RELU_STEP, STEP, TOLERANCE, numerical_grad, rel_error
-from charlm.model import Model, ModelConfig
+from charlm.use.gradcheck import RELU_STEP, STEP, TOLERANCE, numerical_grad, rel_error
+from charlm.nn.model import Model, ModelConfig
 from charlm.tasks import pad
 from charlm.tasks.tag import encode_tokens, tag_loss
-from charlm.vocab import Vocab
+from charlm.text.vocab import Vocab
 
 from conftest import VARIANT_PARAMS
 

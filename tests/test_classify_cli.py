@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import charlm
 from charlm.cli import app
-from charlm.metrics import classification_report
+from charlm.tasks.metrics import classification_report
 
 SMALL = ["--task", "classify", "--level", "word", "--cell", "gru", "--layers", "1",
          "--hidden", "8", "--embed", "8", "--batch", "8", "--lr", "0.02", "--eval-every", "10",

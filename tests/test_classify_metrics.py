@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlm.metrics import (accuracy, classification_report, confusion_matrix, macro_f1,
+from charlm.tasks.metrics import (accuracy, classification_report, confusion_matrix, macro_f1,
                             per_class_prf)
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlm.gradcheck import TOLERANCE, numerical_grad, rel_error, tiny_vocab
-from charlm.model import Model, ModelConfig
+from charlm.use.gradcheck import TOLERANCE, numerical_grad, rel_error, tiny_vocab
+from charlm.nn.model import Model, ModelConfig
 from charlm.tasks import classify as C
 from charlm.tasks import pad
 
@@ -98,7 +98,7 @@ def toy_examples(n=120, seed=0):
 
 
 def toy_configs(**train):
-    from charlm.train import TrainConfig
+    from charlm.training.trainer import TrainConfig
     mcfg = ModelConfig(cell="lstm", layers=1, hidden=8, embed=8, dropout=0.0,
                        task="classify", bidirectional=True)
     tcfg = TrainConfig(level="word", batch=8, lr=0.02, eval_every=10, **train)
@@ -106,8 +106,8 @@ def toy_configs(**train):
 
 
 def test_trainer_learns_and_keeps_best_by_accuracy(tmp_path):
-    from charlm.classifier import prepare
-    from charlm.train import Trainer
+    from charlm.use.classifier import prepare
+    from charlm.training.trainer import Trainer
     import charlm
     mcfg, tcfg = toy_configs(steps=60, valid_fraction=0.25)
     model, task = prepare(toy_examples(), None, mcfg, tcfg)
@@ -123,9 +123,9 @@ def test_trainer_learns_and_keeps_best_by_accuracy(tmp_path):
 
 
 def test_resume_is_exact(tmp_path):
-    from charlm import checkpoint
-    from charlm.classifier import prepare
-    from charlm.train import Trainer
+    from charlm.training import checkpoint
+    from charlm.use.classifier import prepare
+    from charlm.training.trainer import Trainer
     mcfg, tcfg = toy_configs(steps=25, valid_fraction=0.25)
     mcfg.dropout = 0.3                           # the dropout rng must resume too
     model, task = prepare(toy_examples(), None, mcfg, tcfg)
@@ -148,8 +148,8 @@ def test_resume_is_exact(tmp_path):
 
 def test_cross_validation_folds_and_final_model(tmp_path):
     import statistics
-    from charlm import checkpoint
-    from charlm.classifier import cross_validate
+    from charlm.training import checkpoint
+    from charlm.use.classifier import cross_validate
     mcfg, tcfg = toy_configs(steps=30, valid_fraction=0.2)
     events = []
     ex = toy_examples(60)
@@ -170,7 +170,7 @@ def test_cross_validation_folds_and_final_model(tmp_path):
 
 
 def test_interrupted_cross_validation_writes_nothing(tmp_path):
-    from charlm.classifier import CrossValidationInterrupted, cross_validate
+    from charlm.use.classifier import CrossValidationInterrupted, cross_validate
     mcfg, tcfg = toy_configs(steps=5, valid_fraction=0.2)
     with pytest.raises(CrossValidationInterrupted, match="fold 1 of 3") as e:
         cross_validate(toy_examples(30), 3, mcfg, tcfg, tmp_path / "cv.npz",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlm.gradcheck import tiny_vocab
-from charlm.model import Model, ModelConfig
+from charlm.use.gradcheck import tiny_vocab
+from charlm.nn.model import Model, ModelConfig
 from charlm.tasks import classify as C
 from charlm.tasks import pad
 

@@ -6,8 +6,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from charlm.bundled import bundled
-from charlm.vocab import EOS_ID, UNK_ID, Vocab, sequence_chunks, split_sequences
+from charlm.text.bundled import bundled
+from charlm.text.vocab import EOS_ID, UNK_ID, Vocab, sequence_chunks, split_sequences
 
 SHAKESPEARE = bundled().read_text(encoding="utf-8")[:60000]
 MIXED = ("The <unk> sat. On the mat!\nIt said \"no.\" Then (it) left.\n\n"

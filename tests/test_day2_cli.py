@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from charlm import checkpoint
+from charlm.training import checkpoint
 from charlm.cli import app
-from charlm.model import Model, ModelConfig
-from charlm.score import score
-from charlm.vocab import Vocab
+from charlm.nn.model import Model, ModelConfig
+from charlm.use.score import score
+from charlm.text.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -369,7 +369,7 @@ def test_min_length_forbids_eos_before_n_tokens(eager_model):
 
 
 def test_min_length_in_the_library():
-    from charlm.generate import sample as draw
+    from charlm.nn.sampling import sample as draw
     vocab = Vocab(["<EOS>", "<UNK>", "a"], "char")
     m = Model.create(ModelConfig(cell="rnn", layers=1, hidden=4, embed=2, dropout=0.0), vocab,
                      np.random.default_rng(2))
@@ -395,7 +395,7 @@ def test_sample_out_writes_a_new_file(tmp_path, char_model):
 
 # ------------------------------------------------------------- 17. gradcheck
 def test_rel_error_shows_the_raw_error_beside_the_checked_one():
-    from charlm import gradcheck
+    from charlm.use import gradcheck
     a, n = np.array([0.0, 2.0]), np.array([5e-12, 2.0])   # round-off where the gradient is 0
     err = gradcheck.rel_error(a, n)
     assert float(err) == 0.0                              # 5e-12 - ATOL (1e-11) < 0: passes
@@ -408,7 +408,7 @@ def test_rel_error_shows_the_raw_error_beside_the_checked_one():
 
 
 def test_gradcheck_prints_raw_errors_and_the_tolerance(monkeypatch):
-    from charlm import gradcheck
+    from charlm.use import gradcheck
     results = list(gradcheck.run_all(0))     # computed once for both outputs (10 s)
     monkeypatch.setattr(gradcheck, "run_all", lambda seed: iter(results))
     r = invoke("gradcheck", "--json")
@@ -426,7 +426,7 @@ def test_gradcheck_prints_raw_errors_and_the_tolerance(monkeypatch):
 # ------------------------------------------------------------------ 16. info
 def run_meta(finished: bool, corpus: dict | None, **cfg) -> dict:
     from dataclasses import asdict
-    from charlm.train import TrainConfig
+    from charlm.training.trainer import TrainConfig
     run = {"step": 120, "epoch": 1, "tokens_seen": 30720, "elapsed": 75.0,
            "best_valid": 1.25, "best_step": 100, "finished": finished,
            "history": [{"step": 100, "train_loss": 1.5, "valid_loss": 1.25}]}

@@ -15,12 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 import charlm
-from charlm import checkpoint
+from charlm.training import checkpoint
 from charlm.cli import app
 from charlm.errors import CharlmError, ConfigError
-from charlm.model import Model, ModelConfig
-from charlm.train import Trainer, log_path
-from charlm.vocab import SPECIALS, Vocab
+from charlm.nn.model import Model, ModelConfig
+from charlm.training.trainer import Trainer, log_path
+from charlm.text.vocab import SPECIALS, Vocab
 
 SMALL = dict(cell="gru", layers=1, hidden=16, embed=8, dropout=0.0, batch=4, bptt=16,
              eval_batch=2)
@@ -228,7 +228,7 @@ def test_finite_divergence_is_caught_and_no_warning_reaches_stderr(tmp_path):
             "20", "--out", out, *TINY)
     assert r.exit_code == 1
     assert "diverged" in r.stderr and "RuntimeWarning" not in r.stderr
-    from charlm.train import DIVERGENCE_FACTOR
+    from charlm.training.trainer import DIVERGENCE_FACTOR
     model, meta, _ = checkpoint.load(out)
     V = len(model.vocab)
     # the saved model is the last good one: its loss is near an untrained model's ln V
@@ -276,7 +276,7 @@ def test_corpus_is_recorded_and_a_changed_file_is_refused_on_resume(tmp_path):
         return {"path": str(p.resolve()), "bytes": len(data),
                 "sha256": hashlib.sha256(data).hexdigest()}
     assert rec == {"files": [entry(corpus)], "valid": entry(va)}
-    from charlm.runs import resume_command
+    from charlm.training.runs import resume_command
     assert resume_command(out, rec) == f"charlm train --resume --out {out}"
     r = run("train", "--resume", "--out", out, "--steps", "1")
     assert r.exit_code == 0, r.stderr

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlm import gradients as G
-from charlm.gradcheck import tiny_vocab
-from charlm.layers import log_softmax
-from charlm.model import Model, ModelConfig
+from charlm.use import gradients as G
+from charlm.use.gradcheck import tiny_vocab
+from charlm.nn.layers import log_softmax
+from charlm.nn.model import Model, ModelConfig
 
 from conftest import make_model
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlm import encoder
-from charlm.gradcheck import RELU_STEP, STEP, TOLERANCE, numerical_grad, rel_error, tiny_vocab
-from charlm.model import Model, ModelConfig
+from charlm.nn import encoder
+from charlm.use.gradcheck import RELU_STEP, STEP, TOLERANCE, numerical_grad, rel_error, tiny_vocab
+from charlm.nn.model import Model, ModelConfig
 from charlm.tasks import epoch_batches, pad
 from charlm.tasks.tag import tag_loss
 

@@ -26,11 +26,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from charlm import checkpoint
+from charlm.training import checkpoint
 from charlm.cli import app
 from charlm.errors import CharlmError, ModelFileError, TrainingDiverged
-from charlm.model import Model, ModelConfig
-from charlm.train import MAX_DIVERGENCES, TrainConfig, Trainer, prepare_corpus
+from charlm.nn.model import Model, ModelConfig
+from charlm.training.trainer import MAX_DIVERGENCES, TrainConfig, Trainer, prepare_corpus
 
 TINY = ["--hidden", "8", "--layers", "1", "--embed", "4", "--steps", "2", "--batch", "4",
         "--bptt", "16", "--eval-batch", "4"]
@@ -816,11 +816,11 @@ def test_cli_divergence_warns_then_stops_with_an_error(lab, tmp_path):
      "Error: Permission denied: /x/y.txt. Check the path"),
 ])
 def test_unexpected_exceptions_are_one_line(lab, monkeypatch, exc, code, expected):
-    import charlm.score
+    import charlm.use.score
 
     def boom(*a, **k):
         raise exc
-    monkeypatch.setattr(charlm.score, "score_many", boom)
+    monkeypatch.setattr(charlm.use.score, "score_many", boom)
     r = run("score", "--model", lab["model"], "hello")
     no_traceback(r)
     assert r.exit_code == code

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from charlm import checkpoint
+from charlm.training import checkpoint
 from charlm.api import LanguageModel
 from charlm.errors import CharlmError
 from charlm.cli import app
-from charlm.generate import draw, next_distribution, sample
-from charlm.score import score, score_many
-from charlm.vocab import EOS_ID, UNK_ID
+from charlm.nn.sampling import draw, next_distribution, sample
+from charlm.use.score import score, score_many
+from charlm.text.vocab import EOS_ID, UNK_ID
 
 from conftest import make_model
 
@@ -460,14 +460,14 @@ def test_cli_sample_same_seed_same_text_and_greedy(model_file):
 def test_eval_stream_oov_figures_are_the_unk_targets_of_the_same_windows(tmp_path, model_file):
     """Stream mode: perplexity without OOV positions, recomputed by hand from the full
     log-softmax of the same windows and state (Model.forward, no inference path)."""
-    from charlm.data import Batches
-    from charlm.layers import log_softmax as rows_log_softmax
+    from charlm.tasks.stream import Batches
+    from charlm.nn.layers import log_softmax as rows_log_softmax
     lines = ["abc zz", "cab q", "fedcba", "bad cafe xx", "a"] * 9
     from charlm.api import load_model
     lm = load_model(model_file)
     text = "\n".join(lines) + "\n"
     e = lm.evaluate(text)
-    from charlm.vocab import sequence_chunks
+    from charlm.text.vocab import sequence_chunks
     ids = lm.vocab.encode_chunks(sequence_chunks(text, prose=False, level=lm.vocab.level))
     cfg = lm.train_meta.get("config") or {}
     m = max(1, min(int(cfg.get("eval_batch", 32)), len(ids)))

@@ -8,7 +8,7 @@ import pytest
 SCRIPT = """
 import resource, sys
 import numpy as np
-from charlm.heap import keep_freed_memory
+from charlm.training.heap import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 def step():   # like a training step: several 8 MiB arrays alive at once, then all freed

@@ -17,11 +17,12 @@ import pytest
 from typer.testing import CliRunner
 
 import charlm
-from charlm import checkpoint, wordfeat
+from charlm.training import checkpoint
+from charlm.nn import charwords as wordfeat
 from charlm.cli import app
 from charlm.errors import ConfigError
-from charlm.train import TrainConfig, prepare_corpus
-from charlm.vocab import EOS_ID
+from charlm.training.trainer import TrainConfig, prepare_corpus
+from charlm.text.vocab import EOS_ID
 
 from test_tagging import arrays_of, write_conll
 
@@ -58,7 +59,7 @@ def test_a_backward_lm_is_recorded_and_scores_the_sentence_from_its_end(lms):
     assert bwd.reverse and not fwd.reverse
     s = bwd.score("Harry met Ron")
     assert s.text == "Harry met Ron"
-    from charlm.score import score
+    from charlm.use.score import score
     assert s.log_prob == pytest.approx(score(bwd.model, "noR tem yrraH").log_prob, rel=1e-12)
     r = runner.invoke(app, ["score", "--model", str(lms / "bwd.npz"), "Harry met Ron", "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["log_prob"] == pytest.approx(s.log_prob)

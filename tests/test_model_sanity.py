@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from charlm import optim
+from charlm.nn import optim
 from charlm.errors import ConfigError
-from charlm.layers import dropout_mask, log_softmax
-from charlm.model import Model, ModelConfig
-from charlm.vocab import Vocab, split_sequences
+from charlm.nn.layers import dropout_mask, log_softmax
+from charlm.nn.model import Model, ModelConfig
+from charlm.text.vocab import Vocab, split_sequences
 
 from conftest import VARIANT_PARAMS, flat_state, make_model, random_state
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charlm import checkpoint
-from charlm.layers import RowShare
-from charlm.mpienv import BLAS_VARS, pin_blas_threads, under_mpi, world_rank, world_size
+from charlm.training import checkpoint
+from charlm.nn.layers import RowShare
+from charlm.training.mpienv import BLAS_VARS, pin_blas_threads, under_mpi, world_rank, world_size
 from conftest import flat_state, make_model, random_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def test_blas_pinned_under_mpi_unless_the_user_chose():
 
 
 def test_charlm_does_not_import_mpi4py_outside_mpi():
-    code = "import sys, charlm.cli, charlm.train; print('mpi4py' in sys.modules)"
+    code = "import sys, charlm.cli, charlm.training.trainer, charlm.training.runs; print('mpi4py' in sys.modules)"
     env = {k: v for k, v in os.environ.items() if k not in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=ROOT, timeout=60)
@@ -92,7 +92,7 @@ def test_the_trainer_refuses_a_sentence_task_with_a_reducer(tmp_path):
     clear error before anything is trained (a reducer stand-in: it is never called)."""
     from types import SimpleNamespace
     from charlm.errors import ConfigError
-    from charlm.train import Trainer, TrainConfig
+    from charlm.training.trainer import Trainer, TrainConfig
     model = make_model("gru", hidden=4)
     with pytest.raises(ConfigError, match="--task tag cannot be trained over MPI yet"):
         Trainer(model, SimpleNamespace(name="tag"), TrainConfig(), tmp_path / "m.npz",
@@ -123,7 +123,7 @@ TINY = ["--cell", "lstm", "--hidden", "16", "--embed", "8", "--layers", "2", "--
 DUMP = """
 import os, sys
 import numpy as np
-from charlm.train import Trainer
+from charlm.training.trainer import Trainer
 from charlm.cli import main
 real = Trainer.run_loop
 def run_loop(self):
@@ -139,7 +139,7 @@ main()
 # The same, but rank 1 fails in its third step: an error on one rank alone.
 FAIL = """
 import os, sys
-from charlm.train import Trainer
+from charlm.training.trainer import Trainer
 from charlm.cli import main
 real = Trainer.train_step
 def train_step(self, k):

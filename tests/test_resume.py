@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from charlm import checkpoint
+from charlm.training import checkpoint
 from charlm.cli import app
-from charlm.model import Model, ModelConfig
-from charlm.train import TrainConfig, Trainer, log_path, prepare_corpus
+from charlm.nn.model import Model, ModelConfig
+from charlm.training.trainer import TrainConfig, Trainer, log_path, prepare_corpus
 
 CHARLM = str(Path(sys.executable).with_name("charlm"))
 WORDS = ["apple", "pear", "salad", "lemon", "the", "and", "with"]

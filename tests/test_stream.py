@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from charlm.cli.use_cmds import TextStream
-from charlm.vocab import Vocab
+from charlm.text.vocab import Vocab
 
 WORDS = ["<EOS>", "<UNK>", "hello", ",", "world", ".", "(", "x", ")", "@-@", "3", "don't",
          '"', "“", "‘", "!", "$"]

@@ -13,15 +13,16 @@ import pytest
 from typer.testing import CliRunner
 
 import charlm
-from charlm import checkpoint, conll
+from charlm.training import checkpoint
+from charlm.text import conll
 from charlm.cli import app
 from charlm.errors import CorpusError, ModelFileError
-from charlm.metrics import entities, entity_spans, is_iob, tagging_scores
-from charlm.model import Model, ModelConfig
-from charlm.tagger import Tagger
+from charlm.tasks.metrics import entities, entity_spans, is_iob, tagging_scores
+from charlm.nn.model import Model, ModelConfig
+from charlm.use.tagger import Tagger
 from charlm.tasks.tag import TagTask, load_data
-from charlm.train import TrainConfig, Trainer
-from charlm.vocab import UNK_ID
+from charlm.training.trainer import TrainConfig, Trainer
+from charlm.text.vocab import UNK_ID
 
 runner = CliRunner()
 NAMES = ["Harry", "Hermione", "Ron", "Albus", "Teddy"]
@@ -297,7 +298,7 @@ def test_cli_tag_without_a_model_says_how_to_make_one(tmp_path, monkeypatch):
 
 def test_word_vocabulary_min_count_lowercase_and_unk():
     from charlm.tasks.tag import build_vocab, encode_tokens
-    from charlm.vocab import UNK_ID
+    from charlm.text.vocab import UNK_ID
     t = conll.parse("Harry B-PER\nharry B-PER\nsaid O\n\nHARRY B-PER\nsaid O\nonce O\n", "f")
     v = build_vocab(t, max_size=100, min_count=2, lowercase=True)
     assert v.tokens[2:] == ["harry", "said"]          # 3 and 2 occurrences; "once" only 1
@@ -308,7 +309,7 @@ def test_word_vocabulary_min_count_lowercase_and_unk():
 
 
 def test_patience_applies_to_the_language_model_too(tmp_path):
-    from charlm.train import prepare_corpus
+    from charlm.training.trainer import prepare_corpus
     text = "".join(" ".join(random.Random(k).choice(WORDS) for _ in range(5)) + "\n"
                    for k in range(200))
     cfg = TrainConfig(batch=4, bptt=8, steps=400, eval_every=3, eval_batch=2, lr=1e-12,

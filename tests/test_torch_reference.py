@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlm.cells import gru, lstm, rnn
-from charlm.gradcheck import tiny_vocab
-from charlm.model import Model, ModelConfig
+from charlm.nn.cells import gru, lstm, rnn
+from charlm.use.gradcheck import tiny_vocab
+from charlm.nn.model import Model, ModelConfig
 
 from conftest import flat_state, random_state
 

@@ -20,13 +20,13 @@ import pytest
 from typer.testing import CliRunner
 
 import charlm
-from charlm import checkpoint
+from charlm.training import checkpoint
 from charlm.cli import app
-from charlm.data import Batches
-from charlm.model import Model, ModelConfig
-from charlm.optim import clip_gradients, make_optimizer
-from charlm.train import TrainConfig, Trainer, log_path, parse_duration, prepare_corpus
-from charlm.vocab import UNK_ID
+from charlm.tasks.stream import Batches
+from charlm.nn.model import Model, ModelConfig
+from charlm.nn.optim import clip_gradients, make_optimizer
+from charlm.training.trainer import TrainConfig, Trainer, log_path, parse_duration, prepare_corpus
+from charlm.text.vocab import UNK_ID
 
 WORDS = ["apple", "pear", "salad", "lemon", "the", "and"]
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from charlm.data import Batches
+from charlm.tasks.stream import Batches
 from charlm.errors import ConfigError
-from charlm.model import Model, ModelConfig
-from charlm.vocab import EOS, EOS_ID, SPECIALS, UNK, UNK_ID, Vocab, split_sequences
+from charlm.nn.model import Model, ModelConfig
+from charlm.text.vocab import EOS, EOS_ID, SPECIALS, UNK, UNK_ID, Vocab, split_sequences
 
 from conftest import flat_state
 

@@ -8,9 +8,9 @@ Only this package imports typer, rich and tqdm. One module per group of commands
 
 # Imported for their commands, in the order --help lists them.
 from . import train_cmd, use_cmds, info_cmd, tag_cmds, classify_cmds, tool_cmds, distance_cmds  # noqa: F401, I001
-from ..heap import keep_freed_memory
+from ..training.heap import keep_freed_memory
 from .common import app, err
-from ..mpienv import under_mpi, world_rank, world_size
+from ..training.mpienv import under_mpi, world_rank, world_size
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
 def distributed_main(command) -> None:
     """Run the command on every rank of an MPI job; an error anywhere ends the whole job."""
     try:
-        from ..distributed import run_guarded
+        from ..training.distributed import run_guarded
     except (ImportError, RuntimeError) as e:   # no mpi4py, or it finds no MPI library
         if world_rank() == 0:
             err.print(f"Error: charlm was started by an MPI launcher ({world_size()} "

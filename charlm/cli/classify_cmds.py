@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .. import checkpoint
+from ..training import checkpoint
 from ..api import read_text
 from ..errors import ConfigError, ModelFileError
 from .common import (app, arg_text, emit_json, err, guarded, live_progress, open_model, out,
@@ -21,7 +21,7 @@ DEFAULT_MODEL = Path("models") / "classify.npz"
 
 def open_classifier(model: Optional[Path]):
     """The classifier in ``model`` (default models/classify.npz), or a clear error."""
-    from ..classifier import Classifier
+    from ..use.classifier import Classifier
     m, meta, _ = open_model("word", model, tasks=("classify",))
     return Classifier(m, meta)
 
@@ -95,7 +95,7 @@ def eval_classifier(m, meta, file: Path, encoding: str, label_column: str,
                     as_json: bool) -> None:
     """``charlm eval FILE --model CLASSIFIER``: accuracy, macro-F1, per-class precision,
     recall and F1, and the confusion matrix."""
-    from ..classifier import Classifier
+    from ..use.classifier import Classifier
     r = Classifier(m, meta).evaluate(file, label_column=label_column, encoding=encoding)
     if as_json:
         emit_json({"file": str(file), **r})
@@ -131,10 +131,10 @@ def train_classifier(files, classes, valid, label_column: str, encoding: str, fo
     import numpy as np
     from tqdm import tqdm
 
-    from ..classifier import DEFAULT_FILES, cross_validate, default_corpus, prepare
+    from ..use.classifier import DEFAULT_FILES, cross_validate, default_corpus, prepare
     from ..tasks import classify as task
-    from ..train import Trainer, TrainConfig
-    from ..runs import check_writable, refuse_existing, set_aside
+    from ..training.trainer import Trainer, TrainConfig
+    from ..training.runs import check_writable, refuse_existing, set_aside
     from .train_cmd import StopFlag
 
     files = list(files or [])

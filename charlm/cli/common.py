@@ -17,7 +17,8 @@ from typer.core import TyperGroup
 from rich.console import Console
 from rich.text import Text
 
-from .. import __version__, checkpoint
+from .. import __version__
+from ..training import checkpoint
 from ..api import decode_text, read_text
 from ..errors import CharlmError, ConfigError, CorpusError, ModelFileError
 

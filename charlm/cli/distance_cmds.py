@@ -56,10 +56,10 @@ def gradients(
     as_json: bool = typer.Option(False, "--json", help="Print everything as one JSON object."),
 ):
     """How far back does the gradient reach? ‖∂L<T>/∂a<T-k>‖ for k = 0 … K on real text."""
-    from ..bundled import bundled
-    from ..gradients import measure
-    from ..model import Model, ModelConfig
-    from ..vocab import Vocab, sequence_chunks
+    from ..text.bundled import bundled
+    from ..use.gradients import measure
+    from ..nn.model import Model, ModelConfig
+    from ..text.vocab import Vocab, sequence_chunks
 
     if model and cell:
         raise ConfigError("Give --model (trained models) or --cell (fresh ones), not both.")
@@ -104,7 +104,7 @@ def _curve_label(model: dict, curve: dict) -> str:
 
 
 def _print_gradients(doc: dict, every: int) -> None:
-    from ..gradients import SPAN_RATIO, chart
+    from ..use.gradients import SPAN_RATIO, chart
 
     K = doc["steps"]
     every = every or max(1, K // 20)
@@ -185,7 +185,7 @@ def pairs(
                                  help="One JSON object per pair, then one with the summary."),
 ):
     """Minimal pairs: is the grammatical sentence the more probable one?"""
-    from ..pairs import Pair, read_pairs, score_pairs, summarise
+    from ..use.pairs import Pair, read_pairs, score_pairs, summarise
 
     if (good is None) != (bad is None):
         raise ConfigError("Give both --good and --bad.")

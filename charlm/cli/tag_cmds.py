@@ -19,7 +19,7 @@ COLOURS = ["bold cyan", "bold magenta", "bold green", "bold yellow", "bold blue"
 
 def open_tagger(model: Optional[Path]):
     """The tagger in ``model`` (default models/tag.npz), or a clear error."""
-    from ..tagger import Tagger
+    from ..use.tagger import Tagger
     m, meta, _ = open_model("word", model, tasks=("tag",))
     return Tagger(m, meta)
 

@@ -23,7 +23,7 @@ def gradcheck(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per check."),
 ):
     """Check every cell's backward pass against numerical gradients (float64)."""
-    from ..gradcheck import ATOL, FLOOR, TOLERANCE, run_all
+    from ..use.gradcheck import ATOL, FLOOR, TOLERANCE, run_all
 
     results = list(run_all(seed))
     failed = [r for r in results if not r.passed]
@@ -81,7 +81,7 @@ def bench(
     float32 matrix-product peak measured here, and the process's peak memory. Run it on a
     quiet machine; compare ratios, not single runs.
     """
-    from ..bench import (CELLS, CONFIGS, MODES, default_plan, describe_machine, machine_info,
+    from ..use.bench import (CELLS, CONFIGS, MODES, default_plan, describe_machine, machine_info,
                          measure, sgemm_peak)
 
     configs = config or list(CONFIGS)

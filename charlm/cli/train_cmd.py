@@ -13,10 +13,10 @@ import numpy as np
 import typer
 from tqdm import tqdm
 
-from .. import checkpoint
+from ..training import checkpoint
 from ..errors import ConfigError
-from ..model import Model, ModelConfig
-from ..render import format_duration
+from ..nn.model import Model, ModelConfig
+from .render import format_duration
 from . import common
 from .common import (Activation, Cell, ClipMode, Dtype, LabelColumn, Level, Optimizer, Pool,
                      Schedule, Task, Tokenizer, app, err, fit_line, guarded, live_progress)
@@ -162,9 +162,9 @@ def train(
 ):
     """Train a model: a language model on text files (one sequence per line by default), a
     tagger on CoNLL files (--task tag) or a classifier on labelled lines (--task classify)."""
-    from ..runs import (check_writable, given_limits, load_resumable, prepare_training,
+    from ..training.runs import (check_writable, given_limits, load_resumable, prepare_training,
                         refuse_existing, set_aside)
-    from ..train import TrainConfig
+    from ..training.trainer import TrainConfig
 
     out_file = out_path or Path("models") / f"{level if task == 'lm' else task}.npz"
     if out_file.is_dir():
@@ -180,7 +180,7 @@ def train(
     if reverse and task != "lm":
         raise ConfigError("--reverse trains a backward language model: it applies to --task "
                           "lm only. Drop it.")
-    from ..mpienv import under_mpi, world_size
+    from ..training.mpienv import under_mpi, world_size
     if under_mpi() and (task != "lm" or saved_task not in (None, "lm")):
         raise ConfigError(f"--task {saved_task or task} cannot be trained over MPI yet (only "
                           f"the language model can; this job has {world_size()} processes). "
@@ -257,10 +257,10 @@ def train(
 
 def _mpi_reducer():
     """Under mpiexec -n N (N > 1), what combines the processes' work; else None."""
-    from ..mpienv import under_mpi
+    from ..training.mpienv import under_mpi
     if not under_mpi():
         return None
-    from ..distributed import Reducer
+    from ..training.distributed import Reducer
     reducer = Reducer()
     if reducer.is_writer:
         err.print(f"MPI: {reducer.size} processes share each batch; this one (rank 0) "
@@ -286,7 +286,7 @@ def _task_trainer(model_or_config, corpus, valid, encoding, tcfg, out_file, lm_f
     """The trainer of a sentence task (tag): a new model for a ModelConfig, or the saved one
     (--resume), which must match the data's vocabulary and labels."""
     from ..tasks.tag import TagTask, create_model, load_data
-    from ..train import Trainer
+    from ..training.trainer import Trainer
     task = model_or_config.config.task if isinstance(model_or_config, Model) else \
         model_or_config.task
     if task != "tag":
@@ -451,7 +451,7 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
     finally:
         display.close()
     if reason == "interrupted":
-        from ..runs import resume_command
+        from ..training.runs import resume_command
         code = 143 if flag.signum == signal.SIGTERM else 130
         err.print(f"Interrupted at step {run.step}; the run is saved in {out_file}. "
                   f"Continue it with: "

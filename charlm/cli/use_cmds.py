@@ -16,8 +16,8 @@ from rich.text import Text
 from tqdm import tqdm
 
 from ..errors import CharlmError, ConfigError, CorpusError
-from ..render import format_prob, plural
-from ..vocab import EOS_ID, UNK_ID
+from .render import format_prob, plural
+from ..text.vocab import EOS_ID, UNK_ID
 from .common import (LEVEL_HELP, MODEL_HELP, Base, LabelColumn, Level, app, arg_text, emit_json, err,
                      guarded, live_progress, open_model, out, read_path)
 
@@ -54,7 +54,7 @@ def sample(
     Without --seed a seed is drawn from the operating system's entropy; --json reports it,
     so `--seed` with that number draws the same sample again.
     """
-    from ..generate import check_options, sample as draw
+    from ..nn.sampling import check_options, sample as draw
 
     m, meta, path = open_model(level, model)
     vocab = m.vocab
@@ -180,7 +180,7 @@ def score(
     (with <EOS>), OOV tokens, perplexity per token, and the line. A blank line is an empty
     sequence: it scores P(<EOS>) alone, 1 token.
     """
-    from ..score import score_many
+    from ..use.score import score_many
 
     texts = [arg_text(t, "sentence") for t in sentences or []]
     piped = not texts and sys.stdin is not None and not sys.stdin.isatty()
@@ -345,7 +345,7 @@ def eval_cmd(
         raise ConfigError(f"--batch must be at least 1 (got {batch}).")
     m, meta, _ = open_model(level, model, tasks=("lm", "tag", "classify"))
     if m.config.task == "tag":   # a CoNLL file: accuracy and entity P/R/F1
-        from ..tagger import Tagger
+        from ..use.tagger import Tagger
         from .tag_cmds import eval_tagger
         return eval_tagger(Tagger(m, meta), file, as_json)
     if m.config.task == "classify":

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, CorpusError
-from ..layers import log_softmax, softmax_xent
-from ..metrics import confusion_matrix, macro_f1
-from ..pooling import pool_backward, pool_forward
-from ..vocab import UNK_ID, Vocab
+from ..nn.layers import log_softmax, softmax_xent
+from .metrics import confusion_matrix, macro_f1
+from ..nn.pooling import pool_backward, pool_forward
+from ..text.vocab import UNK_ID, Vocab
 from . import Range, SentenceTask, n_batches, pad
 
 FASTTEXT = "__label__"

@@ -20,10 +20,10 @@ import time
 
 import numpy as np
 
-from ..data import Batches
+from .stream import Batches
 from ..errors import CharlmError, CorpusError
-from ..generate import sample as draw_sample
-from ..layers import RowShare
+from ..nn.sampling import sample as draw_sample
+from ..nn.layers import RowShare
 
 
 class LMTask:
@@ -70,7 +70,7 @@ class LMTask:
         self.state = model.zero_state(self.part.m)
 
     def validate(self, model) -> dict:
-        from ..train import evaluate   # train imports this module
+        from ..training.trainer import evaluate   # train imports this module
         t0 = time.perf_counter()
         loss, n = evaluate(model, self.corpus.valid_ids, self.cfg.eval_batch, self.cfg.bptt,
                            reducer=self.reducer)

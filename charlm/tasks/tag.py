@@ -18,12 +18,12 @@ from itertools import repeat
 
 import numpy as np
 
-from .. import conll
-from ..encoder import length_mask
+from ..text import conll
+from ..nn.encoder import length_mask
 from ..errors import CorpusError
-from ..layers import log_softmax, softmax_xent
-from ..metrics import is_iob, tagging_scores
-from ..vocab import SPECIALS, UNK_ID, Vocab
+from ..nn.layers import log_softmax, softmax_xent
+from .metrics import is_iob, tagging_scores
+from ..text.vocab import SPECIALS, UNK_ID, Vocab
 from . import Range, SentenceTask, n_batches, pad
 
 
@@ -32,7 +32,7 @@ def tag_loss(model, X: np.ndarray, Y: np.ndarray, lengths: np.ndarray, rng=None,
     """L = Σ_t L<t> over real tokens, averaged over the m sentences.
 
     X, Y (T, m) padded token and label ids, lengths (m,); ``words``: the batch's
-    :class:`~charlm.wordfeat.WordBatch` when the model reads characters or LM features.
+    :class:`~charlm.nn.charwords.WordBatch` when the model reads characters or LM features.
     Returns (L, summed NLL, tokens, cache for :meth:`Model.backward`); the gradient at padded
     positions is zero.
     """
@@ -114,8 +114,8 @@ def create_model(config, data: TagData, rng: np.random.Generator, lm_features=No
     """A new tagger for the data: with ``config.char_hidden`` it reads each word's characters
     (the character vocabulary of the training words), with ``lm_features`` (LM model files,
     comma-separated or a list) the frozen LMs' states; both travel in its model file."""
-    from ..model import Model
-    from ..wordfeat import WordFeatures
+    from ..nn.model import Model
+    from ..nn.charwords import WordFeatures
     features = None
     if config.char_hidden or lm_features:
         features = WordFeatures.build(data.train.tokens, config.char_hidden, lm_features)
@@ -215,7 +215,7 @@ def predict(model, xs: list[np.ndarray], ys: list[np.ndarray] | None = None, bat
 def load_data(corpus, valid, cfg, encoding: str = "utf-8") -> TagData:
     """TagData from a CoNLL file (None: the bundled Broad Twitter Corpus sample) and an
     optional validation file."""
-    from ..bundled import bundled
+    from ..text.bundled import bundled
     if isinstance(corpus, (list, tuple)):
         if len(corpus) != 1:
             raise CorpusError("Tagging trains on one CoNLL file; join several into one first.")

@@ -19,9 +19,9 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import CharlmError, ConfigError
+from ..errors import CharlmError, ConfigError
 from .model import Model, Stepper
-from .vocab import EOS_ID, UNK_ID
+from ..text.vocab import EOS_ID, UNK_ID
 
 
 @dataclass

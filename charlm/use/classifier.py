@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CharlmError
-from .metrics import classification_report
-from .tasks import classify as task
+from ..errors import CharlmError
+from ..tasks.metrics import classification_report
+from ..tasks import classify as task
 
 
 @dataclass
@@ -104,8 +104,8 @@ def prepare(train: "task.Examples", valid: "task.Examples | None", mcfg, tcfg,
     held out for validation. The vocabulary comes from the training texts only (validation
     tokens outside it are ``<UNK>``). Returns (model, task).
     """
-    from .errors import CorpusError
-    from .model import Model
+    from ..errors import CorpusError
+    from ..nn.model import Model
     classes = classes or task.label_set(train.labels)
     if len(classes) < 2:
         raise CorpusError(f"The training data has only one class ({classes[0]!r}). A "
@@ -148,7 +148,7 @@ def cross_validate(examples: "task.Examples", folds: int, mcfg, tcfg, out: str |
     import tempfile
     import time
     from dataclasses import replace
-    from .train import Trainer
+    from ..training.trainer import Trainer
     out = Path(out)
     callback = callback or (lambda e: None)
     classes = task.label_set(examples.labels)
@@ -220,10 +220,10 @@ def train(files=(), out: str | Path = "models/classify.npz", valid=None, classes
     ``clf.cross_validation``). No file at all: the bundled review sentences. Returns the
     :class:`Classifier` written to ``out``."""
     from dataclasses import fields
-    from .errors import ConfigError
-    from .model import ModelConfig
-    from .train import TrainConfig, Trainer
-    from . import checkpoint
+    from ..errors import ConfigError
+    from ..nn.model import ModelConfig
+    from ..training.trainer import TrainConfig, Trainer
+    from ..training import checkpoint
     files = [files] if isinstance(files, (str, Path)) else list(files)
     if not files and not classes:
         files = default_corpus()
@@ -257,7 +257,7 @@ def train(files=(), out: str | Path = "models/classify.npz", valid=None, classes
 
 def default_corpus() -> list[Path]:
     """The bundled UCI Sentiment Labelled Sentences (see corpora/README.md)."""
-    from .bundled import bundled
+    from ..text.bundled import bundled
     return [bundled(n) for n in DEFAULT_FILES]
 
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError
-from .model import Model, ModelConfig
-from .vocab import Vocab
+from ..errors import ModelFileError
+from ..nn.model import Model, ModelConfig
+from ..text.vocab import Vocab
 
 FORMAT = "charlm-model"
 FORMAT_VERSION = 1
@@ -139,7 +139,7 @@ def load(path: str | Path) -> tuple[Model, dict, dict[str, np.ndarray]]:
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
     features = None
     if config.char_hidden or config.lm_features:
-        from .wordfeat import WordFeatures
+        from ..nn.charwords import WordFeatures
         try:
             features = WordFeatures.from_file(path, meta["features"], arrays)
             if (features.chars is None) != (not config.char_hidden) \
@@ -158,9 +158,9 @@ def load(path: str | Path) -> tuple[Model, dict, dict[str, np.ndarray]]:
 def _expected_shapes(config: ModelConfig, vocab: Vocab, labels: list | None = None,
                      features=None) -> dict[str, tuple]:
     """Parameter shapes for a config (any task), without allocating the parameters."""
-    from .cells import CELLS
-    from .encoder import directions, out_size, prefix
-    from .model import input_size
+    from ..nn.cells import CELLS
+    from ..nn.encoder import directions, out_size, prefix
+    from ..nn.model import input_size
     V, H, D = len(vocab), config.hidden, out_size(config)
     K = V if labels is None else len(labels)
     shapes: dict[str, tuple] = {}
@@ -185,7 +185,7 @@ def _expected_shapes(config: ModelConfig, vocab: Vocab, labels: list | None = No
     shapes["W_y"] = (K, D)
     shapes["b_y"] = (K,)
     if config.char_hidden:   # the character BRNN: one bidirectional layer over characters
-        from .wordfeat import char_config
+        from ..nn.charwords import char_config
         inner = _expected_shapes(char_config(config), features.chars, ["", ""])
         shapes.update({"C." + k: v for k, v in inner.items() if k not in ("W_y", "b_y")})
     return shapes

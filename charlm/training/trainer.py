@@ -36,11 +36,11 @@ from typing import Callable
 import numpy as np
 
 from . import checkpoint
-from .data import Batches
-from .errors import ConfigError, CorpusError, ModelFileError, TrainingDiverged
-from .model import Model
-from .optim import OPTIMIZERS, clip_gradients, make_optimizer
-from .vocab import TOKENIZERS, Vocab, sequence_chunks
+from ..tasks.stream import Batches
+from ..errors import ConfigError, CorpusError, ModelFileError, TrainingDiverged
+from ..nn.model import Model
+from ..nn.optim import OPTIMIZERS, clip_gradients, make_optimizer
+from ..text.vocab import TOKENIZERS, Vocab, sequence_chunks
 
 MAX_DIVERGENCES = 5   # consecutive non-finite steps before training gives up
 # A loss per token above this many times ln V (the untrained model's loss: a uniform guess over
@@ -269,10 +269,10 @@ class Trainer:
                  should_stop: Callable[[], bool] | None = None, reducer=None):
         """``corpus``: a language model's :class:`Corpus`, or a task object (see
         :mod:`charlm.tasks`). ``reducer``: None (one process) or a
-        ``charlm.distributed.Reducer`` (see the module's docstring)."""
+        ``charlm.training.distributed.Reducer`` (see the module's docstring)."""
         cfg.validate()
         if isinstance(corpus, Corpus):
-            from .tasks.lm import LMTask
+            from ..tasks.lm import LMTask
             task = LMTask(corpus, cfg, model, reducer)
         else:
             task, corpus = corpus, getattr(corpus, "corpus", corpus)

@@ -32,7 +32,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 EOS = "<EOS>"
 UNK = "<UNK>"

@@ -25,10 +25,10 @@ import numpy as np
 
 from . import encoder
 from .cells import CELLS, transposed
-from .errors import ConfigError
+from ..errors import ConfigError
 from .layers import (embed_backward, embed_forward, log_softmax, one_hot, softmax_xent,
                      target_log_probs)
-from .vocab import Vocab
+from ..text.vocab import Vocab
 
 
 @dataclass
@@ -135,7 +135,7 @@ class Model:
                labels: list[str] | None = None, features=None) -> "Model":
         """Fresh parameters: N(0, 1) embedding, U(±1/sqrt(n)) for the rest. ``labels``: the
         outputs of a tagger or classifier (a language model's outputs are its vocabulary).
-        ``features``: a tagger's :class:`~charlm.wordfeat.WordFeatures` (its ``C.*``
+        ``features``: a tagger's :class:`~charlm.nn.charwords.WordFeatures` (its ``C.*``
         parameters are drawn last, so a word-only model is the same with or without)."""
         config.validate()
         if (labels is None) != (config.task == "lm"):
@@ -152,7 +152,7 @@ class Model:
         params["W_y"] = rng.uniform(-k, k, (K, D)).astype(dt)
         params["b_y"] = rng.uniform(-k, k, (K,)).astype(dt)
         if config.char_hidden or config.lm_features:
-            from . import wordfeat
+            from . import charwords as wordfeat
             if features is None or (features.chars is None) != (not config.char_hidden) \
                     or features.lm_size != config.lm_features:
                 raise ConfigError("A tagger with character words or LM features needs their "
@@ -194,7 +194,7 @@ class Model:
         """Embedding and the layer stack over ids X (T, m): h (T, m, D), the final state of
         every layer and the cache for :meth:`encode_backward`. ``lengths`` (m,) masks padded
         batches of whole sentences (see :mod:`charlm.encoder`); ``rng`` turns dropout on.
-        ``words``: a tagger's :class:`~charlm.wordfeat.WordBatch` for the same sentences,
+        ``words``: a tagger's :class:`~charlm.nn.charwords.WordBatch` for the same sentences,
         whose columns (character words, LM features) follow the embedding in x<t>."""
         x, wcache = self._encoder_inputs(X, lengths, words, train=True)
         h, new_state, cache = encoder.forward(self.params, self.config, x, state, lengths, rng)
@@ -204,7 +204,7 @@ class Model:
                      lengths: np.ndarray | None = None, words=None):
         """:meth:`encode` on the forward-only path (tagging, classification, evaluation):
         h (T, m, D) and the final state of every layer, no dropout, no cache. The layers and
-        the character words run :func:`charlm.encoder.infer`."""
+        the character words run :func:`charlm.nn.encoder.infer`."""
         x, _ = self._encoder_inputs(X, lengths, words, train=False)
         return encoder.infer(self.params, self.config, x, state, lengths)
 
@@ -213,7 +213,7 @@ class Model:
         word columns' cache (None without ``words`` or without ``train``)."""
         x, wcache = self._inputs(X), None
         if words is not None:
-            from . import wordfeat
+            from . import charwords as wordfeat
             extra, wcache = wordfeat.word_inputs(self.params, self.config, words, lengths,
                                                  train)
             x = np.concatenate([x, extra.astype(x.dtype, copy=False)], axis=2)
@@ -229,7 +229,7 @@ class Model:
         grads.update(g)
         n_x = self.config.embed or self.V
         if wcache is not None:
-            from . import wordfeat
+            from . import charwords as wordfeat
             grads.update(wordfeat.word_inputs_backward(dx[..., n_x:], wcache, self.params,
                                                        self.config))
         if self.config.embed:
@@ -289,7 +289,7 @@ class Model:
         """The forward-only pass (evaluation, no dropout, no cache): the last layer's hidden
         states for ids X (T, m) -> (T, m, n_a), and the final state of every layer. Each layer
         runs its cell's ``infer``, which gives what ``forward`` gives, to round-off (the
-        encoder's forward-only pass, :func:`charlm.encoder.infer`, without lengths)."""
+        encoder's forward-only pass, :func:`charlm.nn.encoder.infer`, without lengths)."""
         return encoder.infer(self.params, self.config, self._inputs(X), state)
 
     def output_layer(self) -> tuple[np.ndarray, float]:

@@ -1,6 +1,6 @@
 """Throughput of this machine: training, evaluation and generation tokens per second.
 
-Each measurement runs in a fresh Python process (``python -m charlm.bench WORKER-JSON``) so
+Each measurement runs in a fresh Python process (``python -m charlm.use.bench WORKER-JSON``) so
 that its peak resident memory is its own. Data are random token ids of the config's
 vocabulary: speed does not depend on what the tokens are.
 
@@ -148,8 +148,8 @@ def peak_rss_mb() -> float:
 
 
 def _model(cfg: dict, cell: str):
-    from .model import Model, ModelConfig
-    from .vocab import SPECIALS, Vocab
+    from ..nn.model import Model, ModelConfig
+    from ..text.vocab import SPECIALS, Vocab
     V = cfg["vocab"]
     vocab = Vocab([*SPECIALS, *(f"t{i}" for i in range(V - len(SPECIALS)))], "word")
     mcfg = ModelConfig(cell=cell, layers=cfg["layers"], hidden=cfg["hidden"],
@@ -159,9 +159,9 @@ def _model(cfg: dict, cell: str):
 
 def run_worker(spec: dict) -> dict:
     """One measurement in this process: spec has config, cell, mode, steps, warmup."""
-    from .generate import sample
-    from .heap import keep_freed_memory
-    from .optim import clip_gradients, make_optimizer
+    from ..nn.sampling import sample
+    from ..training.heap import keep_freed_memory
+    from ..nn.optim import clip_gradients, make_optimizer
     keep_freed_memory()   # as the charlm command and the trainer do
     cfg = dict(CONFIGS[spec["config"]])
     cell, mode = spec["cell"], spec["mode"]
@@ -203,7 +203,7 @@ def run_worker(spec: dict) -> dict:
 
 def measure(spec: dict) -> dict:
     """Run one measurement in a fresh process and return its result."""
-    proc = subprocess.run([sys.executable, "-m", "charlm.bench", json.dumps(spec)],
+    proc = subprocess.run([sys.executable, "-m", "charlm.use.bench", json.dumps(spec)],
                           capture_output=True, text=True, env=os.environ.copy())
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark worker failed: {proc.stderr.strip()[-500:]}")

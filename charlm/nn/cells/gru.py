@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import (add_recurrent, gate_rows, init_fused, input_product, recurrent_grad, sigmoid,
-               stacked_weights, transposed, weight_grads)
+from . import add_recurrent, gate_rows, init_fused, input_product, recurrent_grad, sigmoid, stacked_weights, transposed, weight_grads
 
 
 def _blocks(simplified: bool) -> int:

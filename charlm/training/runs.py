@@ -19,7 +19,7 @@ first step, in one place so that both follow the same rules.
 
 Events before training (``warning``, ``notice``) go to ``callback`` as the trainer's do.
 
-``reducer`` (``charlm.distributed.Reducer``, under ``mpiexec -n N``): every process sets up
+``reducer`` (``charlm.training.distributed.Reducer``, under ``mpiexec -n N``): every process sets up
 the same run and trains its share of each batch; only rank 0 writes (the ``.bak`` renames,
 the writability check, and later the log and the model file).
 """
@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
-from .errors import CharlmError, ConfigError, CorpusError, ModelFileError
-from .model import Model, ModelConfig
-from .train import TrainConfig, Trainer, log_path, parse_duration, prepare_corpus
-from .vocab import UNK_ID
+from ..errors import CharlmError, ConfigError, CorpusError, ModelFileError
+from ..nn.model import Model, ModelConfig
+from .trainer import TrainConfig, Trainer, log_path, parse_duration, prepare_corpus
+from ..text.vocab import UNK_ID
 
 DEFAULT_SECONDS = 600.0   # the budget when no limit is given
 # Options a resumed run may change (stated and logged); every other one must match the run.
@@ -63,7 +63,7 @@ def flag(name: str) -> str:
 # ----------------------------------------------------------------------- corpus
 def read_corpus_file(path: str | Path, encoding: str) -> tuple[str, dict]:
     """A corpus file's text and its record: absolute path ('-' for stdin), bytes, sha256."""
-    from .api import decode_text, read_text
+    from ..api import decode_text, read_text
 
     if str(path) == "-":
         buf = getattr(sys.stdin, "buffer", None)
@@ -96,7 +96,7 @@ def read_recorded(rec: dict, encoding: str, out: Path) -> str:
 
 
 def _read_all(corpus, valid, encoding: str, callback) -> tuple[list[str], str | None, dict]:
-    from .bundled import bundled
+    from ..text.bundled import bundled
 
     paths = [] if corpus is None else [corpus] if isinstance(corpus, (str, Path)) \
         else list(corpus)

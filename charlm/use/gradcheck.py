@@ -31,10 +31,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .cells import CELLS
-from .layers import embed_backward, embed_forward, softmax_xent
-from .model import Model, ModelConfig
-from .vocab import SPECIALS, Vocab
+from ..nn.cells import CELLS
+from ..nn.layers import embed_backward, embed_forward, softmax_xent
+from ..nn.model import Model, ModelConfig
+from ..text.vocab import SPECIALS, Vocab
 
 TOLERANCE = 1e-6   # the largest relative error a check may show and pass
 STEP = 1e-3        # h of the centred difference

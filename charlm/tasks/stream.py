@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .vocab import EOS_ID
+from ..text.vocab import EOS_ID
 
 
 @dataclass

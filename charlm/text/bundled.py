@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import CorpusError
+from ..errors import CorpusError
 
 DEFAULT_CORPUS = "tinyshakespeare.txt"
 
 
 def bundled(name: str = DEFAULT_CORPUS) -> Path:
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]   # the charlm package
     for folder in (here / "corpora", here.parent / "corpora"):
         if (folder / name).is_file():
             return folder / name

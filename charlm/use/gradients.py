@@ -41,9 +41,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .errors import ConfigError, CorpusError
-from .layers import log_softmax
-from .model import Model
+from ..errors import ConfigError, CorpusError
+from ..nn.layers import log_softmax
+from ..nn.model import Model
 
 SPAN_RATIO = 1e-3          # the memory span: where the gradient falls below this × its k = 0 value
 MAX_JACOBIAN_N_A = 1024    # exact Jacobians cost n_a backward columns per window

@@ -17,7 +17,7 @@ the forward direction's state after the word's last character and the backward d
 after its first. (A word longer than 20 characters is read as its two ends:
 :data:`MAX_WORD_CHARS`.) ``x<t> = [E^T o<t>, r(w<t>), f<t>]`` is then the first tagger layer's input.
 Parameters ``C.E`` (characters, n_ce) and ``C.L1.*``, ``C.L1r.*``; the character vocabulary
-(a char-level :class:`~charlm.vocab.Vocab`, ``<UNK>`` for characters training never showed)
+(a char-level :class:`~charlm.text.vocab.Vocab`, ``<UNK>`` for characters training never showed)
 is built from the training words.
 
 **Language-model features** (Akbik et al. 2018). A sentence's text is its words joined by
@@ -25,7 +25,7 @@ single spaces. A forward character LM reads it from ``<EOS>`` (as in scoring, a<
 feature of a word is its top-layer state after the word's last character. A backward LM
 (trained with ``charlm train --reverse``) reads the reversed text; its feature is the state
 after the word's first character. The LMs are frozen: their states are computed once per
-sentence by the forward-only pass (:meth:`~charlm.model.Model.infer`: no dropout, no
+sentence by the forward-only pass (:meth:`~charlm.nn.model.Model.infer`: no dropout, no
 cache), and nothing is backpropagated into them. The LM
 files travel inside the tagger's model file: their params under ``lm/<i>/param/<name>``, their
 config, vocabulary and direction in the meta entry's ``features``.
@@ -38,9 +38,9 @@ from dataclasses import replace
 import numpy as np
 
 from . import encoder
-from .errors import ConfigError
+from ..errors import ConfigError
 from .layers import embed_backward, embed_forward
-from .vocab import EOS_ID, UNK_ID, Vocab
+from ..text.vocab import EOS_ID, UNK_ID, Vocab
 
 
 # ---------------------------------------------------------------- the maths
@@ -220,7 +220,7 @@ class WordFeatures:
 
     @classmethod
     def from_file(cls, path, meta: dict, arrays: dict) -> "WordFeatures":
-        from .checkpoint import _expected_shapes, check_arrays
+        from ..training.checkpoint import _expected_shapes, check_arrays
         from .model import Model, ModelConfig
         chars = Vocab.from_json(meta["chars"]) if meta.get("chars") else None
         lms = []
@@ -236,7 +236,7 @@ class WordFeatures:
 
 def load_lm(path) -> tuple:
     """A feature LM from its model file: (Model, reverse). Only char-level language models."""
-    from . import checkpoint
+    from ..training import checkpoint
     model, meta, _ = checkpoint.load(path)
     if model.config.task != "lm" or model.vocab.level != "char":
         raise ConfigError(f"{path} is not a character language model (it is a "

@@ -16,8 +16,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .model import Model
-from .vocab import EOS_ID, UNK_ID
+from ..nn.model import Model
+from ..text.vocab import EOS_ID, UNK_ID
 
 
 @dataclass
