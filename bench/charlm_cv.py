@@ -2,7 +2,7 @@
 """charlm's K-fold cross-validation of a classifier, with the options and output of
 bench/torch_classifier.py, for side-by-side runs.
 
-It calls charlm.use.classifier.cross_validate (the one trainer per fold, as `charlm train --task
+It calls charlm.training.folds.cross_validate (the one trainer per fold, as `charlm train --task
 classify --folds K` does) without the final model on all the data, which a benchmark does not
 need. Budget: --budget seconds of training per fold (charlm's --time: validation passes made
 every --eval-every steps count in it). Prints one JSON line per fold and a summary line: mean and
@@ -23,9 +23,9 @@ for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from charlm.use.classifier import cross_validate  # noqa: E402
+from charlm.training.folds import cross_validate  # noqa: E402
 from charlm.nn.model import ModelConfig  # noqa: E402
-from charlm.tasks.classify import read_examples  # noqa: E402
+from charlm.text.labelled import read_examples  # noqa: E402
 from charlm.training.trainer import TrainConfig  # noqa: E402
 
 

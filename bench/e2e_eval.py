@@ -14,7 +14,7 @@ Modes (bench/job_e2e.sh runs ``run``):
 
 What each side's time is:
 
-* charlm, "pass": ``charlm.training.trainer.evaluate(model, ids, m, T)``, the function training's
+* charlm, "pass": ``charlm.tasks.lm.evaluate(model, ids, m, T)``, the function training's
   validation runs, with the model's recorded ``eval_batch`` rows and ``bptt`` window, timed
   inside the ``charlm eval`` process below (the command calls that very function; the wrapper
   ``cli`` only puts a clock round it).
@@ -88,7 +88,8 @@ def rows(model_path: str, corpus: str, burnin: int = 256) -> None:
 
     from charlm.training import checkpoint
     from charlm.tasks.stream import Batches
-    from charlm.training.trainer import evaluate, split_validation
+    from charlm.tasks.lm import evaluate
+    from charlm.tasks.stream import split_validation
     from charlm.text.vocab import sequence_chunks
 
     model, meta, _ = checkpoint.load(model_path)
@@ -162,7 +163,7 @@ def run() -> None:
     # The validation text: tiny Shakespeare's last 10 %, cut as charlm's training cuts it,
     # written out so that both sides read the very same file; WikiText-2's own valid file.
     sys.path.insert(0, repo)
-    from charlm.training.trainer import split_validation
+    from charlm.tasks.stream import split_validation
     text = (corpora / "tinyshakespeare.txt").read_text(encoding="utf-8")
     train_text, valid_text = split_validation(text, 0.1)
     (work / "ts_train.txt").write_text(train_text, encoding="utf-8")

@@ -29,7 +29,9 @@ import charlm  # noqa: E402,F401  (pins BLAS under MPI before NumPy is imported)
 import numpy as np  # noqa: E402
 
 from charlm.use.bench import CONFIGS, _model  # noqa: E402
-from charlm.training.trainer import Corpus, Trainer, TrainConfig  # noqa: E402
+from charlm.training.trainer import Trainer, TrainConfig  # noqa: E402
+from charlm.tasks.lm import LMTask  # noqa: E402
+from charlm.tasks.stream import Corpus
 
 
 def main() -> None:
@@ -55,7 +57,7 @@ def main() -> None:
     cfg = TrainConfig(batch=B, bptt=c["bptt"], eval_every=0, valid_fraction=0,
                       eval_batch=max(n, 1))
     with tempfile.TemporaryDirectory() as d:
-        tr = Trainer(model, Corpus(model.vocab, ids, None), cfg, Path(d) / "m.npz",
+        tr = Trainer(model, LMTask(Corpus(model.vocab, ids, None), cfg, model, reducer), cfg, Path(d) / "m.npz",
                      reducer=reducer)
 
         def steps(k0: int, k1: int) -> None:

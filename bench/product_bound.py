@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from charlm.use.bench import CONFIGS, GATES  # noqa: E402
-from charlm.nn.cells import (input_product, recurrent_grad, transposed,  # noqa: E402
+from charlm.nn.cells.common import (input_product, recurrent_grad, transposed,  # noqa: E402
                           weight_grads)
 
 

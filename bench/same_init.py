@@ -139,7 +139,9 @@ def main(argv=None) -> int:
     import torch.nn.functional as F
 
     from charlm.nn.model import Model, ModelConfig
-    from charlm.training.trainer import Trainer, TrainConfig, prepare_corpus
+    from charlm.training.trainer import Trainer, TrainConfig
+    from charlm.tasks.lm import LMTask
+    from charlm.tasks.stream import prepare_corpus
     ctrain = sys.modules["charlm.train"]   # the module (the package exports a train function)
 
     torch.set_num_threads(1)
@@ -166,7 +168,7 @@ def main(argv=None) -> int:
     V = len(corpus.vocab)
     init = {k: v.copy() for k, v in model.params.items()}
     tmp = tempfile.TemporaryDirectory()
-    trainer = Trainer(model, corpus, tcfg, Path(tmp.name) / "never_written.npz")
+    trainer = Trainer(model, LMTask(corpus, tcfg, model), tcfg, Path(tmp.name) / "never_written.npz")
     batches = trainer.batches
     n_windows = len(batches)
 

@@ -40,10 +40,16 @@ def main() -> None:
     args = ap.parse_args()
 
     from charlm.nn.model import Model, ModelConfig
+
+    from charlm.training.checkpoint import load_lm
+
+    from charlm.training.runs import split_paths
     from charlm.use.tagger import Tagger
-    from charlm.tasks import epoch_batches
+    from charlm.tasks.sentences import epoch_batches
     from charlm.tasks.tag import TagTask, create_model, load_data
-    from charlm.training.trainer import TrainConfig, Trainer, prepare_corpus
+    from charlm.training.trainer import TrainConfig, Trainer
+    from charlm.tasks.lm import LMTask
+    from charlm.tasks.stream import prepare_corpus
 
     tcfg = TrainConfig(level="word", batch=args.batch, lr=args.lr, min_count=args.min_count,
                        eval_every=args.eval_every, eval_batch=64, seed=args.seed,
@@ -67,7 +73,7 @@ def main() -> None:
                            embed=args.embed, dropout=args.dropout)
         model = Model.create(mcfg, corpus.vocab, np.random.default_rng(1))
         t0 = time.perf_counter()
-        Trainer(model, corpus, lcfg, tmp / "lm.npz").run_loop()
+        Trainer(model, LMTask(corpus, lcfg, model), lcfg, tmp / "lm.npz").run_loop()
         out.update(mode="lm", bptt=T_max, steps=args.lm_steps, lm_vocab=len(corpus.vocab),
                    seconds=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb())
         print(json.dumps(out), flush=True)
@@ -77,7 +83,8 @@ def main() -> None:
                        embed=args.embed, dropout=args.dropout, task="tag",
                        bidirectional=args.bidirectional, char_embed=args.char_embed,
                        char_hidden=args.char_hidden)
-    model = create_model(mcfg, data, np.random.default_rng(args.seed), args.lm_features)
+    lms = [load_lm(p) for p in split_paths(args.lm_features)]
+    model = create_model(mcfg, data, np.random.default_rng(args.seed), lms)
     steps = {"tokens": 0, "seconds": 0.0}
 
     def callback(e):

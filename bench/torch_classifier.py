@@ -36,9 +36,10 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
 
-from charlm.tasks import epoch_batches, pad  # noqa: E402
-from charlm.tasks.classify import (build_vocab, encode_texts, label_ids, label_set,  # noqa: E402
-                                   read_examples, stratified_folds, stratified_split)
+from charlm.tasks.sentences import epoch_batches, pad  # noqa: E402
+from charlm.tasks.classify import (build_vocab, encode_texts, label_ids,  # noqa: E402
+                                   stratified_folds, stratified_split)
+from charlm.text.labelled import label_set, read_examples  # noqa: E402
 
 
 class Net(nn.Module):

@@ -124,7 +124,7 @@ def main():
     torch.manual_seed(args.seed)
 
     from charlm.tasks.metrics import tagging_scores
-    from charlm.tasks import epoch_batches
+    from charlm.tasks.sentences import epoch_batches
     from charlm.tasks.tag import load_data
     from charlm.training.trainer import TrainConfig
     from charlm.nn.charwords import WordFeatures

@@ -28,7 +28,7 @@ from charlm.nn import charwords as wordfeat
 from charlm.errors import ConfigError
 from charlm.use.gradcheck import RELU_STEP, STEP, TOLERANCE, numerical_grad, rel_error
 from charlm.nn.model import Model, ModelConfig
-from charlm.tasks import pad
+from charlm.tasks.sentences import pad
 from charlm.tasks.tag import encode_tokens, tag_loss
 from charlm.text.vocab import Vocab
 

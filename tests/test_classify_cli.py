@@ -88,7 +88,7 @@ def test_eval_matches_hand_report(trained, tmp_path):
     d, model = trained
     test = toy_tsv(tmp_path / "test.tsv", n=30, seed=5, label_first=True)
     clf = charlm.load_model(model)
-    from charlm.tasks.classify import read_examples
+    from charlm.text.labelled import read_examples
     ex = read_examples([test])
     pred = [clf.labels.index(p.label) for p in clf.classify_many(ex.texts)]
     gold = [clf.labels.index(lab) for lab in ex.labels]

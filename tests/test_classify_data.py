@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from charlm.errors import ConfigError, CorpusError
-from charlm.tasks.classify import (encode_texts, build_vocab, label_ids, label_set,
-                                   parse_class_file, parse_labelled, read_examples,
-                                   stratified_folds, stratified_split)
+from charlm.tasks.classify import (encode_texts, build_vocab, label_ids, stratified_folds,
+                                   stratified_split)
+from charlm.text.labelled import label_set, parse_class_file, parse_labelled, read_examples
 
 
 def test_label_last_detected_and_u0085_stays_inside_the_line():

@@ -10,7 +10,8 @@ import pytest
 from charlm.use.gradcheck import TOLERANCE, numerical_grad, rel_error, tiny_vocab
 from charlm.nn.model import Model, ModelConfig
 from charlm.tasks import classify as C
-from charlm.tasks import pad
+from charlm.tasks.sentences import pad
+from charlm.text.labelled import Examples
 
 SEQS = [np.array(s) for s in ([2, 3, 4, 5], [6, 2], [3], [4, 4, 6])]
 Y = np.array([0, 2, 1, 2])
@@ -94,7 +95,7 @@ def toy_examples(n=120, seed=0):
         noise = " ".join(rng.choice(words, rng.integers(1, 6)))
         texts.append(f"{lab} {noise}")
         labels.append(lab)
-    return C.Examples(texts, labels, [f"toy:{i + 1}" for i in range(n)])
+    return Examples(texts, labels, [f"toy:{i + 1}" for i in range(n)])
 
 
 def toy_configs(**train):
@@ -106,7 +107,7 @@ def toy_configs(**train):
 
 
 def test_trainer_learns_and_keeps_best_by_accuracy(tmp_path):
-    from charlm.use.classifier import prepare
+    from charlm.tasks.classify import prepare
     from charlm.training.trainer import Trainer
     import charlm
     mcfg, tcfg = toy_configs(steps=60, valid_fraction=0.25)
@@ -124,7 +125,7 @@ def test_trainer_learns_and_keeps_best_by_accuracy(tmp_path):
 
 def test_resume_is_exact(tmp_path):
     from charlm.training import checkpoint
-    from charlm.use.classifier import prepare
+    from charlm.tasks.classify import prepare
     from charlm.training.trainer import Trainer
     mcfg, tcfg = toy_configs(steps=25, valid_fraction=0.25)
     mcfg.dropout = 0.3                           # the dropout rng must resume too
@@ -149,7 +150,7 @@ def test_resume_is_exact(tmp_path):
 def test_cross_validation_folds_and_final_model(tmp_path):
     import statistics
     from charlm.training import checkpoint
-    from charlm.use.classifier import cross_validate
+    from charlm.training.folds import cross_validate
     mcfg, tcfg = toy_configs(steps=30, valid_fraction=0.2)
     events = []
     ex = toy_examples(60)
@@ -170,7 +171,7 @@ def test_cross_validation_folds_and_final_model(tmp_path):
 
 
 def test_interrupted_cross_validation_writes_nothing(tmp_path):
-    from charlm.use.classifier import CrossValidationInterrupted, cross_validate
+    from charlm.training.folds import CrossValidationInterrupted, cross_validate
     mcfg, tcfg = toy_configs(steps=5, valid_fraction=0.2)
     with pytest.raises(CrossValidationInterrupted, match="fold 1 of 3") as e:
         cross_validate(toy_examples(30), 3, mcfg, tcfg, tmp_path / "cv.npz",

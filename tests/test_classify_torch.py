@@ -14,7 +14,7 @@ import pytest
 from charlm.use.gradcheck import tiny_vocab
 from charlm.nn.model import Model, ModelConfig
 from charlm.tasks import classify as C
-from charlm.tasks import pad
+from charlm.tasks.sentences import pad
 
 torch = pytest.importorskip("torch")
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402

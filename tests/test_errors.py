@@ -30,7 +30,9 @@ from charlm.training import checkpoint
 from charlm.cli import app
 from charlm.errors import CharlmError, ModelFileError, TrainingDiverged
 from charlm.nn.model import Model, ModelConfig
-from charlm.training.trainer import MAX_DIVERGENCES, TrainConfig, Trainer, prepare_corpus
+from charlm.training.trainer import MAX_DIVERGENCES, TrainConfig, Trainer
+from charlm.tasks.lm import LMTask
+from charlm.tasks.stream import prepare_corpus
 
 TINY = ["--hidden", "8", "--layers", "1", "--embed", "4", "--steps", "2", "--batch", "4",
         "--bptt", "16", "--eval-batch", "4"]
@@ -699,7 +701,7 @@ def _trainer(tmp_path, **opts) -> Trainer:
     mcfg = ModelConfig(**{k: v for k, v in opts.items() if k in ModelConfig.__annotations__})
     corpus = prepare_corpus([corpus_text(60)], cfg)
     model = Model.create(mcfg, corpus.vocab, np.random.default_rng(cfg.seed))
-    return Trainer(model, corpus, cfg, tmp_path / "m.npz")
+    return Trainer(model, LMTask(corpus, cfg, model), cfg, tmp_path / "m.npz")
 
 
 SMALL = dict(cell="lstm", layers=1, hidden=8, embed=4, dropout=0.0, batch=4, bptt=8,
@@ -816,11 +818,11 @@ def test_cli_divergence_warns_then_stops_with_an_error(lab, tmp_path):
      "Error: Permission denied: /x/y.txt. Check the path"),
 ])
 def test_unexpected_exceptions_are_one_line(lab, monkeypatch, exc, code, expected):
-    import charlm.use.score
+    import charlm.cli.use_cmds
 
     def boom(*a, **k):
         raise exc
-    monkeypatch.setattr(charlm.use.score, "score_many", boom)
+    monkeypatch.setattr(charlm.cli.use_cmds, "score_many", boom)
     r = run("score", "--model", lab["model"], "hello")
     no_traceback(r)
     assert r.exit_code == code

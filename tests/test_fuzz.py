@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charlm.training import checkpoint
-from charlm.api import decode_text, read_text
+from charlm.text.files import decode_text, read_text
 from charlm.errors import CharlmError, CorpusError, ModelFileError
 from charlm.nn.model import Model, ModelConfig
 from charlm.use.score import score, score_many

@@ -14,7 +14,7 @@ import pytest
 from charlm.nn.cells import CELLS, input_product
 from charlm.nn.layers import log_softmax
 from charlm.use.score import batch_log_probs, score_many
-from charlm.training.trainer import evaluate
+from charlm.tasks.lm import evaluate
 
 from conftest import VARIANT_PARAMS, flat_state, make_model, random_state
 
@@ -167,7 +167,7 @@ def test_priming_in_one_pass_gives_the_stepped_state(cell, opts):
 from charlm.nn import encoder
 from charlm.nn import charwords as wordfeat                      # noqa: E402
 from charlm.nn.model import Model, ModelConfig               # noqa: E402
-from charlm.tasks import pad                              # noqa: E402
+from charlm.tasks.sentences import pad                              # noqa: E402
 from charlm.tasks import classify as C                    # noqa: E402
 from charlm.tasks.tag import encode_tokens, tag_log_probs  # noqa: E402
 from charlm.text.vocab import Vocab                            # noqa: E402

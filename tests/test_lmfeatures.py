@@ -21,7 +21,8 @@ from charlm.training import checkpoint
 from charlm.nn import charwords as wordfeat
 from charlm.cli import app
 from charlm.errors import ConfigError
-from charlm.training.trainer import TrainConfig, prepare_corpus
+from charlm.training.trainer import TrainConfig
+from charlm.tasks.stream import prepare_corpus
 from charlm.text.vocab import EOS_ID
 
 from test_tagging import arrays_of, write_conll
@@ -68,7 +69,8 @@ def test_a_backward_lm_is_recorded_and_scores_the_sentence_from_its_end(lms):
 
 
 def test_word_features_are_the_lm_states_at_each_word(lms):
-    f = wordfeat.WordFeatures.build([], 0, f"{lms / 'fwd.npz'},{lms / 'bwd.npz'}")
+    f = wordfeat.WordFeatures.build([], 0, [checkpoint.load_lm(lms / "fwd.npz"),
+                                            checkpoint.load_lm(lms / "bwd.npz")])
     assert [rev for _, rev in f.lms] == [False, True] and f.lm_size == 9
     sents = [["Harry", "Potter", "met"], ["a"], ["Teddy", "Roosevelt", "said", "Hé"]]
     feats = f.lm_states(sents)
@@ -105,7 +107,7 @@ def test_a_char_and_lm_tagger_ships_its_lms_and_resumes_exactly(lms, tmp_path):
         (lms / f).rename(tmp_path / f)
     try:
         r = runner.invoke(app, ["train", "--task", "tag", str(train), "--valid", str(dev),
-                                "--resume", "--steps", "8", "--out", str(tmp_path / "int.npz")])
+                                "--resume", "--steps", "4", "--out", str(tmp_path / "int.npz")])
         assert r.exit_code == 0, r.output
         a, b = arrays_of(tmp_path / "ref.npz"), arrays_of(tmp_path / "int.npz")
         assert a.keys() == b.keys() and "lm/1/param/L1.W_aa" in a and "param/C.E" in a
@@ -143,7 +145,7 @@ def test_lm_features_refuse_a_word_model_and_other_tasks(tmp_path):
                             "--hidden", "4", "--eval-batch", "4", "--out", str(tmp_path / "w.npz")])
     assert r.exit_code == 0, r.output
     with pytest.raises(ConfigError, match="not a character language model"):
-        wordfeat.load_lm(tmp_path / "w.npz")
+        checkpoint.load_lm(tmp_path / "w.npz")
     r = runner.invoke(app, ["train", str(tmp_path / "t.txt"), "--lm-features",
                             str(tmp_path / "w.npz"), "--out", str(tmp_path / "x.npz")])
     assert r.exit_code != 0 and "--task tag" in r.output

@@ -24,7 +24,9 @@ from typer.testing import CliRunner
 from charlm.training import checkpoint
 from charlm.cli import app
 from charlm.nn.model import Model, ModelConfig
-from charlm.training.trainer import TrainConfig, Trainer, log_path, prepare_corpus
+from charlm.training.trainer import TrainConfig, Trainer, log_path
+from charlm.tasks.lm import LMTask
+from charlm.tasks.stream import prepare_corpus
 
 CHARLM = str(Path(sys.executable).with_name("charlm"))
 WORDS = ["apple", "pear", "salad", "lemon", "the", "and", "with"]
@@ -52,7 +54,7 @@ def new_trainer(text, out, mopts, topts, should_stop=None):
     cfg = TrainConfig(**topts)
     corpus = prepare_corpus([text], cfg)
     model = Model.create(ModelConfig(**mopts), corpus.vocab, np.random.default_rng(cfg.seed))
-    return Trainer(model, corpus, cfg, out, should_stop=should_stop)
+    return Trainer(model, LMTask(corpus, cfg, model), cfg, out, should_stop=should_stop)
 
 
 def resumed_trainer(text, out, steps):
@@ -60,7 +62,7 @@ def resumed_trainer(text, out, steps):
     model, meta, arrays = checkpoint.load(out)
     cfg = TrainConfig.from_json(meta["config"])
     cfg.steps = steps
-    tr = Trainer(model, prepare_corpus([text], cfg), cfg, out)
+    tr = Trainer(model, LMTask(prepare_corpus([text], cfg), cfg, model), cfg, out)
     tr.restore(meta, arrays)
     return tr
 

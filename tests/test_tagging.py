@@ -22,6 +22,7 @@ from charlm.nn.model import Model, ModelConfig
 from charlm.use.tagger import Tagger
 from charlm.tasks.tag import TagTask, load_data
 from charlm.training.trainer import TrainConfig, Trainer
+from charlm.tasks.lm import LMTask
 from charlm.text.vocab import UNK_ID
 
 runner = CliRunner()
@@ -309,7 +310,7 @@ def test_word_vocabulary_min_count_lowercase_and_unk():
 
 
 def test_patience_applies_to_the_language_model_too(tmp_path):
-    from charlm.training.trainer import prepare_corpus
+    from charlm.tasks.stream import prepare_corpus
     text = "".join(" ".join(random.Random(k).choice(WORDS) for _ in range(5)) + "\n"
                    for k in range(200))
     cfg = TrainConfig(batch=4, bptt=8, steps=400, eval_every=3, eval_batch=2, lr=1e-12,
@@ -317,7 +318,7 @@ def test_patience_applies_to_the_language_model_too(tmp_path):
     corpus = prepare_corpus([text], cfg)
     model = Model.create(ModelConfig(layers=1, hidden=8, embed=4, dropout=0.0), corpus.vocab,
                          np.random.default_rng(0))
-    tr = Trainer(model, corpus, cfg, tmp_path / "lm.npz")
+    tr = Trainer(model, LMTask(corpus, cfg, model), cfg, tmp_path / "lm.npz")
     assert tr.task.metric == "valid_loss" and not tr.task.higher_is_better
     # lr ~ 0: the loss moves by round-off at most, so improvements stop within a few evals
     assert tr.run_loop() == "patience"

@@ -25,7 +25,9 @@ from charlm.cli import app
 from charlm.tasks.stream import Batches
 from charlm.nn.model import Model, ModelConfig
 from charlm.nn.optim import clip_gradients, make_optimizer
-from charlm.training.trainer import TrainConfig, Trainer, log_path, parse_duration, prepare_corpus
+from charlm.training.trainer import TrainConfig, Trainer, log_path, parse_duration
+from charlm.tasks.lm import LMTask
+from charlm.tasks.stream import prepare_corpus
 from charlm.text.vocab import UNK_ID
 
 WORDS = ["apple", "pear", "salad", "lemon", "the", "and"]
@@ -288,7 +290,8 @@ def test_a_new_run_starts_a_new_log_and_a_resumed_run_continues_it(tmp_path):
     model, meta, arrays = checkpoint.load(out)
     cfg = TrainConfig.from_json(meta["config"])
     cfg.steps = 9
-    trainer = Trainer(model, prepare_corpus([tr.read_text()], cfg, va.read_text()), cfg, out)
+    trainer = Trainer(model, LMTask(prepare_corpus([tr.read_text()], cfg, va.read_text()), cfg, model),
+                      cfg, out)
     trainer.restore(meta, arrays)
     trainer.run_loop()
     steps = [json.loads(line)["step"] for line in log_path(out).read_text().splitlines()]
@@ -346,7 +349,7 @@ def _trainer(tmp_path, text, **cfg_opts):
     mcfg = ModelConfig(**{k: v for k, v in cfg_opts.items() if k in ModelConfig.__annotations__})
     corpus = prepare_corpus([text], cfg)
     model = Model.create(mcfg, corpus.vocab, np.random.default_rng(cfg.seed))
-    return Trainer(model, corpus, cfg, tmp_path / "m.npz")
+    return Trainer(model, LMTask(corpus, cfg, model), cfg, tmp_path / "m.npz")
 
 
 def test_hidden_state_resets_at_each_epoch_start(tmp_path):

@@ -8,19 +8,20 @@ only with ``--debug``.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Literal, Optional
 
 import typer
-from typer.core import TyperGroup
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup
 
 from .. import __version__
-from ..training import checkpoint
-from ..api import decode_text, read_text
 from ..errors import CharlmError, ConfigError, CorpusError, ModelFileError
+from ..text.files import decode_text, read_text
+from ..training import checkpoint
 
 HELP = """\
 Train character- and word-level recurrent language models (RNN, GRU, LSTM) on a pure NumPy
@@ -312,3 +313,28 @@ def finite_json(obj):
     if isinstance(obj, (list, tuple)):
         return [finite_json(v) for v in obj]
     return obj
+
+
+class StopFlag:
+    """SIGINT / SIGTERM ask the trainer to stop after the current step (a second Ctrl-C
+    stops at once; the model file is never half-written either way)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def handler(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def install(self):
+        self.previous = {s: signal.signal(s, self.handler)
+                         for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def uninstall(self):
+        """Put the handlers that were there before back (for in-process callers)."""
+        for s, h in getattr(self, "previous", {}).items():
+            signal.signal(s, h)

@@ -14,10 +14,26 @@ from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
 
-from ..api import read_text
 from ..errors import ConfigError
-from .common import (LEVEL_HELP, MODEL_HELP, app, arg_text, emit_json, err, guarded,
-                     live_progress, open_model, out, pyplot)
+from ..nn.model import Model, ModelConfig
+from ..text.bundled import bundled
+from ..text.files import read_text
+from ..text.vocab import Vocab, sequence_chunks
+from ..use.gradients import SPAN_RATIO, chart, measure
+from ..use.pairs import Pair, read_pairs, score_pairs, summarise
+from .common import (
+    LEVEL_HELP,
+    MODEL_HELP,
+    app,
+    arg_text,
+    emit_json,
+    err,
+    guarded,
+    live_progress,
+    open_model,
+    out,
+    pyplot,
+)
 
 MAX_TEXT_CHARS = 4 << 20   # windows are drawn from the first 4 MB of a corpus: plenty, and fast
 
@@ -56,10 +72,6 @@ def gradients(
     as_json: bool = typer.Option(False, "--json", help="Print everything as one JSON object."),
 ):
     """How far back does the gradient reach? ‖∂L<T>/∂a<T-k>‖ for k = 0 … K on real text."""
-    from ..text.bundled import bundled
-    from ..use.gradients import measure
-    from ..nn.model import Model, ModelConfig
-    from ..text.vocab import Vocab, sequence_chunks
 
     if model and cell:
         raise ConfigError("Give --model (trained models) or --cell (fresh ones), not both.")
@@ -104,7 +116,6 @@ def _curve_label(model: dict, curve: dict) -> str:
 
 
 def _print_gradients(doc: dict, every: int) -> None:
-    from ..use.gradients import SPAN_RATIO, chart
 
     K = doc["steps"]
     every = every or max(1, K // 20)
@@ -185,7 +196,6 @@ def pairs(
                                  help="One JSON object per pair, then one with the summary."),
 ):
     """Minimal pairs: is the grammatical sentence the more probable one?"""
-    from ..use.pairs import Pair, read_pairs, score_pairs, summarise
 
     if (good is None) != (bad is None):
         raise ConfigError("Give both --good and --bad.")

@@ -8,10 +8,22 @@ from typing import Optional
 import typer
 from rich.text import Text
 
+from ..tasks.metrics import is_iob
 from ..training.runs import resume_command
+from .common import (
+    LEVEL_HELP,
+    MODEL_HELP,
+    Level,
+    app,
+    emit_json,
+    err,
+    fit_line,
+    guarded,
+    open_model,
+    out,
+    pyplot,
+)
 from .render import format_bytes, format_duration, plural, sparkline
-from .common import (LEVEL_HELP, MODEL_HELP, Level, app, emit_json, err, fit_line,
-                     guarded, open_model, out, pyplot)
 
 # ------------------------------------------------------------------------- info
 # The training options that decide how text becomes tokens (those the file has are shown).
@@ -32,7 +44,6 @@ def info(
     """What a model file holds: config, vocabulary, corpus, text options, training history,
     and whether the run finished or was interrupted (with the command that continues it)."""
     m, meta, path = open_model(level, model, tasks=("lm", "tag", "classify"))
-    from ..tasks.metrics import is_iob
     metric = ("valid_loss" if m.labels is None else
               "valid_f1" if m.config.task == "tag" and is_iob(m.labels) else "valid_accuracy")
     run = meta.get("run") or {}

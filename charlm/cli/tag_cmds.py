@@ -10,8 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..api import read_text
 from ..errors import ConfigError
+from ..text.files import read_text
+from ..use.tagger import Tagger
 from .common import app, arg_text, emit_json, guarded, open_model, out, read_stdin
 
 COLOURS = ["bold cyan", "bold magenta", "bold green", "bold yellow", "bold blue", "bold red"]
@@ -19,7 +20,6 @@ COLOURS = ["bold cyan", "bold magenta", "bold green", "bold yellow", "bold blue"
 
 def open_tagger(model: Optional[Path]):
     """The tagger in ``model`` (default models/tag.npz), or a clear error."""
-    from ..use.tagger import Tagger
     m, meta, _ = open_model("word", model, tasks=("tag",))
     return Tagger(m, meta)
 

@@ -13,7 +13,19 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import ConfigError
+from ..use.bench import (
+    CELLS,
+    CONFIGS,
+    MODES,
+    default_plan,
+    describe_machine,
+    machine_info,
+    measure,
+    sgemm_peak,
+)
+from ..use.gradcheck import ATOL, FLOOR, TOLERANCE, run_all
 from .common import app, emit_json, guarded, live_progress, out
+
 
 # -------------------------------------------------------------------- gradcheck
 @app.command()
@@ -23,7 +35,6 @@ def gradcheck(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per check."),
 ):
     """Check every cell's backward pass against numerical gradients (float64)."""
-    from ..use.gradcheck import ATOL, FLOOR, TOLERANCE, run_all
 
     results = list(run_all(seed))
     failed = [r for r in results if not r.passed]
@@ -81,8 +92,6 @@ def bench(
     float32 matrix-product peak measured here, and the process's peak memory. Run it on a
     quiet machine; compare ratios, not single runs.
     """
-    from ..use.bench import (CELLS, CONFIGS, MODES, default_plan, describe_machine, machine_info,
-                         measure, sgemm_peak)
 
     configs = config or list(CONFIGS)
     for name, allowed, opts in (("--config", CONFIGS, configs),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import sys
@@ -9,44 +10,38 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
 import typer
 from tqdm import tqdm
 
-from ..training import checkpoint
 from ..errors import ConfigError
-from ..nn.model import Model, ModelConfig
-from .render import format_duration
+from ..training import checkpoint
+from ..training.folds import cross_validate_run
+from ..training.mpienv import under_mpi, world_size
+from ..training.runs import default_out, nothing_trained, prepare_training, resume_command
 from . import common
-from .common import (Activation, Cell, ClipMode, Dtype, LabelColumn, Level, Optimizer, Pool,
-                     Schedule, Task, Tokenizer, app, err, fit_line, guarded, live_progress)
+from .common import (
+    Activation,
+    Cell,
+    ClipMode,
+    Dtype,
+    LabelColumn,
+    Level,
+    Optimizer,
+    Pool,
+    Schedule,
+    StopFlag,
+    Task,
+    Tokenizer,
+    app,
+    err,
+    fit_line,
+    guarded,
+    live_progress,
+)
+from .render import format_duration
+
 
 # ------------------------------------------------------------------------ train
-class StopFlag:
-    """SIGINT / SIGTERM ask the trainer to stop after the current step (a second Ctrl-C
-    stops at once; the model file is never half-written either way)."""
-
-    def __init__(self):
-        self.signum: int | None = None
-
-    def __call__(self) -> bool:
-        return self.signum is not None
-
-    def handler(self, signum, frame):
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def install(self):
-        self.previous = {s: signal.signal(s, self.handler)
-                         for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def uninstall(self):
-        """Put the handlers that were there before back (for in-process callers)."""
-        for s, h in getattr(self, "previous", {}).items():
-            signal.signal(s, h)
-
-
 @app.command()
 @guarded
 def train(
@@ -162,102 +157,29 @@ def train(
 ):
     """Train a model: a language model on text files (one sequence per line by default), a
     tagger on CoNLL files (--task tag) or a classifier on labelled lines (--task classify)."""
-    from ..training.runs import (check_writable, given_limits, load_resumable, prepare_training,
-                        refuse_existing, set_aside)
-    from ..training.trainer import TrainConfig
-
-    out_file = out_path or Path("models") / f"{level if task == 'lm' else task}.npz"
-    if out_file.is_dir():
-        raise ConfigError(f"--out {out_file} is a directory. Give a file name, e.g. "
-                          f"--out {out_file / (level + '.npz')}.")
-    if task != "classify" and (classes or folds or label_column != "auto"):
-        raise ConfigError("--class, --folds and --label-column apply to --task classify only. "
-                          "Add --task classify or drop them.")
-    saved_task = _saved_task(out_file) if resume else None
-    if lm_features and task != "tag":
-        raise ConfigError("--lm-features feeds a tagger: it applies to --task tag only. Add "
-                          "--task tag or drop it.")
-    if reverse and task != "lm":
-        raise ConfigError("--reverse trains a backward language model: it applies to --task "
-                          "lm only. Drop it.")
-    from ..training.mpienv import under_mpi, world_size
+    # Only the options given on the command line go to the library (the rest are the task's
+    # defaults): a resume compares exactly those with the saved run.
+    names = {"out_path": "out", "time_limit": "time"}
+    skip = {"corpus", "task"}
+    opts = {names.get(k, k): v for k, v in ctx.params.items()
+            if k not in skip
+            and getattr(ctx.get_parameter_source(k), "name", "") != "DEFAULT"}
+    corpus = list(corpus) if corpus else None
+    out_file = out_path or default_out(level, task)
+    saved_task = _saved_task(out_file) if resume and not out_file.is_dir() else None
     if under_mpi() and (task != "lm" or saved_task not in (None, "lm")):
         raise ConfigError(f"--task {saved_task or task} cannot be trained over MPI yet (only "
                           f"the language model can; this job has {world_size()} processes). "
                           "Run it without mpiexec.")
-    if task == "lm" and saved_task in (None, "lm"):
-        # Only the options given on the command line go to the library (the rest are its
-        # defaults): a resume compares exactly those with the saved run.
-        names = {"out_path": "out", "time_limit": "time"}
-        skip = {"corpus", "task", "classes", "label_column", "folds"}
-        opts = {names.get(k, k): v for k, v in ctx.params.items()
-                if k not in skip
-                and getattr(ctx.get_parameter_source(k), "name", "") != "DEFAULT"}
-        trainer = prepare_training(list(corpus) if corpus else None, callback=_setup_message,
-                                   reducer=_mpi_reducer(), **opts)
-        return _run_training(trainer, trainer.out, trainer.cfg.level)
-    # the sentence tasks (tag, classify): their own data, the same trainer
-    if saved_task is not None and saved_task != task:
-        raise ConfigError(f"{out_file} holds a {saved_task} model; resume it with --task "
-                          f"{saved_task}, or choose another --out.")
-    limits = {"epochs": 0, "steps": 0, "time_budget": 0.0}
-    limits.update(given_limits(epochs, steps, time_limit, None))
-    if resume and force:
-        raise ConfigError("--resume continues the file that --force would replace. "
-                          "Use one of them.")
-    if resume:
-        model, meta, arrays, tcfg = load_resumable(out_file)
-        given = {k: v for k, v in limits.items() if v}
-        if given:  # new limits replace the old ones; the rest of the run is as it was
-            tcfg.epochs, tcfg.steps, tcfg.time_budget = (given.get("epochs", 0),
-                                                         given.get("steps", 0),
-                                                         given.get("time_budget", 0.0))
-        if model.config.task == "classify":
-            from .classify_cmds import train_classifier
-            return train_classifier(corpus, classes or [], valid, label_column, encoding, 0,
-                                    None, TrainConfig(**limits), out_file, False, True)
-        trainer = _task_trainer(model, corpus, valid, encoding, tcfg, out_file)
-        trainer.restore(meta, arrays)
-        check_writable(out_file)
-        return _run_training(trainer, out_file, tcfg.level)
-    else:
-        refuse_existing(out_file, force)
-        if not any(limits.values()):
-            limits["time_budget"] = 600.0
-        mcfg = ModelConfig(cell=cell, layers=layers, hidden=hidden, embed=embed,
-                           activation=activation, peephole=peephole, simplified=simplified,
-                           dropout=dropout, dtype=dtype, task=task,
-                           bidirectional=bidirectional, pool=pool, char_embed=char_embed,
-                           char_hidden=char_hidden)
-        mcfg.validate()
-        if task == "tag":
-            if getattr(ctx.get_parameter_source("level"), "name", "") != "DEFAULT" \
-                    and level != "word":
-                raise ConfigError("A tagger labels words: --task tag reads word tokens. Drop "
-                                  "--level char (--char-embed adds each word's characters).")
-            level = "word"
-        tcfg = TrainConfig(level=level, patience=patience, prose=prose, lowercase=lowercase,
-                           reverse=reverse,
-                           vocab_size=vocab_size, min_count=min_count, unk_token=unk_token,
-                           optimizer=optimizer, lr=lr, momentum=momentum, schedule=schedule,
-                           decay=decay, decay_after=decay_after, clip=clip,
-                           clip_mode=clip_mode, batch=batch, bptt=bptt, seed=seed,
-                           valid_fraction=valid_fraction, eval_every=eval_every,
-                           eval_batch=eval_batch, sample_every=sample_every, **limits)
-        tcfg.validate()
-        if task == "classify":
-            from .classify_cmds import train_classifier
-            return train_classifier(corpus, classes or [], valid, label_column, encoding,
-                                    folds, mcfg, tcfg, out_file, force, False)
-        trainer = _task_trainer(mcfg, corpus, valid, encoding, tcfg, out_file, lm_features)
-        set_aside(out_file, _setup_message)
-    check_writable(out_file)
-    _run_training(trainer, out_file, level)
+    if folds:
+        return _cross_validate(corpus, task, opts)
+    trainer = prepare_training(corpus, task=task, callback=_setup_message,
+                               reducer=_mpi_reducer(), **opts)
+    _run_training(trainer, trainer.out, trainer.cfg.level)
 
 
 def _mpi_reducer():
     """Under mpiexec -n N (N > 1), what combines the processes' work; else None."""
-    from ..training.mpienv import under_mpi
     if not under_mpi():
         return None
     from ..training.distributed import Reducer
@@ -280,31 +202,6 @@ def _setup_message(e: dict) -> None:
     """Warnings and notices before training starts (the progress display is not up yet)."""
     if e["kind"] in ("warning", "notice"):
         err.print(("Warning: " if e["kind"] == "warning" else "") + e["message"])
-
-
-def _task_trainer(model_or_config, corpus, valid, encoding, tcfg, out_file, lm_features=None):
-    """The trainer of a sentence task (tag): a new model for a ModelConfig, or the saved one
-    (--resume), which must match the data's vocabulary and labels."""
-    from ..tasks.tag import TagTask, create_model, load_data
-    from ..training.trainer import Trainer
-    task = model_or_config.config.task if isinstance(model_or_config, Model) else \
-        model_or_config.task
-    if task != "tag":
-        raise ConfigError(f"--task {task} cannot be trained by this charlm. Use lm or tag.")
-    if not corpus:
-        err.print("Training on the bundled corpus: the Broad Twitter Corpus (6,338 tweets; "
-                  "its dev part validates).")
-    data = load_data(corpus or None, valid, tcfg, encoding)
-    if isinstance(model_or_config, ModelConfig):
-        model = create_model(model_or_config, data, np.random.default_rng(tcfg.seed),
-                             lm_features)
-    else:
-        model = model_or_config
-        if data.vocab.tokens != model.vocab.tokens or data.labels != model.labels:
-            raise ConfigError("This data gives a different vocabulary or label set from the "
-                              f"one the saved run in {out_file} was trained with. Resume with "
-                              "the same files and options.")
-    return Trainer(model, TagTask(data, tcfg, model), tcfg, out_file)
 
 
 class BarDisplay:
@@ -365,100 +262,153 @@ class LineDisplay:
         pass
 
 
+def _display(cfg, run, steps_per_epoch: int):
+    """A bar on a terminal, plain lines otherwise; by steps when a step or epoch limit is
+    given, else by seconds of the time budget."""
+    total = None
+    if cfg.steps or cfg.epochs:
+        total = min(c for c in (cfg.steps, cfg.epochs * steps_per_epoch) if c)
+    by_time = total is None
+    if live_progress():
+        return BarDisplay(round(cfg.time_budget) if by_time else total,
+                          0 if by_time else run.step, by_time)
+    return LineDisplay(common.PLAIN_PROGRESS_SECONDS)
+
+
+class Progress:
+    """The trainer's events as progress for every task: the start, the latest figures on
+    the bar (or a plain line now and then), a line per evaluation, warnings and notices, and
+    for cross-validation a line per fold. A classifier's counts and losses are per example,
+    the others' per token."""
+
+    def __init__(self, level: str, task: str):
+        self.level, self.task = level, task
+        self.display = None
+        self.trainer = None
+        self.state = {"ema": None, "tok": 0, "sec": 0.0, "step": None, "elapsed": 0.0}
+        self.unit = "ex" if task == "classify" else "tok"
+
+    def attach(self, trainer) -> None:
+        """Show this trainer's run (a fold's, the final model's, or the one run)."""
+        if self.display is not None:
+            self.display.close()
+        self.trainer = trainer
+        self.display = _display(trainer.cfg, trainer.run, len(trainer.batches))
+        self.state.update(ema=None, tok=0, sec=0.0, step=None, elapsed=trainer.run.elapsed)
+
+    def close(self) -> None:
+        if self.display is not None:
+            self.display.close()
+            self.display = None
+
+    def line(self, text: str) -> None:
+        if self.display is not None:
+            self.display.line(text)
+        else:
+            err.print(text)
+
+    def status(self, e: dict) -> str:
+        """The latest figures: step, epoch, smoothed training loss, speed, elapsed time."""
+        st = self.state
+        loss = st["ema"] if st["ema"] is not None else float("nan")
+        epoch = e["epoch"] + e["window"] / e["windows"] if "window" in e else e["epoch"]
+        return fit_line(f"step {e['step']:,}  epoch {epoch:.2f}  loss {loss:.3f} nats  "
+                        f"{st['tok'] / max(st['sec'], 1e-9):,.0f} {self.unit}/s  "
+                        f"{format_duration(st['elapsed'])}")
+
+    def metric(self, loss: float) -> str:
+        if self.level == "char":
+            return f"{loss / math.log(2):.3f} bits/char"
+        return f"{math.exp(min(loss, 700)):.1f} ppl"
+
+    def __call__(self, e: dict) -> None:
+        k, st, cfg = e["kind"], self.state, self.trainer.cfg if self.trainer else None
+        if k == "start":
+            st["elapsed"] = self.trainer.run.elapsed
+            self.line(fit_line(f"{e['params']:,} parameters, vocabulary {e['vocab']:,}."))
+            if self.task == "lm":
+                self.line(fit_line(f"{e['tokens_per_epoch']:,} tokens per epoch in "
+                                   f"{e['windows_per_epoch']:,} windows of "
+                                   f"{cfg.batch}×{cfg.bptt}."))
+            elif self.task == "tag":
+                self.line(fit_line(
+                    f"{len(self.trainer.model.labels)} labels, {e['tokens_per_epoch']:,} tokens "
+                    f"per epoch in {e['windows_per_epoch']:,} batches of up to {cfg.batch} "
+                    "sentences."))
+            else:
+                self.line(fit_line(
+                    f"{len(self.trainer.model.labels)} classes, {e['tokens_per_epoch']:,} "
+                    f"examples per epoch in {e['windows_per_epoch']:,} batches of up to "
+                    f"{cfg.batch}."))
+        elif k == "step":
+            if e["loss"] is not None:
+                st["ema"] = e["loss"] if st["ema"] is None else \
+                    0.95 * st["ema"] + 0.05 * e["loss"]
+            st["tok"] += e["tokens"]
+            st["sec"] += e["seconds"]
+            st["elapsed"] = e["elapsed"]
+            st["step"] = e
+            self.display.step(e, self.status)
+        elif k == "eval":
+            if st["step"] is not None:
+                self.display.evaluated(st["step"], self.status)
+            self.line(fit_line(self.eval_line(e)))
+            if not cfg.sample_every and self.task == "lm":
+                s = self.trainer.progress_sample().replace("\n", " ⏎ ")
+                self.line(fit_line(f"  sample: {s}"))
+        elif k == "sample":
+            self.line(fit_line("  sample: " + e["text"].replace("\n", " ⏎ ")))
+        elif k == "warning":
+            self.line(f"Warning: {e['message']}")
+        elif k == "notice":
+            self.line(e["message"])
+        elif k == "fold_start":
+            self.line(f"Fold {e['fold']}/{e['folds']}: training on {e['train']:,} examples "
+                      f"(validation {e['valid']:,}), held out {e['test']:,}.")
+        elif k == "fold":
+            self.line(f"Fold {e['fold']}: held-out accuracy {e['accuracy']:.4f} "
+                      f"({e['steps']:,} steps, {e['epochs']:.1f} epochs).")
+        elif k == "final_start":
+            self.line(f"Training the final model on all {e['examples']:,} examples.")
+
+    def eval_line(self, e: dict) -> str:
+        """One evaluation, whole: never cut to the terminal's width (a log keeps it all)."""
+        line = f"step {e['step']:>6}  epoch {e['epoch']:5.2f}"
+        per = "example" if self.task == "classify" else "token"
+        if e.get("train_loss") is not None:
+            line += f"  train {e['train_loss']:.4f} nats/{per}"
+        if self.task == "lm":
+            if "valid_loss" in e:
+                line += f"  valid {e['valid_loss']:.4f} = {self.metric(e['valid_loss'])}"
+        elif "valid_loss" in e:
+            line += f"  valid loss {e['valid_loss']:.4f}  accuracy {e['valid_accuracy']:.4f}"
+            if "valid_f1" in e:
+                line += (f"  entity F1 {e['valid_f1']:.4f} (P {e['valid_precision']:.3f} "
+                         f"R {e['valid_recall']:.3f})")
+            if "valid_macro_f1" in e:
+                line += f"  macro-F1 {e['valid_macro_f1']:.4f}"
+        return line + (" *best" if e.get("best") else "")
+
+
 def _run_training(trainer, out_file: Path, level: str) -> None:
-    cfg, run = trainer.cfg, trainer.run
+    run = trainer.run
     if trainer.reducer is not None and not trainer.reducer.is_writer:
         _run_quietly(trainer)   # rank 0 shows the progress and the summary
         return
-    task = trainer.task.name
-    unit = "bits/char" if level == "char" else "ppl"
-
-    def metric(loss):
-        return (f"{loss / math.log(2):.3f}" if level == "char"
-                else f"{math.exp(min(loss, 700)):.1f}")
-
-    total = None
-    if cfg.steps or cfg.epochs:
-        cands = [c for c in (cfg.steps, cfg.epochs * len(trainer.batches)) if c]
-        total = min(cands)
-    by_time = total is None
-    if live_progress():
-        display = BarDisplay(round(cfg.time_budget) if by_time else total,
-                             0 if by_time else run.step, by_time)
-    else:
-        display = LineDisplay(common.PLAIN_PROGRESS_SECONDS)
-    state = {"ema": None, "tok": 0, "sec": 0.0, "step": None}
-
-    def status(e: dict) -> str:
-        """The latest figures: step, epoch, smoothed training loss, speed, elapsed time."""
-        loss = state["ema"] if state["ema"] is not None else float("nan")
-        epoch = e["epoch"] + e["window"] / e["windows"] if "window" in e else e["epoch"]
-        return fit_line(f"step {e['step']:,}  epoch {epoch:.2f}  loss {loss:.3f} nats  "
-                    f"{state['tok'] / max(state['sec'], 1e-9):,.0f} tok/s  "
-                    f"{format_duration(state['elapsed'])}")
-
-    def callback(e: dict) -> None:
-        k = e["kind"]
-        if k == "start":
-            state["elapsed"] = run.elapsed
-            display.line(fit_line(f"{e['params']:,} parameters, vocabulary {e['vocab']:,}."))
-            if task != "lm":
-                display.line(fit_line(
-                    f"{len(trainer.model.labels)} labels, {e['tokens_per_epoch']:,} tokens per "
-                    f"epoch in {e['windows_per_epoch']:,} batches of up to {cfg.batch} "
-                    "sentences."))
-            else:
-                display.line(fit_line(f"{e['tokens_per_epoch']:,} tokens per epoch in "
-                                  f"{e['windows_per_epoch']:,} windows of {cfg.batch}×{cfg.bptt}."))
-        elif k == "step":
-            if e["loss"] is not None:
-                state["ema"] = e["loss"] if state["ema"] is None else \
-                    0.95 * state["ema"] + 0.05 * e["loss"]
-            state["tok"] += e["tokens"]
-            state["sec"] += e["seconds"]
-            state["elapsed"] = e["elapsed"]
-            state["step"] = e
-            display.step(e, status)
-        elif k == "eval":
-            if state["step"] is not None:
-                display.evaluated(state["step"], status)
-            line = f"step {e['step']:>6}  epoch {e['epoch']:5.2f}"
-            if e.get("train_loss") is not None:
-                line += f"  train {e['train_loss']:.4f}"
-            if task != "lm" and "valid_loss" in e:
-                line += f"  valid loss {e['valid_loss']:.4f}  accuracy {e['valid_accuracy']:.4f}"
-                if "valid_f1" in e:
-                    line += (f"  entity F1 {e['valid_f1']:.4f} (P {e['valid_precision']:.3f} "
-                             f"R {e['valid_recall']:.3f})")
-                line += " *best" if e.get("best") else ""
-            elif "valid_loss" in e:
-                line += (f"  valid {e['valid_loss']:.4f} = {metric(e['valid_loss'])} {unit}"
-                         f"{' *best' if e.get('best') else ''}")
-            display.line(fit_line(line))
-            if not cfg.sample_every and task == "lm":
-                s = trainer.progress_sample().replace("\n", " ⏎ ")
-                display.line(fit_line(f"  sample: {s}"))
-        elif k == "sample":
-            display.line(fit_line("  sample: " + e["text"].replace("\n", " ⏎ ")))
-        elif k == "warning":
-            display.line(f"Warning: {e['message']}")
-        elif k == "notice":
-            display.line(e["message"])
-
-    trainer.callback = callback
+    progress = Progress(level, trainer.task.name)
+    progress.attach(trainer)
+    trainer.callback = progress
     try:
         reason, flag = _run_stoppable(trainer)
     finally:
-        display.close()
+        progress.close()
     if reason == "interrupted":
-        from ..training.runs import resume_command
         code = 143 if flag.signum == signal.SIGTERM else 130
         err.print(f"Interrupted at step {run.step}; the run is saved in {out_file}. "
                   f"Continue it with: "
                   f"{resume_command(out_file, trainer.corpus_record, trainer.task.name)}")
         raise typer.Exit(code)
     if reason == "nothing":
-        from ..api import nothing_trained
         err.print(nothing_trained(trainer))
         return
     red = trainer.reducer
@@ -467,6 +417,32 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
                   f"({red.seconds / max(run.elapsed, 1e-9):.1%}; {red.calls} steps, "
                   f"{1e3 * red.seconds / red.calls:.2f} ms each) on rank 0.")
     _summary(trainer, out_file, level, reason)
+
+
+def _cross_validate(corpus, task: str, opts: dict) -> None:
+    """--folds K: the folds and the final model, with the progress of each."""
+    progress = Progress(opts.get("level", "char"), task)
+    flag = StopFlag()
+    flag.install()
+    try:
+        summary = cross_validate_run(corpus, task=task, callback=progress, should_stop=flag,
+                                     on_trainer=progress.attach, **opts)
+    finally:
+        flag.uninstall()
+        progress.close()
+    out_file = Path(summary["final_model"])
+    cv_path = out_file.with_name(out_file.stem + ".cv.json")
+    cv_path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    folds = summary["folds"]
+    print(f"{folds}-fold cross-validation, {summary['examples']:,} examples: held-out "
+          f"accuracy {100 * summary['mean_accuracy']:.2f} % ± "
+          f"{100 * summary['sd_accuracy']:.2f} (mean ± sd over folds)")
+    print("per fold: " + " ".join(f"{100 * r['accuracy']:.1f}" for r in summary["per_fold"]))
+    print(f"training {summary['train_sent_per_s']:,.0f} sentences/s, classifying "
+          f"{summary['classify_sent_per_s']:,.0f} sentences/s (medians over folds)")
+    print(f"Details: {cv_path}")
+    print(f"Model: {out_file}")
+    print(f"Next: {_next_commands(task, out_file, 'word')}")
 
 
 def _run_stoppable(trainer) -> tuple[str, StopFlag]:
@@ -488,29 +464,34 @@ def _run_quietly(trainer) -> None:
         raise typer.Exit(143 if flag.signum == signal.SIGTERM else 130)
 
 
+def _next_commands(task: str, out_file: Path, level: str) -> str:
+    """What to run next with the model just written."""
+    model = "" if out_file == default_out(level, task) else f" --model {out_file}"
+    if task == "tag":
+        return f"charlm tag{model} \"some text\"    charlm eval{model or ' --model ' + str(out_file)} DEV.conll"
+    if task == "classify":
+        return f"charlm classify{model} \"some text\"    charlm eval TEST --model {out_file}"
+    lvl = f" --level {level}" if level != "char" and not model else ""
+    return f"charlm sample{lvl}{model}    charlm score{lvl}{model} \"some text\""
+
+
 def _summary(trainer, out_file: Path, level: str, reason: str) -> None:
-    run = trainer.run
+    run, task = trainer.run, trainer.task.name
+    per = "example" if task == "classify" else "token"
     lines = [f"Trained {run.step:,} step{'s' if run.step != 1 else ''} "
-             f"({run.tokens_seen:,} tokens, "
+             f"({run.tokens_seen:,} {per}s, "
              f"{format_duration(run.elapsed)}); stopped by the {reason} limit."]
-    if trainer.task.name != "lm":
-        what = {"valid_f1": "entity F1", "valid_accuracy": "token accuracy"}
-        if run.best_valid is not None:
-            lines.append(f"Best validation {what.get(trainer.task.metric, trainer.task.metric)}"
-                         f" {run.best_valid:.4f} at step {run.best_step:,}.")
-        lines.append(f"Model: {out_file}")
-        flag = "" if out_file == Path("models") / "tag.npz" else f" --model {out_file}"
-        lines.append(f"Next: charlm tag{flag} \"some text\"    charlm eval{flag} DEV.conll")
-        print("\n".join(lines))
-        return
     if run.best_valid is not None:
         b = run.best_valid
-        extra = (f"{b / math.log(2):.3f} bits/char" if level == "char"
-                 else f"perplexity {math.exp(min(b, 700)):.1f}")
-        lines.append(f"Best validation loss {b:.4f} nats/token ({extra}) at step "
-                     f"{run.best_step:,}.")
+        if task == "lm":
+            extra = (f"{b / math.log(2):.3f} bits/char" if level == "char"
+                     else f"perplexity {math.exp(min(b, 700)):.1f}")
+            lines.append(f"Best validation loss {b:.4f} nats/token ({extra}) at step "
+                         f"{run.best_step:,}.")
+        else:
+            what = {"valid_f1": "entity F1", "valid_accuracy": "accuracy"}
+            lines.append(f"Best validation {what.get(trainer.task.metric, trainer.task.metric)}"
+                         f" {b:.4f} at step {run.best_step:,}.")
     lines.append(f"Model: {out_file}")
-    flag = "" if out_file == Path("models") / f"{level}.npz" else f" --model {out_file}"
-    lvl = "" if level == "char" and not flag else f" --level {level}" if not flag else ""
-    lines.append(f"Next: charlm sample{lvl}{flag}    charlm score{lvl}{flag} \"some text\"")
+    lines.append(f"Next: {_next_commands(task, out_file, level)}")
     print("\n".join(lines))

@@ -15,11 +15,33 @@ from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
 
+from ..use.language_model import LanguageModel
 from ..errors import CharlmError, ConfigError, CorpusError
-from .render import format_prob, plural
+from ..nn.sampling import check_options
+from ..nn.sampling import sample as draw
 from ..text.vocab import EOS_ID, UNK_ID
-from .common import (LEVEL_HELP, MODEL_HELP, Base, LabelColumn, Level, app, arg_text, emit_json, err,
-                     guarded, live_progress, open_model, out, read_path)
+from ..use.score import score_many
+from ..use.tagger import Tagger
+from .classify_cmds import eval_classifier
+from .common import (
+    LEVEL_HELP,
+    MODEL_HELP,
+    Base,
+    LabelColumn,
+    Level,
+    app,
+    arg_text,
+    emit_json,
+    err,
+    guarded,
+    live_progress,
+    open_model,
+    out,
+    read_path,
+)
+from .render import format_prob, plural
+from .tag_cmds import eval_tagger
+
 
 # ----------------------------------------------------------------------- sample
 @app.command()
@@ -54,7 +76,6 @@ def sample(
     Without --seed a seed is drawn from the operating system's entropy; --json reports it,
     so `--seed` with that number draws the same sample again.
     """
-    from ..nn.sampling import check_options, sample as draw
 
     m, meta, path = open_model(level, model)
     vocab = m.vocab
@@ -180,7 +201,6 @@ def score(
     (with <EOS>), OOV tokens, perplexity per token, and the line. A blank line is an empty
     sequence: it scores P(<EOS>) alone, 1 token.
     """
-    from ..use.score import score_many
 
     texts = [arg_text(t, "sentence") for t in sentences or []]
     piped = not texts and sys.stdin is not None and not sys.stdin.isatty()
@@ -339,17 +359,13 @@ def eval_cmd(
     validation computes it (the model's own text options, state carried across lines); for a
     tagger, token accuracy and entity precision, recall and F1 (overall and per type); for a
     classifier, accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
-    from ..api import LanguageModel
 
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1 (got {batch}).")
     m, meta, _ = open_model(level, model, tasks=("lm", "tag", "classify"))
     if m.config.task == "tag":   # a CoNLL file: accuracy and entity P/R/F1
-        from ..use.tagger import Tagger
-        from .tag_cmds import eval_tagger
         return eval_tagger(Tagger(m, meta), file, as_json)
     if m.config.task == "classify":
-        from .classify_cmds import eval_classifier
         return eval_classifier(m, meta, file, encoding, label_column, as_json)
     text = read_path(file, encoding, "the file to evaluate")
     if not text.strip():

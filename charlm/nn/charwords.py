@@ -151,14 +151,12 @@ class WordFeatures:
 
     # ------------------------------------------------------------- building
     @classmethod
-    def build(cls, sentences: list[list[str]], char_hidden: int, lm_paths=None) -> "WordFeatures":
-        """The character vocabulary of the training words (when char_hidden) and the LMs in
-        ``lm_paths`` (a comma-separated string or a list of model files)."""
+    def build(cls, sentences: list[list[str]], char_hidden: int, lms=None) -> "WordFeatures":
+        """The character vocabulary of the training words (when char_hidden) and the frozen
+        LMs ``lms``: [(Model, reverse)] (``charlm.training.checkpoint.load_lm`` reads them)."""
         chars = Vocab.build((w for s in sentences for w in s), "char", unk_token=None) \
             if char_hidden else None
-        if isinstance(lm_paths, str):
-            lm_paths = [p for p in lm_paths.split(",") if p.strip()]
-        return cls(chars, [load_lm(p) for p in lm_paths or []])
+        return cls(chars, list(lms or []))
 
     def batch(self, sentences: list[list[str]], lm: list[np.ndarray] | None = None,
               dtype=np.float32) -> WordBatch:
@@ -217,33 +215,6 @@ class WordFeatures:
     def arrays(self) -> dict:
         return {f"lm/{i}/param/{k}": v for i, (lm, _) in enumerate(self.lms)
                 for k, v in lm.params.items()}
-
-    @classmethod
-    def from_file(cls, path, meta: dict, arrays: dict) -> "WordFeatures":
-        from ..training.checkpoint import _expected_shapes, check_arrays
-        from .model import Model, ModelConfig
-        chars = Vocab.from_json(meta["chars"]) if meta.get("chars") else None
-        lms = []
-        for i, d in enumerate(meta.get("lms") or []):
-            cfg, vocab = ModelConfig.from_json(d["config"]), Vocab.from_json(d["vocab"])
-            cfg.validate()
-            p = f"lm/{i}/param/"
-            params = {k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}
-            check_arrays(path, params, _expected_shapes(cfg, vocab))
-            lms.append((Model(cfg, vocab, params), bool(d["reverse"])))
-        return cls(chars, lms)
-
-
-def load_lm(path) -> tuple:
-    """A feature LM from its model file: (Model, reverse). Only char-level language models."""
-    from ..training import checkpoint
-    model, meta, _ = checkpoint.load(path)
-    if model.config.task != "lm" or model.vocab.level != "char":
-        raise ConfigError(f"{path} is not a character language model (it is a "
-                          f"{model.vocab.level}-level {model.config.task} model). "
-                          "--lm-features takes models trained with `charlm train` at "
-                          "--level char.")
-    return model, bool((meta.get("config") or {}).get("reverse", False))
 
 
 def lm_word_states(lm, reverse: bool, sentences: list[list[str]]) -> list[np.ndarray]:

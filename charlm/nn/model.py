@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from . import encoder
+from . import charwords, encoder
 from .cells import CELLS, transposed
 from ..errors import ConfigError
 from .layers import (embed_backward, embed_forward, log_softmax, one_hot, softmax_xent,
@@ -152,13 +152,12 @@ class Model:
         params["W_y"] = rng.uniform(-k, k, (K, D)).astype(dt)
         params["b_y"] = rng.uniform(-k, k, (K,)).astype(dt)
         if config.char_hidden or config.lm_features:
-            from . import charwords as wordfeat
             if features is None or (features.chars is None) != (not config.char_hidden) \
                     or features.lm_size != config.lm_features:
                 raise ConfigError("A tagger with character words or LM features needs their "
-                                  "WordFeatures (see charlm.wordfeat).")
+                                  "WordFeatures (see charlm.nn.charwords).")
             if config.char_hidden:
-                params.update(wordfeat.init_char_params(config, len(features.chars), rng, dt))
+                params.update(charwords.init_char_params(config, len(features.chars), rng, dt))
         return cls(config, vocab, params, labels, features)
 
     @property
@@ -213,8 +212,7 @@ class Model:
         word columns' cache (None without ``words`` or without ``train``)."""
         x, wcache = self._inputs(X), None
         if words is not None:
-            from . import charwords as wordfeat
-            extra, wcache = wordfeat.word_inputs(self.params, self.config, words, lengths,
+            extra, wcache = charwords.word_inputs(self.params, self.config, words, lengths,
                                                  train)
             x = np.concatenate([x, extra.astype(x.dtype, copy=False)], axis=2)
         return x, wcache
@@ -229,8 +227,7 @@ class Model:
         grads.update(g)
         n_x = self.config.embed or self.V
         if wcache is not None:
-            from . import charwords as wordfeat
-            grads.update(wordfeat.word_inputs_backward(dx[..., n_x:], wcache, self.params,
+            grads.update(charwords.word_inputs_backward(dx[..., n_x:], wcache, self.params,
                                                        self.config))
         if self.config.embed:
             grads["E"] = embed_backward(X, dx[..., :n_x], self.V)  # x<t> = E^T o<t>
@@ -365,7 +362,7 @@ class Stepper:
     ``W_ax x<t> + b`` of each token id met so far. Since x<t> is the one-hot vector o<t> (or
     its embedding E^T o<t>), that product is a fixed row per id: computed on first use, then
     looked up. Above the first layer it keeps a copy of each layer's stacked ``[W_ax | W_aa]``
-    (see ``cells.stacked_weights``). Make a new Stepper after the parameters change."""
+    (see ``cells.common.stacked_weights``). Make a new Stepper after the parameters change."""
 
     def __init__(self, model: Model):
         self.model = model

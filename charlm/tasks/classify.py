@@ -8,18 +8,7 @@ bidirectional) -> one pooled vector ``p`` (m, D) per example (:mod:`charlm.pooli
 ``ŷ = softmax(W_y p + b_y)`` with ``W_y`` (K, D). The loss is the cross-entropy of each
 example's class, averaged over the batch.
 
-Formats read, one example per line (lines are split on ``"\\n"`` only: U+0085 and the other
-Unicode line separators are ordinary characters inside a line, as real review files have them):
-
-- ``LABEL<TAB>TEXT`` or ``TEXT<TAB>LABEL``: the label side is the column with fewer distinct
-  values (or the one whose values are all known labels, when evaluating a trained model), or
-  the side ``label_column`` names (``first`` / ``last``). A text may itself hold tabs: the label
-  is split off at the first (label first) or the last (label last) tab;
-- fastText's ``__label__X text``;
-- one file per class (:func:`parse_class_file`): every line of the file is an example of it.
-
-Blank (or whitespace-only) lines are skipped. Anything else that cannot be read is a
-``CorpusError`` naming the file and the line.
+The data formats are read by :mod:`charlm.text.labelled`.
 """
 
 from __future__ import annotations
@@ -32,178 +21,16 @@ import numpy as np
 
 from ..errors import ConfigError, CorpusError
 from ..nn.layers import log_softmax, softmax_xent
-from .metrics import confusion_matrix, macro_f1
+from .metrics import classification_report, confusion_matrix, macro_f1
 from ..nn.pooling import pool_backward, pool_forward
+from ..text.labelled import Examples, label_set
 from ..text.vocab import UNK_ID, Vocab
-from . import Range, SentenceTask, n_batches, pad
-
-FASTTEXT = "__label__"
-LABEL_COLUMNS = ("auto", "first", "last")
-
-
-@dataclass
-class Examples:
-    """N labelled texts: ``texts[i]`` has class ``labels[i]`` (a string); ``where[i]`` is
-    "file:line" for error messages."""
-
-    texts: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-    where: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def extend(self, other: "Examples") -> None:
-        self.texts += other.texts
-        self.labels += other.labels
-        self.where += other.where
-
-    def subset(self, index) -> "Examples":
-        return Examples([self.texts[i] for i in index], [self.labels[i] for i in index],
-                        [self.where[i] for i in index])
-
-
-# ------------------------------------------------------------------ reading
-def _lines(text: str):
-    """(line number, line) of every non-blank line, split on "\\n" only."""
-    for k, line in enumerate(text.split("\n"), start=1):
-        if line.strip():
-            yield k, line
-
-
-def parse_labelled(text: str, name: str, label_column: str = "auto",
-                   known_labels: list[str] | None = None) -> Examples:
-    """The examples of one labelled file's text (see the module docstring for the formats)."""
-    if label_column not in LABEL_COLUMNS:
-        raise ConfigError(f"--label-column must be auto, first or last (got {label_column!r}).")
-    lines = list(_lines(text))
-    if not lines:
-        raise CorpusError(f"{name} has no examples (it is empty or only whitespace). "
-                          "Give a file with one labelled example per line.")
-    if lines[0][1].lstrip().startswith(FASTTEXT):
-        return _parse_fasttext(lines, name)
-    rows = []
-    for k, line in lines:
-        if "\t" not in line:
-            raise CorpusError(f"{name}, line {k}: no tab between a label and a text "
-                              f"({_show(line)}). Write LABEL<TAB>TEXT, TEXT<TAB>LABEL or "
-                              "__label__X text, one example per line.")
-        rows.append((k, line))
-    side = label_column if label_column != "auto" else _label_side(rows, name, known_labels)
-    out = Examples()
-    for k, line in rows:
-        if side == "first":
-            label, body = line.split("\t", 1)
-        else:
-            body, label = line.rsplit("\t", 1)
-        label, body = label.strip(), body.strip()
-        if not label:
-            raise CorpusError(f"{name}, line {k}: the label is empty ({_show(line)}). "
-                              "Give every example a label.")
-        if not body:
-            raise CorpusError(f"{name}, line {k}: the text is empty ({_show(line)}). "
-                              "Give every example a text, or delete the line.")
-        out.texts.append(body)
-        out.labels.append(label)
-        out.where.append(f"{name}:{k}")
-    return out
-
-
-def _label_side(rows, name: str, known: list[str] | None) -> str:
-    """Which column of tab-separated rows holds the label: 'first' or 'last'."""
-    first = [line.split("\t", 1)[0].strip() for _, line in rows]
-    last = [line.rsplit("\t", 1)[1].strip() for _, line in rows]
-    if known is not None:
-        ok = [s for s, col in (("last", last), ("first", first)) if set(col) <= set(known)]
-        if len(ok) == 1:
-            return ok[0]
-    n_first, n_last = len(set(first)), len(set(last))
-    if n_first != n_last:
-        return "first" if n_first < n_last else "last"
-    # as many distinct values on both sides (a tiny file): labels are single words
-    spaced = [any(any(c.isspace() for c in v) for v in col) for col in (first, last)]
-    if spaced == [True, False]:
-        return "last"
-    if spaced == [False, True]:
-        return "first"
-    raise CorpusError(f"{name}: cannot tell which column holds the labels (both sides have "
-                      f"{n_first} distinct values). Pass --label-column first or last.")
-
-
-def _parse_fasttext(lines, name: str) -> Examples:
-    out = Examples()
-    for k, line in lines:
-        words = line.split()
-        if not words[0].startswith(FASTTEXT) or len(words[0]) == len(FASTTEXT):
-            raise CorpusError(f"{name}, line {k}: expected {FASTTEXT}LABEL at the start, as on "
-                              f"line {lines[0][0]} ({_show(line)}). Give every line its label.")
-        if len(words) > 1 and words[1].startswith(FASTTEXT):
-            raise CorpusError(f"{name}, line {k}: more than one label ({_show(line)}). charlm "
-                              "classifies into one class per example; keep one label.")
-        body = line.strip()[len(words[0]):].strip()
-        if not body:
-            raise CorpusError(f"{name}, line {k}: the text is empty ({_show(line)}). "
-                              "Give every example a text, or delete the line.")
-        out.texts.append(body)
-        out.labels.append(words[0][len(FASTTEXT):])
-        out.where.append(f"{name}:{k}")
-    return out
-
-
-def parse_class_file(text: str, name: str, label: str) -> Examples:
-    """Every non-blank line of one class's file, as an example of ``label``."""
-    out = Examples()
-    for k, line in _lines(text):
-        out.texts.append(line.strip())
-        out.labels.append(label)
-        out.where.append(f"{name}:{k}")
-    if not out.texts:
-        raise CorpusError(f"{name} (class {label}) has no examples: it is empty or only "
-                          "whitespace. Give a file with one example per line.")
-    return out
-
-
-def parse_class_option(spec: str) -> tuple[str, str]:
-    """``--class pos=FILE`` -> ("pos", "FILE")."""
-    label, sep, path = spec.partition("=")
-    if not sep or not label.strip() or not path:
-        raise ConfigError(f"--class takes LABEL=FILE (got {spec!r}), e.g. --class pos=pos.txt.")
-    return label.strip(), path
-
-
-def read_examples(paths=(), classes=(), label_column: str = "auto", encoding: str = "utf-8",
-                  known_labels: list[str] | None = None) -> Examples:
-    """Examples from labelled files (``paths``) and from one-file-per-class pairs
-    (``classes``: (label, path) or "label=path")."""
-    from ..api import read_text
-    out = Examples()
-    for p in paths:
-        out.extend(parse_labelled(read_text(p, encoding), str(p), label_column, known_labels))
-    for spec in classes:
-        label, p = parse_class_option(spec) if isinstance(spec, str) else spec
-        out.extend(parse_class_file(read_text(p, encoding), str(p), label))
-    if not len(out):
-        raise CorpusError("No examples to read. Give a labelled file, or --class LABEL=FILE "
-                          "for each class.")
-    return out
-
-
-def _show(line: str, n: int = 40) -> str:
-    return repr(line if len(line) <= n else line[:n] + "…")
-
+from ..nn.model import Model
+from ..text.bundled import bundled
+from ..text.labelled import parse_class_file, parse_labelled
+from .sentences import Range, SentenceTask, n_batches, pad
 
 # ------------------------------------------------------------ label set, ids
-def label_set(labels: list[str]) -> list[str]:
-    """The classes, sorted (numbers numerically: "2" before "10"), so ids do not depend on the
-    order of the examples."""
-    def key(s):
-        try:
-            return (0, float(s), s)
-        except ValueError:
-            return (1, 0.0, s)
-    return sorted(set(labels), key=key)
-
-
 def label_ids(labels: list[str], classes: list[str], where: list[str] | None = None,
               ) -> np.ndarray:
     """(N,) class ids; a label outside ``classes`` is a CorpusError naming its line."""
@@ -339,6 +166,14 @@ def predict_proba(model, seqs: list[np.ndarray], m: int = 64) -> np.ndarray:
     return out
 
 
+def evaluate_examples(model, examples: Examples, batch: int = 64) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix of a
+    classifier on labelled examples."""
+    gold = label_ids(examples.labels, list(model.labels), examples.where)
+    pred = predict_proba(model, encode_texts(model.vocab, examples.texts), batch).argmax(axis=1)
+    return classification_report(gold, pred, list(model.labels))
+
+
 # ------------------------------------------------------------- the task
 class ClassifyTask(SentenceTask):
     """What the trainer trains for ``--task classify`` (the contract: :mod:`charlm.tasks`).
@@ -386,3 +221,104 @@ class ClassifyTask(SentenceTask):
                 "valid_macro_f1": macro_f1(confusion_matrix(y, pred, P.shape[1])),
                 "valid_examples": len(y), "eval_seconds": time.perf_counter() - t0}
 
+
+# ------------------------------------------------------------ the run set-up
+DEFAULTS: dict = {}
+OPTIONS = ("pool", "classes", "label_column", "folds")
+DEFAULT_FILES = ("amazon_cells_labelled.txt", "imdb_labelled.txt", "yelp_labelled.txt")
+DEFAULT_NOTICE = (f"Training on the bundled review sentences: {', '.join(DEFAULT_FILES)} "
+                  "(3,000 labelled sentences).")
+
+
+def check(mcfg, tcfg) -> None:
+    """Nothing beyond each config's own checks."""
+
+
+def default_corpus() -> tuple[list, None]:
+    """The bundled UCI Sentiment Labelled Sentences (see corpora/README.md)."""
+    return [bundled(n) for n in DEFAULT_FILES], None
+
+
+@dataclass
+class ClassifyData:
+    """Training (and validation) examples as ids: the input of :class:`ClassifyTask`."""
+
+    vocab: Vocab
+    labels: list[str]
+    x: list[np.ndarray]
+    y: np.ndarray
+    valid: tuple[list[np.ndarray], np.ndarray] | None
+
+
+def read_examples_of(sources, label_column: str = "auto",
+                     known_labels: list[str] | None = None) -> tuple[Examples, Examples | None]:
+    """The training examples (labelled files and one-file-per-class files) and the
+    validation file's examples."""
+    examples = Examples()
+    for name, text in sources.files:
+        examples.extend(parse_labelled(text, name, label_column, known_labels))
+    for label, name, text in sources.classes:
+        examples.extend(parse_class_file(text, name, label))
+    if not len(examples):
+        raise CorpusError("No examples to read. Give a labelled file, or --class LABEL=FILE "
+                          "for each class.")
+    valid = None
+    if sources.valid is not None:
+        name, text = sources.valid
+        valid = parse_labelled(text, name, label_column, known_labels or label_set(examples.labels))
+    return examples, valid
+
+
+def read_data(sources, cfg, known=None) -> ClassifyData:
+    train, valid = read_examples_of(sources, cfg.label_column,
+                                    known.labels if known is not None else None)
+    return data_from_examples(train, valid, cfg, known.labels if known is not None else None)
+
+
+def data_from_examples(train: Examples, valid: Examples | None, cfg,
+                       classes: list[str] | None = None) -> ClassifyData:
+    """Class ids, vocabulary and token ids of labelled examples.
+
+    ``valid`` None and ``cfg.valid_fraction`` > 0: a seeded stratified part of ``train`` is
+    held out for validation. The vocabulary comes from the training texts only (validation
+    tokens outside it are ``<UNK>``).
+    """
+    classes = classes or label_set(train.labels)
+    if len(classes) < 2:
+        raise CorpusError(f"The training data has only one class ({classes[0]!r}). A "
+                          "classifier needs examples of at least two classes.")
+    y = label_ids(train.labels, classes, train.where)
+    if valid is None and cfg.valid_fraction > 0:
+        tr, va = stratified_split(y, cfg.valid_fraction, cfg.seed)
+        train, valid, y = train.subset(tr), train.subset(va), y[tr]
+    vocab = build_vocab(train.texts, cfg.level, cfg.min_count, cfg.lowercase, cfg.vocab_size)
+    if len(vocab) <= 2:
+        raise CorpusError(f"No token of the training texts is kept in the vocabulary (each "
+                          f"must occur --min-count {cfg.min_count} times). Use more data or "
+                          "a lower --min-count.")
+    valid_part = None
+    if valid is not None and len(valid):
+        valid_part = (encode_texts(vocab, valid.texts),
+                      label_ids(valid.labels, classes, valid.where))
+    return ClassifyData(vocab, classes, encode_texts(vocab, train.texts), y, valid_part)
+
+
+def same_data(model, data: ClassifyData) -> bool:
+    return data.vocab.tokens == model.vocab.tokens and data.labels == model.labels
+
+
+def create_model(config, data: ClassifyData, rng, lms=None):
+    return Model.create(config, data.vocab, rng, labels=data.labels)
+
+
+def make_task(data: ClassifyData, cfg, model, reducer=None) -> ClassifyTask:
+    return ClassifyTask(data.x, data.y, cfg.batch, cfg.seed, data.valid, cfg.eval_batch)
+
+
+def prepare(train: Examples, valid: Examples | None, mcfg, tcfg,
+            classes: list[str] | None = None):
+    """A fresh classifier and its training task for labelled examples (for scripts and
+    tests; ``charlm train`` goes through the run set-up). Returns (model, task)."""
+    data = data_from_examples(train, valid, tcfg, classes)
+    model = create_model(mcfg, data, np.random.default_rng(tcfg.seed))
+    return model, make_task(data, tcfg, model)

@@ -17,17 +17,57 @@ processes.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 
-from .stream import Batches
+from ..nn.model import Model
+from ..text.bundled import bundled
+from .stream import Batches, prepare_corpus
 from ..errors import CharlmError, CorpusError
 from ..nn.sampling import sample as draw_sample
 from ..nn.layers import RowShare
 
 
+# ------------------------------------------------------------ the run set-up
+DEFAULTS: dict = {}          # the language model's defaults are ModelConfig's and TrainConfig's
+OPTIONS = ("reverse",)
+DEFAULT_CORPUS = ("tinyshakespeare.txt",)
+DEFAULT_NOTICE = "Training on the bundled corpus: tiny Shakespeare (1.1 MB)."
+
+
+def check(mcfg, tcfg) -> None:
+    """Nothing beyond each config's own checks."""
+
+
+def default_corpus() -> tuple[list, None]:
+    """The bundled corpus (training files, validation file) when none is given."""
+    return [bundled(n) for n in DEFAULT_CORPUS], None
+
+
+def read_data(sources, cfg, known=None):
+    """The corpus: vocabulary (the training text's, or ``known``'s for --init-from) and the
+    training and validation streams."""
+    valid = sources.valid[1] if sources.valid is not None else None
+    return prepare_corpus([t for _, t in sources.files], cfg, valid,
+                          vocab=known.vocab if known is not None else None)
+
+
+def same_data(model, data) -> bool:
+    return data.vocab.tokens == model.vocab.tokens
+
+
+def create_model(config, data, rng, lms=None):
+    return Model.create(config, data.vocab, rng)
+
+
+def make_task(data, cfg, model, reducer=None):
+    return LMTask(data, cfg, model, reducer)
+
+
 class LMTask:
     name = "lm"
+    takes_share = True      # over MPI, each process trains its rows of every window
     metric = "valid_loss"
     higher_is_better = False
 
@@ -70,7 +110,6 @@ class LMTask:
         self.state = model.zero_state(self.part.m)
 
     def validate(self, model) -> dict:
-        from ..training.trainer import evaluate   # train imports this module
         t0 = time.perf_counter()
         loss, n = evaluate(model, self.corpus.valid_ids, self.cfg.eval_batch, self.cfg.bptt,
                            reducer=self.reducer)
@@ -112,3 +151,35 @@ class LMTask:
         except CharlmError as e:   # a progress sample must never stop training
             return f"(no sample: {e})"
         return model.vocab.decode(s.ids)
+
+
+def evaluate(model, ids: np.ndarray, m: int = 32, T: int = 128,
+             on_progress: Callable[[int], None] | None = None,
+             reducer=None,
+             on_window: Callable[[np.ndarray, np.ndarray], None] | None = None
+             ) -> tuple[float, int]:
+    """Mean negative log-likelihood per token (nats) over a whole stream, as training sees it:
+    ``m`` rows with the state carried across windows. Returns (mean NLL, tokens). Runs the
+    forward-only path (``Model.target_log_probs``): the same values as ``Model.loss``.
+    With a ``reducer`` each process takes its share of the m rows and the sums are combined.
+    ``on_window(log_probs, Y)``: each window's (T, m) target log-probabilities and targets,
+    for a caller that wants more than the mean from the same pass (``eval``'s <UNK> figure)."""
+    batches = Batches.from_stream(ids, m, T)
+    n = batches.tokens
+    if reducer is not None:
+        batches = batches.rows(*reducer.share(m, "--eval-batch"))
+    state = model.zero_state(batches.m)
+    output = model.output_layer()                     # once per pass: the weights stay
+    total = 0.0
+    for k in range(len(batches)):
+        X, Y = batches.window(k)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            logp, state = model.target_log_probs(X, Y, state, output=output)   # overflow: inf/NaN, reported
+        total -= float(logp.sum())
+        if on_window is not None:
+            on_window(logp, Y)
+        if on_progress is not None:
+            on_progress(X.size)
+    if reducer is not None:
+        total = reducer.sum(total)
+    return total / n, n

@@ -1,4 +1,5 @@
-"""Token-id stream -> (T, m) training windows for truncated backpropagation through time.
+"""The language model's data: a corpus read into a vocabulary and token-id streams, and the
+streams cut into (T, m) training windows for truncated backpropagation through time.
 
 Letters: ``N`` tokens in the stream, ``m`` rows (the batch), ``n = N // m`` targets per row,
 ``T`` steps per window.
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..text.vocab import EOS_ID
+from ..errors import CorpusError
+from ..text.vocab import EOS_ID, Vocab, reverse_lines, sequence_chunks
 
 
 @dataclass
@@ -70,3 +72,60 @@ class Batches:
         a = k * self.bptt
         b = min(a + self.bptt, self.steps_per_row)
         return self.grid[a:b], self.grid[a + 1: b + 1]
+
+
+# ------------------------------------------------------------- the corpus
+@dataclass
+class Corpus:
+    vocab: Vocab
+    train_ids: np.ndarray
+    valid_ids: np.ndarray | None
+
+
+def split_validation(text: str, fraction: float) -> tuple[str, str]:
+    """The last ``fraction`` of the text as validation, cut at the first line break after
+    that point so that no line is split."""
+    cut = int(len(text) * (1.0 - fraction))
+    nl = text.find("\n", cut)
+    cut = len(text) if nl < 0 else nl + 1
+    return text[:cut], text[cut:]
+
+
+def prepare_corpus(texts: list[str], cfg, valid_text: str | None = None,
+                   vocab: Vocab | None = None) -> Corpus:
+    """Vocabulary from the training text only (or ``vocab`` as given, for --init-from);
+    validation tokens outside it become <UNK>."""
+    text = "\n".join(t if t.endswith("\n") or not t else t + "\n" for t in texts)
+    if cfg.reverse:   # a backward LM: each line's characters reversed before tokenising
+        text, valid_text = reverse_lines(text), valid_text and reverse_lines(valid_text)
+    if not text.strip():
+        raise CorpusError("The corpus is empty (or only whitespace). Give a text file with "
+                          "some content.")
+    if valid_text is None and cfg.valid_fraction > 0:
+        text, valid_text = split_validation(text, cfg.valid_fraction)
+        if not valid_text.strip():
+            raise CorpusError("The corpus is too small to set aside a validation part. "
+                              "Use a larger corpus, --valid FILE, or --valid-fraction 0.")
+    seqs = lambda t: sequence_chunks(t, prose=cfg.prose, level=cfg.level)  # noqa: E731
+    if vocab is None:
+        vocab = Vocab.build_from_chunks(seqs(text), cfg.level, max_size=cfg.vocab_size,
+                                        min_count=cfg.min_count, lowercase=cfg.lowercase,
+                                        unk_token=cfg.unk_token, tokenizer=cfg.tokenizer)
+    # One token besides <EOS> and <UNK> (a corpus like "aaaa\naa\n") is degenerate but a
+    # well-defined language model: it still learns where sequences end. It trains (the command
+    # line warns); a vocabulary of only <EOS> and <UNK> has nothing to learn and is refused.
+    if len(vocab) <= 2:
+        raise CorpusError(f"No token of the corpus is kept in the vocabulary (each must occur "
+                          f"--min-count {cfg.min_count} times). Use a larger or more varied "
+                          "corpus, or a lower --min-count.")
+    train_ids = vocab.encode_chunks(seqs(text))
+    valid_ids = vocab.encode_chunks(seqs(valid_text)) if valid_text is not None else None
+    if len(train_ids) < cfg.batch * max(cfg.bptt, 2):
+        raise CorpusError(f"The training text has {len(train_ids)} tokens, too few for one "
+                          f"window of --batch {cfg.batch} × --bptt {cfg.bptt} "
+                          f"(= {cfg.batch * cfg.bptt}). Use a larger corpus, or a smaller "
+                          "--batch or --bptt.")
+    if valid_ids is not None and len(valid_ids) < cfg.eval_batch:
+        raise CorpusError(f"The validation text has {len(valid_ids)} tokens, fewer than "
+                          f"--eval-batch {cfg.eval_batch}. Give more validation text.")
+    return Corpus(vocab, train_ids, valid_ids)

@@ -18,13 +18,17 @@ from itertools import repeat
 
 import numpy as np
 
+from ..nn.charwords import WordFeatures
+from ..nn.model import Model
 from ..text import conll
+from ..text.bundled import bundled
+from ..text.files import Sources, read_text
 from ..nn.encoder import length_mask
-from ..errors import CorpusError
+from ..errors import ConfigError, CorpusError
 from ..nn.layers import log_softmax, softmax_xent
 from .metrics import is_iob, tagging_scores
 from ..text.vocab import SPECIALS, UNK_ID, Vocab
-from . import Range, SentenceTask, n_batches, pad
+from .sentences import Range, SentenceTask, n_batches, pad
 
 
 # --------------------------------------------------------------- the maths
@@ -110,15 +114,14 @@ def prepare(train: conll.Tagged, valid: conll.Tagged | None, cfg) -> TagData:
     return TagData(train, valid, vocab, labels)
 
 
-def create_model(config, data: TagData, rng: np.random.Generator, lm_features=None):
+def create_model(config, data: TagData, rng: np.random.Generator, lms=None):
     """A new tagger for the data: with ``config.char_hidden`` it reads each word's characters
-    (the character vocabulary of the training words), with ``lm_features`` (LM model files,
-    comma-separated or a list) the frozen LMs' states; both travel in its model file."""
-    from ..nn.model import Model
-    from ..nn.charwords import WordFeatures
+    (the character vocabulary of the training words), with ``lms`` ([(Model, reverse)], the
+    frozen character LMs of ``--lm-features``) the LMs' states; both travel in its model
+    file."""
     features = None
-    if config.char_hidden or lm_features:
-        features = WordFeatures.build(data.train.tokens, config.char_hidden, lm_features)
+    if config.char_hidden or lms:
+        features = WordFeatures.build(data.train.tokens, config.char_hidden, lms)
         config.lm_features = features.lm_size
     return Model.create(config, data.vocab, rng, data.labels, features)
 
@@ -212,20 +215,53 @@ def predict(model, xs: list[np.ndarray], ys: list[np.ndarray] | None = None, bat
     return pred, nll, n
 
 
-def load_data(corpus, valid, cfg, encoding: str = "utf-8") -> TagData:
-    """TagData from a CoNLL file (None: the bundled Broad Twitter Corpus sample) and an
-    optional validation file."""
-    from ..text.bundled import bundled
-    if isinstance(corpus, (list, tuple)):
-        if len(corpus) != 1:
-            raise CorpusError("Tagging trains on one CoNLL file; join several into one first.")
-        corpus = corpus[0]
-    if corpus is None:   # the bundled corpus comes with its own validation part
-        corpus = bundled(DEFAULT_TAG_CORPUS)
-        valid = bundled(DEFAULT_TAG_VALID) if valid is None else valid
-    train = conll.read(corpus, encoding)
-    return prepare(train, conll.read(valid, encoding) if valid is not None else None, cfg)
-
-
+# ------------------------------------------------------------ the run set-up
+DEFAULTS = {"level": "word"}     # a tagger labels words
+OPTIONS = ("char_embed", "char_hidden", "lm_features")
 DEFAULT_TAG_CORPUS = "btc-train.conll"
 DEFAULT_TAG_VALID = "btc-dev.conll"
+DEFAULT_NOTICE = ("Training on the bundled corpus: the Broad Twitter Corpus (6,338 tweets; "
+                  "its dev part validates).")
+
+
+def check(mcfg, tcfg) -> None:
+    """What a tagger's options must be, beyond each config's own checks."""
+    if tcfg.level != "word":
+        raise ConfigError("A tagger labels words: --task tag reads word tokens. Drop "
+                          "--level char (--char-embed adds each word's characters).")
+
+
+def default_corpus() -> tuple[list, object]:
+    """The bundled Broad Twitter Corpus sample and its dev part."""
+    return [bundled(DEFAULT_TAG_CORPUS)], bundled(DEFAULT_TAG_VALID)
+
+
+def read_data(sources, cfg, known=None) -> TagData:
+    """TagData from one CoNLL file's text and an optional validation file's."""
+    if len(sources.files) != 1:
+        raise CorpusError("Tagging trains on one CoNLL file; join several into one first.")
+    (name, text), = sources.files
+    valid = conll.parse(sources.valid[1], sources.valid[0]) if sources.valid else None
+    return prepare(conll.parse(text, name), valid, cfg)
+
+
+def same_data(model, data: TagData) -> bool:
+    return data.vocab.tokens == model.vocab.tokens and data.labels == model.labels
+
+
+def make_task(data: TagData, cfg, model, reducer=None) -> "TagTask":
+    return TagTask(data, cfg, model)
+
+
+def load_data(corpus, valid, cfg, encoding: str = "utf-8") -> TagData:
+    """TagData from a CoNLL file (None: the bundled Broad Twitter Corpus sample) and an
+    optional validation file (for scripts; ``charlm train`` reads them in its run set-up)."""
+    if isinstance(corpus, (list, tuple)):
+        corpus = corpus[0] if len(corpus) == 1 else corpus
+    if corpus is None:
+        (corpus,), default_valid = default_corpus()
+        valid = default_valid if valid is None else valid
+    files = corpus if isinstance(corpus, (list, tuple)) else [corpus]
+    sources = Sources([(str(p), read_text(p, encoding)) for p in files],
+                      (str(valid), read_text(valid, encoding)) if valid is not None else None)
+    return read_data(sources, cfg)

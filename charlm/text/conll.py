@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CorpusError
+from .files import read_text
 
 
 @dataclass
@@ -67,7 +68,6 @@ def parse(text: str, name: str) -> Tagged:
 
 def read(path: str | Path, encoding: str = "utf-8") -> Tagged:
     """A CoNLL file's sentences, or a CorpusError naming the file (and line)."""
-    from ..api import read_text   # binary files, encodings, missing files: one place
     p = Path(path)
     if p.is_file():   # say where the binary part starts (read_text would say only the file)
         with open(p, "rb") as f:

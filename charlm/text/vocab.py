@@ -438,3 +438,8 @@ class Vocab:
                     d.get("unk_token"), d.get("tokenizer", "words"), d.get("normalize"))
         vocab.unk_types = d.get("unk_types")
         return vocab
+
+
+def reverse_lines(text: str) -> str:
+    """Every line's characters in reverse order; the lines stay where they are."""
+    return "\n".join(line[::-1] for line in text.split("\n"))

@@ -26,8 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFileError
-from ..nn.model import Model, ModelConfig
+from ..errors import ConfigError, ModelFileError
+from ..nn.cells import CELLS
+from ..nn.charwords import WordFeatures, char_config
+from ..nn.encoder import directions, out_size, prefix
+from ..nn.model import Model, ModelConfig, input_size
 from ..text.vocab import Vocab
 
 FORMAT = "charlm-model"
@@ -139,9 +142,8 @@ def load(path: str | Path) -> tuple[Model, dict, dict[str, np.ndarray]]:
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
     features = None
     if config.char_hidden or config.lm_features:
-        from ..nn.charwords import WordFeatures
         try:
-            features = WordFeatures.from_file(path, meta["features"], arrays)
+            features = features_from_file(path, meta["features"], arrays)
             if (features.chars is None) != (not config.char_hidden) \
                     or features.lm_size != config.lm_features:
                 raise ValueError("they do not match the config")
@@ -158,9 +160,6 @@ def load(path: str | Path) -> tuple[Model, dict, dict[str, np.ndarray]]:
 def _expected_shapes(config: ModelConfig, vocab: Vocab, labels: list | None = None,
                      features=None) -> dict[str, tuple]:
     """Parameter shapes for a config (any task), without allocating the parameters."""
-    from ..nn.cells import CELLS
-    from ..nn.encoder import directions, out_size, prefix
-    from ..nn.model import input_size
     V, H, D = len(vocab), config.hidden, out_size(config)
     K = V if labels is None else len(labels)
     shapes: dict[str, tuple] = {}
@@ -185,7 +184,6 @@ def _expected_shapes(config: ModelConfig, vocab: Vocab, labels: list | None = No
     shapes["W_y"] = (K, D)
     shapes["b_y"] = (K,)
     if config.char_hidden:   # the character BRNN: one bidirectional layer over characters
-        from ..nn.charwords import char_config
         inner = _expected_shapes(char_config(config), features.chars, ["", ""])
         shapes.update({"C." + k: v for k, v in inner.items() if k not in ("W_y", "b_y")})
     return shapes
@@ -204,3 +202,29 @@ def check_arrays(path, params: dict[str, np.ndarray], expected: dict[str, tuple]
         if not np.all(np.isfinite(a)):
             raise ModelFileError(f"{path}: parameter {k} holds NaN or infinite values. "
                                  f"{_AGAIN}")
+
+
+def features_from_file(path, meta: dict, arrays: dict) -> WordFeatures:
+    """A tagger's WordFeatures from its model file: the character vocabulary and the frozen
+    LMs stored under ``lm/<i>/param/``."""
+    chars = Vocab.from_json(meta["chars"]) if meta.get("chars") else None
+    lms = []
+    for i, d in enumerate(meta.get("lms") or []):
+        cfg, vocab = ModelConfig.from_json(d["config"]), Vocab.from_json(d["vocab"])
+        cfg.validate()
+        p = f"lm/{i}/param/"
+        params = {k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}
+        check_arrays(path, params, _expected_shapes(cfg, vocab))
+        lms.append((Model(cfg, vocab, params), bool(d["reverse"])))
+    return WordFeatures(chars, lms)
+
+
+def load_lm(path) -> tuple:
+    """A feature LM from its model file: (Model, reverse). Only char-level language models."""
+    model, meta, _ = load(path)
+    if model.config.task != "lm" or model.vocab.level != "char":
+        raise ConfigError(f"{path} is not a character language model (it is a "
+                          f"{model.vocab.level}-level {model.config.task} model). "
+                          "--lm-features takes models trained with `charlm train` at "
+                          "--level char.")
+    return model, bool((meta.get("config") or {}).get("reverse", False))

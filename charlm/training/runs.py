@@ -1,13 +1,15 @@
 """Setting up a training run: what ``charlm train`` and ``charlm.train()`` decide before the
-first step, in one place so that both follow the same rules.
+first step, for every task, in one place so that all follow the same rules.
 
-- the model file: ``models/<level>.npz`` unless ``out`` is given; an existing file is refused
-  unless ``resume`` (continue it) or ``force`` (replace it; the old file and its log are kept
-  as ``.bak``);
-- the corpus: files read with their ``encoding`` (``-`` = standard input; none = the bundled
-  tiny Shakespeare), NFC-normalised by the vocabulary, and recorded in the model file with
-  their sizes and SHA-256 checksums, so that a resume without a corpus reads them again and
-  refuses files that changed;
+- the task (``lm``, ``tag``, ``classify``): its data reading, head and metric come from
+  :mod:`charlm.tasks`; options that apply to another task only are refused, naming the task;
+  options not given take the task's defaults (``task.DEFAULTS``, then the configs');
+- the model file: ``models/<level>.npz`` (a language model) or ``models/<task>.npz`` unless
+  ``out`` is given; an existing file is refused unless ``resume`` (continue it) or ``force``
+  (replace it; the old file and its log are kept as ``.bak``);
+- the data: files read with their ``encoding`` (``-`` = standard input; none = the task's
+  bundled corpus), and recorded in the model file with their sizes and SHA-256 checksums, so
+  that a resume without a corpus reads them again and refuses files that changed;
 - the limits: 0 for ``epochs``, ``steps`` or ``time`` is refused; none given means 10 minutes;
   limits given with ``resume`` count for this invocation;
 - ``resume``: options that change the model's shape or the data (cell, hidden, level, batch,
@@ -19,40 +21,67 @@ first step, in one place so that both follow the same rules.
 
 Events before training (``warning``, ``notice``) go to ``callback`` as the trainer's do.
 
-``reducer`` (``charlm.training.distributed.Reducer``, under ``mpiexec -n N``): every process sets up
-the same run and trains its share of each batch; only rank 0 writes (the ``.bak`` renames,
+``reducer`` (``charlm.training.distributed.Reducer``, under ``mpiexec -n N``): every process sets
+up the same run and trains its share of each batch; only rank 0 writes (the ``.bak`` renames,
 the writability check, and later the log and the model file).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import shlex
-import sys
 import tempfile
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint
 from ..errors import CharlmError, ConfigError, CorpusError, ModelFileError
 from ..nn.model import Model, ModelConfig
-from .trainer import TrainConfig, Trainer, log_path, parse_duration, prepare_corpus
+from ..tasks import TASKS
+from ..text.files import Sources, read_corpus_file
 from ..text.vocab import UNK_ID
+from . import checkpoint
+from .trainer import TrainConfig, Trainer, log_path, parse_duration
 
 DEFAULT_SECONDS = 600.0   # the budget when no limit is given
 # Options a resumed run may change (stated and logged); every other one must match the run.
 RESUMABLE = ("lr", "clip", "eval_every", "sample_every", "sample_length")
 LIMITS = ("epochs", "steps", "time_budget")
-_MODEL_KEYS = {f.name for f in fields(ModelConfig)}
+_MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"task", "lm_features"}
 _TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"init_from", "encoding"} - set(LIMITS)
+# Options of the run itself, not of either config: the files of one class each (classify) and
+# the feature LMs' files (tag).
+_RUN_KEYS = {"encoding", "classes", "lm_features", "folds"}
 
 
-def default_out(level: str) -> Path:
-    return Path("models") / f"{level}.npz"
+# ---------------------------------------------------------------------- options
+def task_module(task: str):
+    mod = TASKS.get(task)
+    if mod is None:
+        raise ConfigError(f"Unknown task {task!r}. Use lm, tag or classify.")
+    return mod
+
+
+def check_task_options(task: str, given) -> None:
+    """An option that applies to other tasks only is a one-line error naming the task."""
+    mine = set(task_module(task).OPTIONS)
+    for name in given:
+        owners = [t for t, mod in TASKS.items() if name in mod.OPTIONS]
+        if owners and name not in mine:
+            raise ConfigError(f"{flag(name)} does not apply to --task {task} (it is for "
+                              f"--task {' and '.join(owners)}). Drop it.")
+
+
+def task_defaults(task: str, options: dict) -> dict:
+    """The options given, completed with the task's own defaults (a given option wins)."""
+    return {**task_module(task).DEFAULTS, **options}
+
+
+def default_out(level: str, task: str = "lm") -> Path:
+    """models/<level>.npz for a language model, models/<task>.npz for the others."""
+    return Path("models") / f"{level if task == 'lm' else task}.npz"
 
 
 def flag(name: str) -> str:
@@ -61,21 +90,6 @@ def flag(name: str) -> str:
 
 
 # ----------------------------------------------------------------------- corpus
-def read_corpus_file(path: str | Path, encoding: str) -> tuple[str, dict]:
-    """A corpus file's text and its record: absolute path ('-' for stdin), bytes, sha256."""
-    from ..api import decode_text, read_text
-
-    if str(path) == "-":
-        buf = getattr(sys.stdin, "buffer", None)
-        data = buf.read() if buf is not None else sys.stdin.read().encode("utf-8")
-        text, name = decode_text(data, "standard input", encoding), "-"
-    else:
-        p = Path(path)
-        text = read_text(p, encoding)
-        data, name = p.read_bytes(), str(p.resolve())
-    return text, {"path": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
 def read_recorded(rec: dict, encoding: str, out: Path) -> str:
     """A recorded corpus file read again; refused when it is gone or has changed."""
     path = rec.get("path")
@@ -95,33 +109,69 @@ def read_recorded(rec: dict, encoding: str, out: Path) -> str:
     return text
 
 
-def _read_all(corpus, valid, encoding: str, callback) -> tuple[list[str], str | None, dict]:
-    from ..text.bundled import bundled
-
+def read_sources(task: str, corpus, valid, classes, encoding: str,
+                 callback) -> tuple[Sources, dict]:
+    """The run's files read (none: the task's bundled corpus, with a notice), and their
+    record for the model file."""
     paths = [] if corpus is None else [corpus] if isinstance(corpus, (str, Path)) \
         else list(corpus)
-    if not paths:
-        paths = [bundled()]
-        callback({"kind": "notice",
-                  "message": "Training on the bundled corpus: tiny Shakespeare (1.1 MB)."})
-    if [str(p) for p in paths + ([valid] if valid is not None else [])].count("-") > 1:
+    classes = [parse_class_spec(c) for c in classes or ()]
+    if not paths and not classes:
+        mod = task_module(task)
+        paths, bundled_valid = mod.default_corpus()
+        valid = bundled_valid if valid is None else valid
+        callback({"kind": "notice", "message": mod.DEFAULT_NOTICE})
+    named = [str(p) for p in paths] + [str(p) for _, p in classes] \
+        + ([str(valid)] if valid is not None else [])
+    if named.count("-") > 1:
         raise ConfigError("Standard input ('-') can be read only once. Give a file for the "
                           "other corpus or for --valid.")
-    texts, files = [], []
+    sources, record = Sources(), {"files": [], "valid": None}
     for p in paths:
-        t, rec = read_corpus_file(p, encoding)
-        texts.append(t)
-        files.append(rec)
-    valid_text, vrec = (read_corpus_file(valid, encoding) if valid is not None
-                        else (None, None))
-    return texts, valid_text, {"files": files, "valid": vrec}
+        text, rec = read_corpus_file(p, encoding)
+        sources.files.append((str(p), text))
+        record["files"].append(rec)
+    for label, p in classes:
+        text, rec = read_corpus_file(p, encoding)
+        sources.classes.append((label, str(p), text))
+        record.setdefault("classes", []).append({"label": label, **rec})
+    if valid is not None:
+        text, record["valid"] = read_corpus_file(valid, encoding)
+        sources.valid = (str(valid), text)
+    return sources, record
+
+
+def read_recorded_sources(record: dict, valid, encoding: str, out: Path) -> tuple[Sources, dict]:
+    """The files a saved run recorded, read again (checked by their checksums); ``valid``
+    given now replaces the recorded validation file."""
+    sources = Sources([(f["path"], read_recorded(f, encoding, out)) for f in record["files"]],
+                      classes=[(c["label"], c["path"], read_recorded(c, encoding, out))
+                               for c in record.get("classes", [])])
+    if valid is not None:
+        text, rec = read_corpus_file(valid, encoding)
+        sources.valid, record = (str(valid), text), {**record, "valid": rec}
+    elif record.get("valid"):
+        sources.valid = (record["valid"]["path"],
+                         read_recorded(record["valid"], encoding, out))
+    return sources, record
+
+
+def parse_class_spec(spec) -> tuple[str, str]:
+    """``--class pos=FILE`` (or a (label, path) pair) -> ("pos", "FILE")."""
+    if not isinstance(spec, str):
+        label, path = spec
+        return str(label), str(path)
+    label, sep, path = spec.partition("=")
+    if not sep or not label.strip() or not path:
+        raise ConfigError(f"--class takes LABEL=FILE (got {spec!r}), e.g. --class pos=pos.txt.")
+    return label.strip(), path
 
 
 def resume_command(out: str | Path, corpus_record: dict | None = None,
                    task: str = "lm") -> str:
-    """The command that continues the run saved in ``out``. A language model's corpus is
-    recorded there (read again, checked by its checksum); without that record (an older
-    file, a tagger or a classifier) the command names the corpus to give again."""
+    """The command that continues the run saved in ``out``. Its corpus is recorded there
+    (read again, checked by its checksum); without that record (a file written before runs
+    recorded their corpus) the command names the corpus to give again."""
     stdin = corpus_record and any(f.get("path") == "-" for f in corpus_record.get("files", []))
     corpus = " -" if stdin else "" if corpus_record else " CORPUS..."
     return (f"charlm train{corpus}{'' if task == 'lm' else ' --task ' + task} --resume "
@@ -151,22 +201,62 @@ def given_limits(epochs, steps, time, time_budget) -> dict:
 
 
 # --------------------------------------------------------------------- the setup
-def prepare_training(corpus=None, *, out: str | Path | None = None, valid=None,
-                     resume: bool = False, force: bool = False, init_from=None,
+@dataclass
+class Plan:
+    """A new run decided but not yet started: what :func:`prepare_training` builds its
+    Trainer from, and what cross-validation (:mod:`charlm.training.folds`) repeats per fold."""
+
+    task: str
+    out: Path
+    mcfg: ModelConfig
+    tcfg: TrainConfig
+    sources: Sources
+    record: dict
+    source: Model | None = None        # the --init-from model
+    lms: list = field(default_factory=list)   # --lm-features: [(Model, reverse)]
+
+
+def prepare_training(corpus=None, *, task: str = "lm", out: str | Path | None = None,
+                     valid=None, resume: bool = False, force: bool = False, init_from=None,
                      epochs: int | None = None, steps: int | None = None, time=None,
                      time_budget: float | None = None, callback=None, should_stop=None,
-                     reducer=None, **options) -> Trainer:
+                     reducer=None, classes=None, lm_features=None, **options) -> Trainer:
     """A Trainer ready to ``run_loop()``, set up by the rules in this module's docstring.
     ``options``: ModelConfig and TrainConfig fields, ``encoding``; only the ones the caller
     gave (a resume compares those with the saved run)."""
-    unknown = set(options) - _MODEL_KEYS - _TRAIN_KEYS - {"encoding"}
+    callback = callback or (lambda e: None)
+    planned = _plan(corpus, task, out, valid, resume, force, init_from,
+                    given_limits(epochs, steps, time, time_budget), callback, classes,
+                    lm_features, options, reducer)
+    trainer = planned if isinstance(planned, Trainer) else start(planned, callback, reducer)
+    trainer.callback = callback
+    trainer.should_stop = should_stop or (lambda: False)
+    if reducer is None or reducer.is_writer:
+        check_writable(trainer.out)
+    return trainer
+
+
+def plan_training(corpus=None, *, task: str = "lm", out=None, valid=None, force: bool = False,
+                  init_from=None, epochs=None, steps=None, time=None, time_budget=None,
+                  callback=None, classes=None, lm_features=None, **options) -> Plan:
+    """A new run decided by the same rules as :func:`prepare_training`, not yet started
+    (cross-validation starts one run per fold from it)."""
+    return _plan(corpus, task, out, valid, False, force, init_from,
+                 given_limits(epochs, steps, time, time_budget),
+                 callback or (lambda e: None), classes, lm_features, options)
+
+
+def _plan(corpus, task, out, valid, resume, force, init_from, limits, callback, classes,
+          lm_features, options, reducer=None):
+    unknown = set(options) - _MODEL_KEYS - _TRAIN_KEYS - _RUN_KEYS
     if unknown:
         raise ConfigError(f"Unknown option(s): {', '.join(sorted(unknown))}. Use the options "
                           "of `charlm train` in snake_case.")
-    callback = callback or (lambda e: None)
-    limits = given_limits(epochs, steps, time, time_budget)
-    level = options.get("level", "char")
-    out = Path(out) if out is not None else default_out(level)
+    given = set(options) | ({"classes"} if classes else set()) \
+        | ({"lm_features"} if lm_features else set())
+    check_task_options(task, given)
+    level = task_defaults(task, options).get("level", "char")
+    out = Path(out) if out is not None else default_out(level, task)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory. Give a file name, e.g. "
                           f"--out {out / (level + '.npz')}.")
@@ -177,25 +267,26 @@ def prepare_training(corpus=None, *, out: str | Path | None = None, valid=None,
         raise ConfigError("--resume continues a run; --init-from starts a new one from a "
                           "saved model. Use one of them.")
     if resume:
-        trainer = _resume(corpus, out, valid, limits, options, callback, reducer)
-    else:
-        refuse_existing(out, force)
-        trainer = _new_run(corpus, out, valid, init_from, limits, options, callback, reducer)
-    trainer.callback = callback
-    trainer.should_stop = should_stop or (lambda: False)
-    if reducer is None or reducer.is_writer:
-        check_writable(out)
-    return trainer
+        return _resume(task, corpus, out, valid, classes, limits, options, callback, reducer)
+    refuse_existing(out, force)
+    return plan_new(task, corpus, out, valid, init_from, limits, options, callback, classes,
+                    lm_features)
 
 
-def _new_run(corpus, out: Path, valid, init_from, limits: dict, options: dict,
-             callback, reducer=None) -> Trainer:
+def plan_new(task, corpus, out: Path, valid, init_from, limits: dict, options: dict,
+             callback, classes=None, lm_features=None) -> Plan:
+    """A new run's configs, data and starting point (nothing is trained or written)."""
+    mod = task_module(task)
+    options = task_defaults(task, options)
     source = None
     if init_from is not None:
+        if task != "lm":
+            raise ConfigError(f"--init-from starts a language model from a saved one; --task "
+                              f"{task} cannot start from a model file yet. Drop --init-from.")
         source, _, _ = checkpoint.load(init_from)
         _init_from_options(source, options, init_from)
     mcfg = (source.config if source is not None else
-            ModelConfig(**{k: v for k, v in options.items() if k in _MODEL_KEYS}))
+            ModelConfig(task=task, **{k: v for k, v in options.items() if k in _MODEL_KEYS}))
     mcfg.validate()
     tcfg = TrainConfig(**{k: v for k, v in options.items() if k in _TRAIN_KEYS},
                        **{k: limits.get(k, 0) for k in LIMITS},
@@ -208,31 +299,57 @@ def _new_run(corpus, out: Path, valid, init_from, limits: dict, options: dict,
         tcfg.unk_token = v.unk_token or ""
         tcfg.init_from = str(Path(init_from).resolve())
     tcfg.validate()
-    texts, valid_text, record = _read_all(corpus, valid, tcfg.encoding, callback)
-    data = prepare_corpus(texts, tcfg, valid_text,
-                          vocab=source.vocab if source is not None else None)
-    if source is not None:
-        model = Model(source.config, source.vocab, {k: v.copy() for k, v in source.params.items()})
+    mod.check(mcfg, tcfg)
+    lms = [checkpoint.load_lm(p) for p in split_paths(lm_features)]
+    sources, record = read_sources(task, corpus, valid, classes, tcfg.encoding, callback)
+    return Plan(task, out, mcfg, tcfg, sources, record, source, lms)
+
+
+def split_paths(paths) -> list[str]:
+    """--lm-features "fwd.npz,bwd.npz" (spaces around the commas allowed) or a list."""
+    if not paths:
+        return []
+    if isinstance(paths, (str, Path)):
+        paths = str(paths).split(",")
+    return [str(p).strip() for p in paths if str(p).strip()]
+
+
+def build(plan: Plan, callback, sources: Sources | None = None, tcfg: TrainConfig | None = None):
+    """The data and a new model of a plan (``sources``, ``tcfg``: a fold's instead)."""
+    mod, tcfg = task_module(plan.task), tcfg or plan.tcfg
+    data = mod.read_data(sources or plan.sources, tcfg, plan.source)
+    if plan.source is not None:
+        source = plan.source
+        model = Model(source.config, source.vocab,
+                      {k: v.copy() for k, v in source.params.items()}, source.labels,
+                      source.features)
         n_unk = int(np.count_nonzero(data.train_ids == UNK_ID))
         if n_unk:
             callback({"kind": "warning", "message":
                       f"{n_unk:,} of the {len(data.train_ids):,} training tokens are outside "
-                      f"the vocabulary of {init_from} and are read as <UNK>."})
-    else:
-        if len(data.vocab) == 3:  # degenerate but trainable: see prepare_corpus
-            callback({"kind": "warning", "message":
-                      f"the vocabulary has one token besides <EOS> and <UNK> "
-                      f"({data.vocab.tokens[2]!r}); the model can learn little more than "
-                      "where sequences end."})
-        model = Model.create(mcfg, data.vocab, np.random.default_rng(tcfg.seed))
-        if tcfg.init_scale is not None:
-            rng = np.random.default_rng([tcfg.seed, 3])
-            for k, p in model.params.items():
-                p[...] = rng.uniform(-tcfg.init_scale, tcfg.init_scale, p.shape)
+                      f"the vocabulary of {tcfg.init_from} and are read as <UNK>."})
+        return data, model
+    if plan.task == "lm" and len(data.vocab) == 3:  # degenerate but trainable: prepare_corpus
+        callback({"kind": "warning", "message":
+                  f"the vocabulary has one token besides <EOS> and <UNK> "
+                  f"({data.vocab.tokens[2]!r}); the model can learn little more than "
+                  "where sequences end."})
+    model = mod.create_model(plan.mcfg, data, np.random.default_rng(tcfg.seed), plan.lms)
+    if tcfg.init_scale is not None:
+        rng = np.random.default_rng([tcfg.seed, 3])
+        for p in model.params.values():
+            p[...] = rng.uniform(-tcfg.init_scale, tcfg.init_scale, p.shape)
+    return data, model
+
+
+def start(plan: Plan, callback, reducer=None) -> Trainer:
+    """The Trainer of a planned new run; the old model file, if any, is set aside now."""
+    data, model = build(plan, callback)
     if reducer is None or reducer.is_writer:
-        set_aside(out, callback)
-    trainer = Trainer(model, data, tcfg, out, callback, reducer=reducer)
-    trainer.corpus_record = record
+        set_aside(plan.out, callback)
+    task = task_module(plan.task).make_task(data, plan.tcfg, model, reducer)
+    trainer = Trainer(model, task, plan.tcfg, plan.out, callback, reducer=reducer)
+    trainer.corpus_record = plan.record
     return trainer
 
 
@@ -261,9 +378,12 @@ def load_resumable(out: Path):
     return model, meta, arrays, TrainConfig.from_json(meta["config"])
 
 
-def _resume(corpus, out: Path, valid, limits: dict, options: dict, callback,
-            reducer=None) -> Trainer:
+def _resume(task, corpus, out: Path, valid, classes, limits: dict, options: dict,
+            callback, reducer=None) -> Trainer:
     model, meta, arrays, tcfg = load_resumable(out)
+    if model.config.task != task:
+        raise ConfigError(f"{out} holds a {model.config.task} model; resume it with --task "
+                          f"{model.config.task}, or choose another --out.")
     saved = {**model.config.to_json(), **asdict(tcfg)}
     for k, v in options.items():
         if k not in RESUMABLE and k in saved and v != saved[k]:
@@ -271,24 +391,23 @@ def _resume(corpus, out: Path, valid, limits: dict, options: dict, callback,
                               f"{saved[k]}: a resumed run keeps its shape, text and data "
                               f"options. Leave {flag(k)} out, or start a new run with --force.")
     record = meta.get("corpus")
-    if corpus is None and record:    # the corpus the run recorded, checked
-        texts = [read_recorded(f, tcfg.encoding, out) for f in record["files"]]
-        valid_text = (read_recorded(record["valid"], tcfg.encoding, out)
-                      if valid is None and record.get("valid") else None)
-        if valid is not None:
-            valid_text, record["valid"] = read_corpus_file(valid, tcfg.encoding)
+    if corpus is None and not classes and record:    # the corpus the run recorded, checked
+        sources, record = read_recorded_sources(record, valid, tcfg.encoding, out)
     else:
-        texts, valid_text, new = _read_all(corpus, valid, tcfg.encoding, callback)
+        sources, new = read_sources(task, corpus, valid, classes, tcfg.encoding, callback)
         if valid is None and record and record.get("valid"):
-            valid_text = read_recorded(record["valid"], tcfg.encoding, out)
+            sources.valid = (record["valid"]["path"],
+                             read_recorded(record["valid"], tcfg.encoding, out))
             new["valid"] = record["valid"]
         record = new
-    data = prepare_corpus(texts, tcfg, valid_text)
-    if data.vocab.tokens != model.vocab.tokens:
-        raise ConfigError("This corpus gives a different vocabulary from the one the "
-                          f"saved run in {out} was trained with. Resume with the "
-                          "same corpus and options.")
-    trainer = Trainer(model, data, tcfg, out, callback, reducer=reducer)
+    mod = task_module(task)
+    data = mod.read_data(sources, tcfg, model if task != "lm" else None)
+    if not mod.same_data(model, data):
+        raise ConfigError("This data gives a different vocabulary or label set from the one "
+                          f"the saved run in {out} was trained with. Resume with the same "
+                          "files and options.")
+    trainer = Trainer(model, mod.make_task(data, tcfg, model, reducer), tcfg, out, callback,
+                      reducer=reducer)
     trainer.restore(meta, arrays)
     trainer.corpus_record = record
     run, changes = trainer.run, {}
@@ -315,6 +434,13 @@ def _resume(corpus, out: Path, valid, limits: dict, options: dict, callback,
                 f"{k} {v:g}" for k, v in changes["limits"].items())
         callback({"kind": "warning", "message": f"resuming {out} with changes: {said}."})
     return trainer
+
+
+def nothing_trained(trainer) -> str:
+    """What to say when a resumed run had already reached its limits."""
+    return (f"Nothing to train: the run in {trainer.out} already reached its limits at step "
+            f"{trainer.run.step:,}; its file and history are unchanged. Give a new limit "
+            "with the resume (e.g. --steps 1000: limits given with --resume count from now).")
 
 
 def refuse_existing(out: Path, force: bool) -> None:

@@ -36,11 +36,10 @@ from typing import Callable
 import numpy as np
 
 from . import checkpoint
-from ..tasks.stream import Batches
-from ..errors import ConfigError, CorpusError, ModelFileError, TrainingDiverged
+from ..errors import ConfigError, ModelFileError, TrainingDiverged
 from ..nn.model import Model
 from ..nn.optim import OPTIMIZERS, clip_gradients, make_optimizer
-from ..text.vocab import TOKENIZERS, Vocab, sequence_chunks
+from ..text.vocab import TOKENIZERS
 
 MAX_DIVERGENCES = 5   # consecutive non-finite steps before training gives up
 # A loss per token above this many times ln V (the untrained model's loss: a uniform guess over
@@ -59,6 +58,7 @@ class TrainConfig:
     vocab_size: int = 10000
     min_count: int = 1
     unk_token: str = "<unk>"
+    label_column: str = "auto"      # classify: which column of a labelled line is the label
     optimizer: str = "adam"
     lr: float = 2e-3
     momentum: float = 0.0
@@ -118,6 +118,9 @@ class TrainConfig:
             raise ConfigError(f"Unknown clip mode {self.clip_mode!r}. Use norm or value.")
         if self.level not in ("char", "word"):
             raise ConfigError(f"Unknown level {self.level!r}. Use char or word.")
+        if self.label_column not in ("auto", "first", "last"):
+            raise ConfigError(f"--label-column must be auto, first or last (got "
+                              f"{self.label_column!r}).")
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(f"Unknown tokenizer {self.tokenizer!r}. Use words or whitespace.")
         if self.init_scale is not None and not (math.isfinite(self.init_scale)
@@ -147,100 +150,6 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * unit[u] for n, u in parts)
 
 
-# ------------------------------------------------------------------------ data
-@dataclass
-class Corpus:
-    vocab: Vocab
-    train_ids: np.ndarray
-    valid_ids: np.ndarray | None
-
-
-def split_validation(text: str, fraction: float) -> tuple[str, str]:
-    """The last ``fraction`` of the text as validation, cut at the first line break after
-    that point so that no line is split."""
-    cut = int(len(text) * (1.0 - fraction))
-    nl = text.find("\n", cut)
-    cut = len(text) if nl < 0 else nl + 1
-    return text[:cut], text[cut:]
-
-
-def prepare_corpus(texts: list[str], cfg: TrainConfig, valid_text: str | None = None,
-                   vocab: Vocab | None = None) -> Corpus:
-    """Vocabulary from the training text only (or ``vocab`` as given, for --init-from);
-    validation tokens outside it become <UNK>."""
-    text = "\n".join(t if t.endswith("\n") or not t else t + "\n" for t in texts)
-    if cfg.reverse:   # a backward LM: each line's characters reversed before tokenising
-        text, valid_text = reverse_lines(text), valid_text and reverse_lines(valid_text)
-    if not text.strip():
-        raise CorpusError("The corpus is empty (or only whitespace). Give a text file with "
-                          "some content.")
-    if valid_text is None and cfg.valid_fraction > 0:
-        text, valid_text = split_validation(text, cfg.valid_fraction)
-        if not valid_text.strip():
-            raise CorpusError("The corpus is too small to set aside a validation part. "
-                              "Use a larger corpus, --valid FILE, or --valid-fraction 0.")
-    seqs = lambda t: sequence_chunks(t, prose=cfg.prose, level=cfg.level)  # noqa: E731
-    if vocab is None:
-        vocab = Vocab.build_from_chunks(seqs(text), cfg.level, max_size=cfg.vocab_size,
-                                        min_count=cfg.min_count, lowercase=cfg.lowercase,
-                                        unk_token=cfg.unk_token, tokenizer=cfg.tokenizer)
-    # One token besides <EOS> and <UNK> (a corpus like "aaaa\naa\n") is degenerate but a
-    # well-defined language model: it still learns where sequences end. It trains (the command
-    # line warns); a vocabulary of only <EOS> and <UNK> has nothing to learn and is refused.
-    if len(vocab) <= 2:
-        raise CorpusError(f"No token of the corpus is kept in the vocabulary (each must occur "
-                          f"--min-count {cfg.min_count} times). Use a larger or more varied "
-                          "corpus, or a lower --min-count.")
-    train_ids = vocab.encode_chunks(seqs(text))
-    valid_ids = vocab.encode_chunks(seqs(valid_text)) if valid_text is not None else None
-    if len(train_ids) < cfg.batch * max(cfg.bptt, 2):
-        raise CorpusError(f"The training text has {len(train_ids)} tokens, too few for one "
-                          f"window of --batch {cfg.batch} × --bptt {cfg.bptt} "
-                          f"(= {cfg.batch * cfg.bptt}). Use a larger corpus, or a smaller "
-                          "--batch or --bptt.")
-    if valid_ids is not None and len(valid_ids) < cfg.eval_batch:
-        raise CorpusError(f"The validation text has {len(valid_ids)} tokens, fewer than "
-                          f"--eval-batch {cfg.eval_batch}. Give more validation text.")
-    return Corpus(vocab, train_ids, valid_ids)
-
-
-def reverse_lines(text: str) -> str:
-    """Every line's characters in reverse order; the lines stay where they are."""
-    return "\n".join(line[::-1] for line in text.split("\n"))
-
-
-def evaluate(model: Model, ids: np.ndarray, m: int = 32, T: int = 128,
-             on_progress: Callable[[int], None] | None = None,
-             reducer=None,
-             on_window: Callable[[np.ndarray, np.ndarray], None] | None = None
-             ) -> tuple[float, int]:
-    """Mean negative log-likelihood per token (nats) over a whole stream, as training sees it:
-    ``m`` rows with the state carried across windows. Returns (mean NLL, tokens). Runs the
-    forward-only path (``Model.target_log_probs``): the same values as ``Model.loss``.
-    With a ``reducer`` each process takes its share of the m rows and the sums are combined.
-    ``on_window(log_probs, Y)``: each window's (T, m) target log-probabilities and targets,
-    for a caller that wants more than the mean from the same pass (``eval``'s <UNK> figure)."""
-    batches = Batches.from_stream(ids, m, T)
-    n = batches.tokens
-    if reducer is not None:
-        batches = batches.rows(*reducer.share(m, "--eval-batch"))
-    state = model.zero_state(batches.m)
-    output = model.output_layer()                     # once per pass: the weights stay
-    total = 0.0
-    for k in range(len(batches)):
-        X, Y = batches.window(k)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            logp, state = model.target_log_probs(X, Y, state, output=output)   # overflow: inf/NaN, reported
-        total -= float(logp.sum())
-        if on_window is not None:
-            on_window(logp, Y)
-        if on_progress is not None:
-            on_progress(X.size)
-    if reducer is not None:
-        total = reducer.sum(total)
-    return total / n, n
-
-
 # ------------------------------------------------------------------- the loop
 @dataclass
 class RunState:
@@ -264,21 +173,18 @@ class RunState:
 class Trainer:
     """One training run. ``run()`` trains until a limit, an interrupt or divergence."""
 
-    def __init__(self, model: Model, corpus, cfg: TrainConfig, out: Path,
+    def __init__(self, model: Model, task, cfg: TrainConfig, out: Path,
                  callback: Callable[[dict], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, reducer=None):
-        """``corpus``: a language model's :class:`Corpus`, or a task object (see
-        :mod:`charlm.tasks`). ``reducer``: None (one process) or a
-        ``charlm.training.distributed.Reducer`` (see the module's docstring)."""
+        """``task``: what is trained (see :mod:`charlm.tasks`: the language model's
+        ``LMTask``, ``TagTask``, ``ClassifyTask``). ``reducer``: None (one process) or a
+        ``charlm.training.distributed.Reducer`` (see the module's docstring); the task then
+        trains this process's share of each batch (``task.takes_share``)."""
         cfg.validate()
-        if isinstance(corpus, Corpus):
-            from ..tasks.lm import LMTask
-            task = LMTask(corpus, cfg, model, reducer)
-        else:
-            task, corpus = corpus, getattr(corpus, "corpus", corpus)
-            if reducer is not None:
-                raise ConfigError(f"--task {task.name} cannot be trained over MPI yet (only the "
-                                  "language model can). Run it without mpiexec.")
+        corpus = getattr(task, "corpus", None)
+        if reducer is not None and not getattr(task, "takes_share", False):
+            raise ConfigError(f"--task {task.name} cannot be trained over MPI yet (only the "
+                              "language model can). Run it without mpiexec.")
         self.reducer = reducer
         self._agreed = {"stop": False, "elapsed": 0.0}   # see train_step
         self._t0 = time.perf_counter()                   # _run_loop's start
@@ -526,7 +432,7 @@ class Trainer:
         self.callback({"kind": "start", "windows_per_epoch": n_windows,
                        "tokens_per_epoch": self.task.tokens_per_epoch, "step": r.step,
                        "epoch": r.epoch, "params": self.model.n_params(),
-                       "vocab": len(self.model.vocab)})
+                       "vocab": len(self.model.vocab), "task": self.task.name})
         losses: list[float] = []
         reason = self.limits_reached(start)
         if reason is not None and self.resumed:

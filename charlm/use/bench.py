@@ -23,6 +23,12 @@ import time
 
 import numpy as np
 
+from ..nn.model import Model, ModelConfig
+from ..nn.optim import clip_gradients, make_optimizer
+from ..nn.sampling import sample
+from ..text.vocab import SPECIALS, Vocab
+from ..training.heap import keep_freed_memory
+
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 # The standard configs of the reference benchmarks: V, E, H, L, B, T.
@@ -148,8 +154,6 @@ def peak_rss_mb() -> float:
 
 
 def _model(cfg: dict, cell: str):
-    from ..nn.model import Model, ModelConfig
-    from ..text.vocab import SPECIALS, Vocab
     V = cfg["vocab"]
     vocab = Vocab([*SPECIALS, *(f"t{i}" for i in range(V - len(SPECIALS)))], "word")
     mcfg = ModelConfig(cell=cell, layers=cfg["layers"], hidden=cfg["hidden"],
@@ -159,9 +163,6 @@ def _model(cfg: dict, cell: str):
 
 def run_worker(spec: dict) -> dict:
     """One measurement in this process: spec has config, cell, mode, steps, warmup."""
-    from ..nn.sampling import sample
-    from ..training.heap import keep_freed_memory
-    from ..nn.optim import clip_gradients, make_optimizer
     keep_freed_memory()   # as the charlm command and the trainer do
     cfg = dict(CONFIGS[spec["config"]])
     cell, mode = spec["cell"], spec["mode"]
