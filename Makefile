@@ -19,8 +19,12 @@ $(BIN)/charlm: pyproject.toml
 	else echo "No PyTorch wheel on this machine: its reference tests will be skipped."; fi
 	touch $(BIN)/charlm
 
+# The suite, then the shape of the code: lint (ruff) and the layers contract (import-linter,
+# configured in pyproject.toml: imports only go down text -> nn -> tasks -> training -> use).
 test: $(BIN)/charlm
 	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check charlm tests bench
+	cd $(CURDIR) && $(BIN)/lint-imports
 
 demo: $(BIN)/charlm
 	@mkdir -p demo-out

@@ -3,7 +3,8 @@
     python3 bench/blimp_as_wikitext.py SRC_DIR DST_DIR [--agreement N] [--other N]
 
 WikiText-2 is tokenized the Penn Treebank way: punctuation stands apart ("full ."), and
-contractions are split before the apostrophe ("isn 't", "can 't", "cat 's"). BLiMP is written normally ("isn't",
+contractions are split before the apostrophe ("isn 't", "can 't", "cat 's").
+BLiMP is written normally ("isn't",
 "cat's", "full."), so at word level every contraction would be an unknown word, and at char level
 the text would look unlike anything the model read. Both sentences of every pair are rewritten
 the same way; nothing else changes. Keeps the first N pairs of each subject-verb agreement

@@ -23,15 +23,15 @@ for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from charlm.training.folds import cross_validate  # noqa: E402
 from charlm.nn.model import ModelConfig  # noqa: E402
 from charlm.text.labelled import read_examples  # noqa: E402
+from charlm.training.folds import cross_validate  # noqa: E402
 from charlm.training.trainer import TrainConfig  # noqa: E402
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    from protocol import classify_args   # beside this script: the options both sides share
+    from protocol import classify_args  # beside this script: the options both sides share
     classify_args(p)
     p.add_argument("--cell", default="lstm")
     p.add_argument("--pool", default="last")

@@ -25,15 +25,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from torch_classifier import Net, predict  # noqa: E402
 
-from charlm.tasks.classify import prepare  # noqa: E402
 from charlm.nn.model import ModelConfig  # noqa: E402
+from charlm.tasks.classify import (  # noqa: E402
+    encode_texts,
+    label_ids,
+    predict_proba,
+    prepare,  # noqa: E402
+    stratified_folds,
+)
 from charlm.tasks.sentences import epoch_batches, pad  # noqa: E402
-from charlm.tasks.classify import (encode_texts, label_ids,  # noqa: E402
-                                   predict_proba, stratified_folds)
 from charlm.text.labelled import label_set, read_examples  # noqa: E402
 from charlm.training.trainer import TrainConfig, Trainer  # noqa: E402
-from torch_classifier import Net, predict  # noqa: E402
 
 
 def main(argv=None):

@@ -86,11 +86,10 @@ def rows(model_path: str, corpus: str, burnin: int = 256) -> None:
     """Validation loss of one model, three ways, on the validation part training uses."""
     import numpy as np
 
-    from charlm.training import checkpoint
-    from charlm.tasks.stream import Batches
     from charlm.tasks.lm import evaluate
-    from charlm.tasks.stream import split_validation
+    from charlm.tasks.stream import Batches, split_validation
     from charlm.text.vocab import sequence_chunks
+    from charlm.training import checkpoint
 
     model, meta, _ = checkpoint.load(model_path)
     cfg = meta.get("config") or {}

@@ -24,14 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from charlm.training.mpienv import BLAS_VARS, under_mpi  # noqa: E402  (before NumPy: see mpienv)
-import charlm  # noqa: E402,F401  (pins BLAS under MPI before NumPy is imported)
 import numpy as np  # noqa: E402
 
-from charlm.use.bench import CONFIGS, _model  # noqa: E402
-from charlm.training.trainer import Trainer, TrainConfig  # noqa: E402
+import charlm  # noqa: E402,F401  (pins BLAS under MPI before NumPy is imported)
 from charlm.tasks.lm import LMTask  # noqa: E402
 from charlm.tasks.stream import Corpus
+from charlm.training.mpienv import BLAS_VARS, under_mpi  # noqa: E402  (before NumPy: see mpienv)
+from charlm.training.trainer import TrainConfig, Trainer  # noqa: E402
+from charlm.use.bench import CONFIGS, _model  # noqa: E402
 
 
 def main() -> None:
@@ -57,7 +57,8 @@ def main() -> None:
     cfg = TrainConfig(batch=B, bptt=c["bptt"], eval_every=0, valid_fraction=0,
                       eval_batch=max(n, 1))
     with tempfile.TemporaryDirectory() as d:
-        tr = Trainer(model, LMTask(Corpus(model.vocab, ids, None), cfg, model, reducer), cfg, Path(d) / "m.npz",
+        task = LMTask(Corpus(model.vocab, ids, None), cfg, model, reducer)
+        tr = Trainer(model, task, cfg, Path(d) / "m.npz",
                      reducer=reducer)
 
         def steps(k0: int, k1: int) -> None:

@@ -35,9 +35,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from charlm.nn.cells.common import input_product, recurrent_grad, transposed, weight_grads  # noqa: E402
 from charlm.use.bench import CONFIGS, GATES  # noqa: E402
-from charlm.nn.cells.common import (input_product, recurrent_grad, transposed,  # noqa: E402
-                          weight_grads)
 
 
 def products(cfg: dict, cell: str, mode: str, rng: np.random.Generator):

@@ -79,7 +79,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = ROOT / "corpora" / "tinyshakespeare.txt"
-TORCH_ORDER = [0, 1, 3, 2]   # torch block k [i, f, g, o] is charlm block TORCH_ORDER[k] [u, f, c, o]
+# torch block k [i, f, g, o] is charlm block TORCH_ORDER[k] [u, f, c, o]
+TORCH_ORDER = [0, 1, 3, 2]
 
 
 def parse_args(argv=None):
@@ -101,7 +102,8 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float, default=0.0,
                    help="> 0: both drop, with different masks (compare trends only)")
     p.add_argument("--torch-bias", choices=["both", "ih"], default="both",
-                   help="both: bias_ih and bias_hh trained (nn.LSTM as is); ih: bias_hh frozen at 0")
+                   help="both: bias_ih and bias_hh trained (nn.LSTM as is); "
+                        "ih: bias_hh frozen at 0")
     p.add_argument("--match-eps", action="store_true",
                    help="torch Adam eps = 1e-8 / bptt: charlm's eps 1e-8 on its T-times larger "
                         "gradient is that eps on the mean loss's (default: torch's 1e-8)")
@@ -139,9 +141,9 @@ def main(argv=None) -> int:
     import torch.nn.functional as F
 
     from charlm.nn.model import Model, ModelConfig
-    from charlm.training.trainer import Trainer, TrainConfig
     from charlm.tasks.lm import LMTask
     from charlm.tasks.stream import prepare_corpus
+    from charlm.training.trainer import TrainConfig, Trainer
     ctrain = sys.modules["charlm.train"]   # the module (the package exports a train function)
 
     torch.set_num_threads(1)
@@ -168,7 +170,8 @@ def main(argv=None) -> int:
     V = len(corpus.vocab)
     init = {k: v.copy() for k, v in model.params.items()}
     tmp = tempfile.TemporaryDirectory()
-    trainer = Trainer(model, LMTask(corpus, tcfg, model), tcfg, Path(tmp.name) / "never_written.npz")
+    trainer = Trainer(model, LMTask(corpus, tcfg, model), tcfg,
+                      Path(tmp.name) / "never_written.npz")
     batches = trainer.batches
     n_windows = len(batches)
 

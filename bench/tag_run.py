@@ -31,7 +31,7 @@ def peak_rss_mb() -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    from protocol import tagging_args   # beside this script: the options both sides share
+    from protocol import tagging_args  # beside this script: the options both sides share
     tagging_args(ap)
     ap.add_argument("--cell", default="lstm")
     ap.add_argument("--lm-features", default=None, help="fwd.npz,bwd.npz: LM features.")
@@ -40,16 +40,14 @@ def main() -> None:
     args = ap.parse_args()
 
     from charlm.nn.model import Model, ModelConfig
-
-    from charlm.training.checkpoint import load_lm
-
-    from charlm.training.runs import split_paths
-    from charlm.use.tagger import Tagger
-    from charlm.tasks.sentences import epoch_batches
-    from charlm.tasks.tag import TagTask, create_model, load_data
-    from charlm.training.trainer import TrainConfig, Trainer
     from charlm.tasks.lm import LMTask
+    from charlm.tasks.sentences import epoch_batches
     from charlm.tasks.stream import prepare_corpus
+    from charlm.tasks.tag import TagTask, create_model, load_data
+    from charlm.training.checkpoint import load_lm
+    from charlm.training.runs import split_paths
+    from charlm.training.trainer import TrainConfig, Trainer
+    from charlm.use.tagger import Tagger
 
     tcfg = TrainConfig(level="word", batch=args.batch, lr=args.lr, min_count=args.min_count,
                        eval_every=args.eval_every, eval_batch=64, seed=args.seed,

@@ -4,7 +4,8 @@
 Model: nn.Embedding(V, E) -> nn.LSTM(E, H, L, bidirectional?) over pack_padded_sequence ->
 pooled [a→<T_x>, a←<1>] (the final states h_n of the packed run: the forward direction's at each
 sentence's own last token, the backward one's at its first) -> nn.Dropout -> nn.Linear(D, K),
-cross-entropy averaged over the batch; Adam, clip_grad_norm_(5), float32, one thread per CPU it may run on.
+cross-entropy averaged over the batch; Adam, clip_grad_norm_(5), float32, one thread per CPU it
+may run on.
 
 Everything that is not the network comes from charlm itself, so both sides see the same thing:
 reading the examples, the vocabulary (charlm.tasks.classify.build_vocab over each fold's training
@@ -15,8 +16,8 @@ Budget: --budget seconds of training per fold, counting the validation passes ma
 --eval-every steps (as charlm's trainer counts them); then the held-out fold is classified with the
 parameters that were best on the inner validation split. Prints one JSON line per fold and a summary
 line: mean and sample standard deviation of the held-out accuracy, training sentences/s (examples
-trained on / seconds spent in training steps, validation passes not counted) and classification sentences/s (held-out examples / seconds), each a
-median over the folds.
+trained on / seconds spent in training steps, validation passes not counted) and classification
+sentences/s (held-out examples / seconds), each a median over the folds.
 """
 
 from __future__ import annotations
@@ -36,9 +37,14 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
 
+from charlm.tasks.classify import (  # noqa: E402
+    build_vocab,
+    encode_texts,
+    label_ids,
+    stratified_folds,
+    stratified_split,
+)
 from charlm.tasks.sentences import epoch_batches, pad  # noqa: E402
-from charlm.tasks.classify import (build_vocab, encode_texts, label_ids,  # noqa: E402
-                                   stratified_folds, stratified_split)
 from charlm.text.labelled import label_set, read_examples  # noqa: E402
 
 
@@ -117,7 +123,8 @@ def run_fold(a, texts, y, train_idx, test_idx, fold):
     pred = predict(net, [seqs[i] for i in test_idx])
     classify_s = time.perf_counter() - t1
     return {"fold": fold, "accuracy": float((pred == y[test_idx]).mean()),
-            "best_valid_accuracy": best, "steps": step, "epochs": step / max(1, -(-len(tr) // a.batch)),
+            "best_valid_accuracy": best, "steps": step,
+            "epochs": step / max(1, -(-len(tr) // a.batch)),
             "train_examples": int(seen), "train_seconds": train_s,
             "train_sent_per_s": seen / step_s,
             "classify_sent_per_s": len(test_idx) / classify_s, "vocab": len(vocab)}
@@ -125,7 +132,7 @@ def run_fold(a, texts, y, train_idx, test_idx, fold):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    from protocol import classify_args   # beside this script: the options both sides share
+    from protocol import classify_args  # beside this script: the options both sides share
     classify_args(p)
     a = p.parse_args(argv)
     # as many threads as the CPUs this process may run on (2 here; 1 when pinned to a core)

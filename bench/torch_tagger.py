@@ -115,7 +115,7 @@ def predict(net, xs, batch=64, features=None, tokens=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    from protocol import tagging_args   # beside this script: the options both sides share
+    from protocol import tagging_args  # beside this script: the options both sides share
     tagging_args(ap)
     ap.add_argument("--threads", type=int, default=0,
                     help="Torch threads (0: the CPUs this process may run on).")
@@ -123,11 +123,11 @@ def main():
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     torch.manual_seed(args.seed)
 
+    from charlm.nn.charwords import WordFeatures
     from charlm.tasks.metrics import tagging_scores
     from charlm.tasks.sentences import epoch_batches
     from charlm.tasks.tag import load_data
     from charlm.training.trainer import TrainConfig
-    from charlm.nn.charwords import WordFeatures
 
     if bool(args.char_embed) != bool(args.char_hidden):
         ap.error("character words need both --char-embed and --char-hidden")

@@ -1,12 +1,12 @@
 """charlm: character- and word-level recurrent language models on a pure NumPy core."""
 
-from .training.mpienv import pin_blas_threads
+from .training.mpienv import pin_blas_threads  # noqa: I001  (first: before NumPy loads)
 
 pin_blas_threads()   # under mpiexec: one BLAS thread per rank, set before NumPy is imported
 
-from .errors import CharlmError, ConfigError, CorpusError, ModelFileError, TrainingDiverged
+from .errors import CharlmError, ConfigError, CorpusError, ModelFileError, TrainingDiverged  # noqa: E402, I001
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 __all__ = ["CharlmError", "ConfigError", "CorpusError", "ModelFileError", "TrainingDiverged",
            "__version__"]

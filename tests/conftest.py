@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlm.use.gradcheck import CELL_VARIANTS, tiny_vocab
 from charlm.nn.model import Model, ModelConfig
+from charlm.use.gradcheck import CELL_VARIANTS, tiny_vocab
 
 # (cell, opts) of every cell variant, with readable test ids.
 VARIANT_PARAMS = [pytest.param(cell, opts, id=label.replace(" ", "-"))

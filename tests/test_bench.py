@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from charlm.use.bench import CONFIGS, default_plan, flops_per_token, run_worker
 from charlm.cli import app
+from charlm.use.bench import CONFIGS, default_plan, flops_per_token, run_worker
 
 
 def timed(f) -> float:

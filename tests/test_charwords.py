@@ -21,18 +21,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import VARIANT_PARAMS
 
-from charlm.training import checkpoint
-
-from charlm.nn import charwords as wordfeat
 from charlm.errors import ConfigError
-from charlm.use.gradcheck import RELU_STEP, STEP, TOLERANCE, numerical_grad, rel_error
+from charlm.nn import charwords as wordfeat
 from charlm.nn.model import Model, ModelConfig
 from charlm.tasks.sentences import pad
 from charlm.tasks.tag import encode_tokens, tag_loss
 from charlm.text.vocab import Vocab
-
-from conftest import VARIANT_PARAMS
+from charlm.training import checkpoint
+from charlm.use.gradcheck import RELU_STEP, STEP, TOLERANCE, numerical_grad, rel_error
 
 LABELS = ["O", "B-PER", "I-PER"]
 SENTS = [["Harry", "Potter", "met", "Ron"], ["a"], ["Teddy", "Roosevelt", "met"],

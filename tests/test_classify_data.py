@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from charlm.errors import ConfigError, CorpusError
-from charlm.tasks.classify import (encode_texts, build_vocab, label_ids, stratified_folds,
-                                   stratified_split)
+from charlm.tasks.classify import (
+    build_vocab,
+    encode_texts,
+    label_ids,
+    stratified_folds,
+    stratified_split,
+)
 from charlm.text.labelled import label_set, parse_class_file, parse_labelled, read_examples
 
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlm.tasks.metrics import (accuracy, classification_report, confusion_matrix, macro_f1,
-                            per_class_prf)
+from charlm.tasks.metrics import (
+    accuracy,
+    classification_report,
+    confusion_matrix,
+    macro_f1,
+    per_class_prf,
+)
 
 
 def test_hand_computed_three_classes():

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlm.use.gradcheck import TOLERANCE, numerical_grad, rel_error, tiny_vocab
 from charlm.nn.model import Model, ModelConfig
 from charlm.tasks import classify as C
 from charlm.tasks.sentences import pad
 from charlm.text.labelled import Examples
+from charlm.use.gradcheck import TOLERANCE, numerical_grad, rel_error, tiny_vocab
 
 SEQS = [np.array(s) for s in ([2, 3, 4, 5], [6, 2], [3], [4, 4, 6])]
 Y = np.array([0, 2, 1, 2])
@@ -107,9 +107,9 @@ def toy_configs(**train):
 
 
 def test_trainer_learns_and_keeps_best_by_accuracy(tmp_path):
+    import charlm
     from charlm.tasks.classify import prepare
     from charlm.training.trainer import Trainer
-    import charlm
     mcfg, tcfg = toy_configs(steps=60, valid_fraction=0.25)
     model, task = prepare(toy_examples(), None, mcfg, tcfg)
     assert len(task.valid[1]) == 30 and task.metric == "valid_accuracy"
@@ -124,8 +124,8 @@ def test_trainer_learns_and_keeps_best_by_accuracy(tmp_path):
 
 
 def test_resume_is_exact(tmp_path):
-    from charlm.training import checkpoint
     from charlm.tasks.classify import prepare
+    from charlm.training import checkpoint
     from charlm.training.trainer import Trainer
     mcfg, tcfg = toy_configs(steps=25, valid_fraction=0.25)
     mcfg.dropout = 0.3                           # the dropout rng must resume too
@@ -149,6 +149,7 @@ def test_resume_is_exact(tmp_path):
 
 def test_cross_validation_folds_and_final_model(tmp_path):
     import statistics
+
     from charlm.training import checkpoint
     from charlm.training.folds import cross_validate
     mcfg, tcfg = toy_configs(steps=30, valid_fraction=0.2)

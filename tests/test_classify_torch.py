@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlm.use.gradcheck import tiny_vocab
 from charlm.nn.model import Model, ModelConfig
 from charlm.tasks import classify as C
 from charlm.tasks.sentences import pad
+from charlm.use.gradcheck import tiny_vocab
 
 torch = pytest.importorskip("torch")
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402

@@ -21,12 +21,12 @@ import typer.main
 from typer.testing import CliRunner
 
 import charlm
-from charlm.training import checkpoint
 from charlm.cli import app
-from charlm.use.gradcheck import TOLERANCE
 from charlm.nn.model import ModelConfig
-from charlm.use.score import score
+from charlm.training import checkpoint
 from charlm.training.trainer import TrainConfig, Trainer
+from charlm.use.gradcheck import TOLERANCE
+from charlm.use.score import score
 
 WORDS = ["the", "apple", "and", "pear", "salad", "is", "good", "with", "lemon", "on", "top"]
 SMALL = ["--cell", "gru", "--layers", "1", "--hidden", "16", "--embed", "8", "--batch", "8",

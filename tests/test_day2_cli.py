@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from charlm.training import checkpoint
 from charlm.cli import app
 from charlm.nn.model import Model, ModelConfig
-from charlm.use.score import score
 from charlm.text.vocab import Vocab
+from charlm.training import checkpoint
+from charlm.use.score import score
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -426,6 +426,7 @@ def test_gradcheck_prints_raw_errors_and_the_tolerance(monkeypatch):
 # ------------------------------------------------------------------ 16. info
 def run_meta(finished: bool, corpus: dict | None, **cfg) -> dict:
     from dataclasses import asdict
+
     from charlm.training.trainer import TrainConfig
     run = {"step": 120, "epoch": 1, "tokens_seen": 30720, "elapsed": 75.0,
            "best_valid": 1.25, "best_step": 100, "finished": finished,

@@ -15,12 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 import charlm
-from charlm.training import checkpoint
 from charlm.cli import app
 from charlm.errors import CharlmError, ConfigError
 from charlm.nn.model import Model, ModelConfig
-from charlm.training.trainer import Trainer, log_path
 from charlm.text.vocab import SPECIALS, Vocab
+from charlm.training import checkpoint
+from charlm.training.trainer import Trainer, log_path
 
 SMALL = dict(cell="gru", layers=1, hidden=16, embed=8, dropout=0.0, batch=4, bptt=16,
              eval_batch=2)
@@ -106,7 +106,6 @@ def test_whitespace_tokenizer_keeps_the_corpus_tokens_and_is_recorded(tmp_path):
     r = run("train", corpus, "--level", "word", "--tokenizer", "whitespace", "--steps", "2",
             "--out", out, *TINY)
     assert r.exit_code == 0, r.stderr
-    model, _, _ = checkpoint.read(out)[0], None, None
     meta = checkpoint.read(out)[0]
     assert meta["vocab"]["tokenizer"] == "whitespace"
     vocab = charlm.load_model(out).vocab

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import make_model
 
-from charlm.use import gradients as G
-from charlm.use.gradcheck import tiny_vocab
 from charlm.nn.layers import log_softmax
 from charlm.nn.model import Model, ModelConfig
-
-from conftest import make_model
+from charlm.use import gradients as G
+from charlm.use.gradcheck import tiny_vocab
 
 EPS = 1e-6
 TOL = 1e-6

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import VARIANT_PARAMS
 
 from charlm.nn import encoder
-from charlm.use.gradcheck import RELU_STEP, STEP, TOLERANCE, numerical_grad, rel_error, tiny_vocab
 from charlm.nn.model import Model, ModelConfig
 from charlm.tasks.sentences import epoch_batches, pad
 from charlm.tasks.tag import tag_loss
-
-from conftest import VARIANT_PARAMS
+from charlm.use.gradcheck import RELU_STEP, STEP, TOLERANCE, numerical_grad, rel_error, tiny_vocab
 
 LABELS = ["O", "B-PER", "I-PER"]
 

@@ -26,13 +26,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from charlm.training import checkpoint
 from charlm.cli import app
 from charlm.errors import CharlmError, ModelFileError, TrainingDiverged
 from charlm.nn.model import Model, ModelConfig
-from charlm.training.trainer import MAX_DIVERGENCES, TrainConfig, Trainer
 from charlm.tasks.lm import LMTask
 from charlm.tasks.stream import prepare_corpus
+from charlm.training import checkpoint
+from charlm.training.trainer import MAX_DIVERGENCES, TrainConfig, Trainer
 
 TINY = ["--hidden", "8", "--layers", "1", "--embed", "4", "--steps", "2", "--batch", "4",
         "--bptt", "16", "--eval-batch", "4"]

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charlm.training import checkpoint
-from charlm.text.files import decode_text, read_text
 from charlm.errors import CharlmError, CorpusError, ModelFileError
 from charlm.nn.model import Model, ModelConfig
-from charlm.use.score import score, score_many
+from charlm.text.files import decode_text, read_text
 from charlm.text.vocab import EOS_ID, UNK_ID, Vocab, split_sequences
+from charlm.training import checkpoint
+from charlm.use.score import score, score_many
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

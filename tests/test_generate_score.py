@@ -18,17 +18,16 @@ import math
 
 import numpy as np
 import pytest
+from conftest import make_model
 from typer.testing import CliRunner
 
-from charlm.training import checkpoint
 from charlm.api import LanguageModel
-from charlm.errors import CharlmError
 from charlm.cli import app
+from charlm.errors import CharlmError
 from charlm.nn.sampling import draw, next_distribution, sample
-from charlm.use.score import score, score_many
 from charlm.text.vocab import EOS_ID, UNK_ID
-
-from conftest import make_model
+from charlm.training import checkpoint
+from charlm.use.score import score, score_many
 
 CHI2_999 = {1: 10.828, 4: 18.467, 24: 51.179}
 
@@ -460,8 +459,8 @@ def test_cli_sample_same_seed_same_text_and_greedy(model_file):
 def test_eval_stream_oov_figures_are_the_unk_targets_of_the_same_windows(tmp_path, model_file):
     """Stream mode: perplexity without OOV positions, recomputed by hand from the full
     log-softmax of the same windows and state (Model.forward, no inference path)."""
-    from charlm.tasks.stream import Batches
     from charlm.nn.layers import log_softmax as rows_log_softmax
+    from charlm.tasks.stream import Batches
     lines = ["abc zz", "cab q", "fedcba", "bad cafe xx", "a"] * 9
     from charlm.api import load_model
     lm = load_model(model_file)

@@ -11,17 +11,13 @@ import math
 
 import numpy as np
 import pytest
-
-from charlm.use import gradcheck
-
-from charlm.nn import layers
-
-from charlm.nn import optim
-from charlm.nn.cells import gru, lstm, rnn
-from charlm.use.gradcheck import TOLERANCE, numerical_grad, rel_error
-from charlm.nn.model import Model, ModelConfig
-
 from conftest import VARIANT_PARAMS, flat_state, make_model, random_state
+
+from charlm.nn import layers, optim
+from charlm.nn.cells import gru, lstm, rnn
+from charlm.nn.model import Model, ModelConfig
+from charlm.use import gradcheck
+from charlm.use.gradcheck import TOLERANCE, numerical_grad, rel_error
 
 
 def _assert_rows_pass(rows, expected_names):

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import VARIANT_PARAMS, flat_state, make_model, random_state
 
 from charlm.nn.cells import CELLS, input_product
 from charlm.nn.layers import log_softmax
-from charlm.use.score import batch_log_probs, score_many
 from charlm.tasks.lm import evaluate
-
-from conftest import VARIANT_PARAMS, flat_state, make_model, random_state
+from charlm.use.score import batch_log_probs, score_many
 
 # float64: the two paths differ only in the order of a few roundings; float32: a few ulps of
 # values of order one, grown through T steps and two layers.
@@ -142,8 +141,8 @@ def test_score_many_sorts_by_length_and_keeps_the_input_order():
 
 @pytest.mark.parametrize("cell,opts", VARIANT_PARAMS)
 def test_priming_in_one_pass_gives_the_stepped_state(cell, opts):
-    from charlm.nn.sampling import prime_state
     from charlm.nn.model import Stepper
+    from charlm.nn.sampling import prime_state
     model = make_model(cell, opts, V=9, dtype="float64", seed=11)
     prime = np.array([2, 5, 3, 3, 8, 4])
     step = Stepper(model)
@@ -164,13 +163,13 @@ def test_priming_in_one_pass_gives_the_stepped_state(cell, opts):
 # which keeps caches and runs each cell's ``forward``: padded batches of different lengths,
 # one and two directions, models whose config has dropout (the inference path must not apply
 # it).
-from charlm.nn import encoder
-from charlm.nn import charwords as wordfeat                      # noqa: E402
-from charlm.nn.model import Model, ModelConfig               # noqa: E402
-from charlm.tasks.sentences import pad                              # noqa: E402
-from charlm.tasks import classify as C                    # noqa: E402
+from charlm.nn import charwords as wordfeat  # noqa: E402
+from charlm.nn import encoder  # noqa: E402
+from charlm.nn.model import Model, ModelConfig  # noqa: E402
+from charlm.tasks import classify as C  # noqa: E402
+from charlm.tasks.sentences import pad  # noqa: E402
 from charlm.tasks.tag import encode_tokens, tag_log_probs  # noqa: E402
-from charlm.text.vocab import Vocab                            # noqa: E402
+from charlm.text.vocab import Vocab  # noqa: E402
 
 LENGTHS = [5, 1, 3, 5, 2]
 SENTS = [["Harry", "Potter", "met", "Ron"], ["a"], ["Teddy", "Roosevelt", "met", "a", "spell"],

@@ -14,18 +14,17 @@ import json
 
 import numpy as np
 import pytest
+from test_tagging import arrays_of, write_conll
 from typer.testing import CliRunner
 
 import charlm
-from charlm.training import checkpoint
-from charlm.nn import charwords as wordfeat
 from charlm.cli import app
 from charlm.errors import ConfigError
-from charlm.training.trainer import TrainConfig
+from charlm.nn import charwords as wordfeat
 from charlm.tasks.stream import prepare_corpus
 from charlm.text.vocab import EOS_ID
-
-from test_tagging import arrays_of, write_conll
+from charlm.training import checkpoint
+from charlm.training.trainer import TrainConfig
 
 runner = CliRunner()
 LINES = "Harry Potter met Hermione\nTeddy Roosevelt said a new spell\nRon and Albus\n" * 20

@@ -7,14 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from conftest import VARIANT_PARAMS, flat_state, make_model, random_state
 
-from charlm.nn import optim
 from charlm.errors import ConfigError
+from charlm.nn import optim
 from charlm.nn.layers import dropout_mask, log_softmax
 from charlm.nn.model import Model, ModelConfig
 from charlm.text.vocab import Vocab, split_sequences
-
-from conftest import VARIANT_PARAMS, flat_state, make_model, random_state
 
 TEXT = ("The quick brown fox jumps over the lazy dog.\n"
         "Pack my box with five dozen liquor jugs!\n"

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from charlm.training import checkpoint
-from charlm.nn.layers import RowShare
-from charlm.training.mpienv import BLAS_VARS, pin_blas_threads, under_mpi, world_rank, world_size
 from conftest import flat_state, make_model, random_state
+
+from charlm.nn.layers import RowShare
+from charlm.training import checkpoint
+from charlm.training.mpienv import BLAS_VARS, pin_blas_threads, under_mpi, world_rank, world_size
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,8 @@ def test_blas_pinned_under_mpi_unless_the_user_chose():
 
 
 def test_charlm_does_not_import_mpi4py_outside_mpi():
-    code = "import sys, charlm.cli, charlm.training.trainer, charlm.training.runs; print('mpi4py' in sys.modules)"
+    code = ("import sys, charlm.cli, charlm.training.trainer, charlm.training.runs; "
+            "print('mpi4py' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k not in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=ROOT, timeout=60)
@@ -91,8 +92,9 @@ def test_the_trainer_refuses_a_sentence_task_with_a_reducer(tmp_path):
     """Only the language model takes a share of each batch: another task under MPI is a
     clear error before anything is trained (a reducer stand-in: it is never called)."""
     from types import SimpleNamespace
+
     from charlm.errors import ConfigError
-    from charlm.training.trainer import Trainer, TrainConfig
+    from charlm.training.trainer import TrainConfig, Trainer
     model = make_model("gru", hidden=4)
     with pytest.raises(ConfigError, match="--task tag cannot be trained over MPI yet"):
         Trainer(model, SimpleNamespace(name="tag"), TrainConfig(), tmp_path / "m.npz",

@@ -10,15 +10,22 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from charlm.training import checkpoint
-from charlm.text.bundled import bundled
 from charlm.cli import app
 from charlm.errors import CorpusError
 from charlm.nn.model import Model, ModelConfig
-from charlm.use.pairs import BUNDLED_PAIRS, Pair, read_jsonl, read_pairs, read_tsv, score_pairs, \
-    summarise
-from charlm.use.score import score
+from charlm.text.bundled import bundled
 from charlm.text.vocab import SPECIALS, Vocab
+from charlm.training import checkpoint
+from charlm.use.pairs import (
+    BUNDLED_PAIRS,
+    Pair,
+    read_jsonl,
+    read_pairs,
+    read_tsv,
+    score_pairs,
+    summarise,
+)
+from charlm.use.score import score
 
 ALPHABET = sorted(set("abcdefghijklmnopqrstuvwxyz ,."))
 

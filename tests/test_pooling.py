@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charlm.use.gradcheck import TOLERANCE, numerical_grad, rel_error
 from charlm.nn.pooling import pool_backward, pool_forward
+from charlm.use.gradcheck import TOLERANCE, numerical_grad, rel_error
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from charlm.training import checkpoint
 from charlm.cli import app
 from charlm.nn.model import Model, ModelConfig
-from charlm.training.trainer import TrainConfig, Trainer, log_path
 from charlm.tasks.lm import LMTask
 from charlm.tasks.stream import prepare_corpus
+from charlm.training import checkpoint
+from charlm.training.trainer import TrainConfig, Trainer, log_path
 
 CHARLM = str(Path(sys.executable).with_name("charlm"))
 WORDS = ["apple", "pear", "salad", "lemon", "the", "and", "with"]

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_classify_cli import SMALL as CLASSIFY
+from test_classify_cli import toy_tsv
+from test_tagging import write_conll
 from typer.testing import CliRunner
 
 import charlm
 from charlm.cli import app
 from charlm.training import checkpoint
-from test_classify_cli import SMALL as CLASSIFY, toy_tsv
-from test_tagging import write_conll
 
 LEGACY = Path(__file__).parent / "data" / "legacy"
 TAG = ["--task", "tag", "--cell", "gru", "--layers", "1", "--hidden", "8", "--embed", "8",

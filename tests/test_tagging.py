@@ -13,17 +13,17 @@ import pytest
 from typer.testing import CliRunner
 
 import charlm
-from charlm.training import checkpoint
-from charlm.text import conll
 from charlm.cli import app
 from charlm.errors import CorpusError, ModelFileError
-from charlm.tasks.metrics import entities, entity_spans, is_iob, tagging_scores
 from charlm.nn.model import Model, ModelConfig
-from charlm.use.tagger import Tagger
-from charlm.tasks.tag import TagTask, load_data
-from charlm.training.trainer import TrainConfig, Trainer
 from charlm.tasks.lm import LMTask
+from charlm.tasks.metrics import entities, entity_spans, is_iob, tagging_scores
+from charlm.tasks.tag import TagTask, load_data
+from charlm.text import conll
 from charlm.text.vocab import UNK_ID
+from charlm.training import checkpoint
+from charlm.training.trainer import TrainConfig, Trainer
+from charlm.use.tagger import Tagger
 
 runner = CliRunner()
 NAMES = ["Harry", "Hermione", "Ron", "Albus", "Teddy"]

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import flat_state, random_state
 
 from charlm.nn.cells import gru, lstm, rnn
-from charlm.use.gradcheck import tiny_vocab
 from charlm.nn.model import Model, ModelConfig
-
-from conftest import flat_state, random_state
+from charlm.use.gradcheck import tiny_vocab
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -20,15 +20,14 @@ import pytest
 from typer.testing import CliRunner
 
 import charlm
-from charlm.training import checkpoint
 from charlm.cli import app
-from charlm.tasks.stream import Batches
 from charlm.nn.model import Model, ModelConfig
 from charlm.nn.optim import clip_gradients, make_optimizer
-from charlm.training.trainer import TrainConfig, Trainer, log_path, parse_duration
 from charlm.tasks.lm import LMTask
-from charlm.tasks.stream import prepare_corpus
+from charlm.tasks.stream import Batches, prepare_corpus
 from charlm.text.vocab import UNK_ID
+from charlm.training import checkpoint
+from charlm.training.trainer import TrainConfig, Trainer, log_path, parse_duration
 
 WORDS = ["apple", "pear", "salad", "lemon", "the", "and"]
 
@@ -290,8 +289,8 @@ def test_a_new_run_starts_a_new_log_and_a_resumed_run_continues_it(tmp_path):
     model, meta, arrays = checkpoint.load(out)
     cfg = TrainConfig.from_json(meta["config"])
     cfg.steps = 9
-    trainer = Trainer(model, LMTask(prepare_corpus([tr.read_text()], cfg, va.read_text()), cfg, model),
-                      cfg, out)
+    corpus = prepare_corpus([tr.read_text()], cfg, va.read_text())
+    trainer = Trainer(model, LMTask(corpus, cfg, model), cfg, out)
     trainer.restore(meta, arrays)
     trainer.run_loop()
     steps = [json.loads(line)["step"] for line in log_path(out).read_text().splitlines()]

@@ -7,15 +7,14 @@ import unicodedata
 
 import numpy as np
 import pytest
+from conftest import flat_state
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from charlm.tasks.stream import Batches
 from charlm.errors import ConfigError
 from charlm.nn.model import Model, ModelConfig
+from charlm.tasks.stream import Batches
 from charlm.text.vocab import _CLITICS, EOS, EOS_ID, SPECIALS, UNK, UNK_ID, Vocab, split_sequences
-
-from conftest import flat_state
 
 
 def char_vocab(text, **kw):

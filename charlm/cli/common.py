@@ -18,10 +18,10 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from .. import __version__
 from ..errors import CharlmError, ConfigError, CorpusError, ModelFileError
 from ..text.files import decode_text, read_text
 from ..training import checkpoint
+from ..version import __version__
 
 HELP = """\
 Train character- and word-level recurrent language models (RNN, GRU, LSTM) on a pure NumPy

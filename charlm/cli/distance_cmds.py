@@ -208,7 +208,8 @@ def pairs(
     m, _, _ = open_model(level, model)
     t0 = time.perf_counter()
     n_sent = len({s for p in todo for s in (p.good, p.bad)})
-    with tqdm(total=n_sent, unit="sentence", file=sys.stderr, disable=n_sent < 2000 or not live_progress(),
+    with tqdm(total=n_sent, unit="sentence", file=sys.stderr,
+              disable=n_sent < 2000 or not live_progress(),
               leave=False) as bar:
         results = score_pairs(m, todo, batch, on_batch=bar.update)
     seconds = time.perf_counter() - t0

@@ -103,10 +103,11 @@ def info(
         lines += textwrap.wrap(text_options(tcfg, m.vocab), 80, initial_indent="text" + " " * 8,
                                subsequent_indent=" " * 12, break_on_hyphens=False)
     if run:
+        unit = "example" if c.task == "classify" else "token"
         step = run.get("step", 0)
         lines.append(f"run         {status}: {plural(step, 'step')}, "
                      f"{plural(run.get('epoch', 0), 'full epoch')}, "
-                     f"{plural(run.get('tokens_seen', 0), 'example' if c.task == 'classify' else 'token')}, "
+                     f"{plural(run.get('tokens_seen', 0), unit)}, "
                      f"{format_duration(run.get('elapsed', 0.0))}")
         bv = run.get("best_valid")
         if bv is not None:

@@ -11,7 +11,6 @@ from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
 
-from .. import __version__
 from ..errors import ConfigError
 from ..use.bench import (
     CELLS,
@@ -24,6 +23,7 @@ from ..use.bench import (
     sgemm_peak,
 )
 from ..use.gradcheck import ATOL, FLOOR, TOLERANCE, run_all
+from ..version import __version__
 from .common import app, emit_json, guarded, live_progress, out
 
 

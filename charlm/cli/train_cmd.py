@@ -58,7 +58,8 @@ def train(
     pool: Pool = typer.Option("last", "--pool",
                              help="classify: last (a<T_x>), mean or max over the steps."),
     classes: Optional[List[str]] = typer.Option(
-        None, "--class", metavar="LABEL=FILE", help="classify: LABEL=FILE, a file of one class's texts "
+        None, "--class", metavar="LABEL=FILE",
+        help="classify: LABEL=FILE, a file of one class's texts "
                               "(repeat per class)."),
     label_column: LabelColumn = typer.Option("auto", "--label-column",
                                      help="classify: the label column, auto, first or last."),
@@ -468,7 +469,8 @@ def _next_commands(task: str, out_file: Path, level: str) -> str:
     """What to run next with the model just written."""
     model = "" if out_file == default_out(level, task) else f" --model {out_file}"
     if task == "tag":
-        return f"charlm tag{model} \"some text\"    charlm eval{model or ' --model ' + str(out_file)} DEV.conll"
+        return (f"charlm tag{model} \"some text\"    "
+                f"charlm eval{model or ' --model ' + str(out_file)} DEV.conll")
     if task == "classify":
         return f"charlm classify{model} \"some text\"    charlm eval TEST --model {out_file}"
     lvl = f" --level {level}" if level != "char" and not model else ""

@@ -15,11 +15,11 @@ from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
 
-from ..use.language_model import LanguageModel
 from ..errors import CharlmError, ConfigError, CorpusError
 from ..nn.sampling import check_options
 from ..nn.sampling import sample as draw
 from ..text.vocab import EOS_ID, UNK_ID
+from ..use.language_model import LanguageModel
 from ..use.score import score_many
 from ..use.tagger import Tagger
 from .classify_cmds import eval_classifier

@@ -15,7 +15,8 @@ of :mod:`charlm.encoder` (any cell), the same masked stack the sentences go thro
 
 the forward direction's state after the word's last character and the backward direction's
 after its first. (A word longer than 20 characters is read as its two ends:
-:data:`MAX_WORD_CHARS`.) ``x<t> = [E^T o<t>, r(w<t>), f<t>]`` is then the first tagger layer's input.
+:data:`MAX_WORD_CHARS`.) ``x<t> = [E^T o<t>, r(w<t>), f<t>]`` is then the first tagger layer's
+input.
 Parameters ``C.E`` (characters, n_ce) and ``C.L1.*``, ``C.L1r.*``; the character vocabulary
 (a char-level :class:`~charlm.text.vocab.Vocab`, ``<UNK>`` for characters training never showed)
 is built from the training words.
@@ -37,10 +38,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import encoder
-from ..errors import ConfigError
-from .layers import embed_backward, embed_forward
 from ..text.vocab import EOS_ID, UNK_ID, Vocab
+from . import encoder
+from .layers import embed_backward, embed_forward
 
 
 # ---------------------------------------------------------------- the maths

@@ -23,12 +23,18 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from ..errors import ConfigError
+from ..text.vocab import Vocab
 from . import charwords, encoder
 from .cells import CELLS, transposed
-from ..errors import ConfigError
-from .layers import (embed_backward, embed_forward, log_softmax, one_hot, softmax_xent,
-                     target_log_probs)
-from ..text.vocab import Vocab
+from .layers import (
+    embed_backward,
+    embed_forward,
+    log_softmax,
+    one_hot,
+    softmax_xent,
+    target_log_probs,
+)
 
 
 @dataclass

@@ -20,8 +20,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import CharlmError, ConfigError
-from .model import Model, Stepper
 from ..text.vocab import EOS_ID, UNK_ID
+from .model import Model, Stepper
 
 
 @dataclass

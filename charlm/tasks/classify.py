@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ConfigError, CorpusError
 from ..nn.layers import log_softmax, softmax_xent
-from .metrics import classification_report, confusion_matrix, macro_f1
-from ..nn.pooling import pool_backward, pool_forward
-from ..text.labelled import Examples, label_set
-from ..text.vocab import UNK_ID, Vocab
 from ..nn.model import Model
+from ..nn.pooling import pool_backward, pool_forward
 from ..text.bundled import bundled
-from ..text.labelled import parse_class_file, parse_labelled
+from ..text.labelled import Examples, label_set, parse_class_file, parse_labelled
+from ..text.vocab import UNK_ID, Vocab
+from .metrics import classification_report, confusion_matrix, macro_f1
 from .sentences import Range, SentenceTask, n_batches, pad
+
 
 # ------------------------------------------------------------ label set, ids
 def label_ids(labels: list[str], classes: list[str], where: list[str] | None = None,

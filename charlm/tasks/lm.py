@@ -21,13 +21,12 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import CharlmError, CorpusError
+from ..nn.layers import RowShare
 from ..nn.model import Model
+from ..nn.sampling import sample as draw_sample
 from ..text.bundled import bundled
 from .stream import Batches, prepare_corpus
-from ..errors import CharlmError, CorpusError
-from ..nn.sampling import sample as draw_sample
-from ..nn.layers import RowShare
-
 
 # ------------------------------------------------------------ the run set-up
 DEFAULTS: dict = {}          # the language model's defaults are ModelConfig's and TrainConfig's
@@ -174,7 +173,8 @@ def evaluate(model, ids: np.ndarray, m: int = 32, T: int = 128,
     for k in range(len(batches)):
         X, Y = batches.window(k)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            logp, state = model.target_log_probs(X, Y, state, output=output)   # overflow: inf/NaN, reported
+            # overflow gives inf/NaN, which is reported
+            logp, state = model.target_log_probs(X, Y, state, output=output)
         total -= float(logp.sum())
         if on_window is not None:
             on_window(logp, Y)

@@ -18,16 +18,16 @@ from itertools import repeat
 
 import numpy as np
 
+from ..errors import ConfigError, CorpusError
 from ..nn.charwords import WordFeatures
+from ..nn.encoder import length_mask
+from ..nn.layers import log_softmax, softmax_xent
 from ..nn.model import Model
 from ..text import conll
 from ..text.bundled import bundled
 from ..text.files import Sources, read_text
-from ..nn.encoder import length_mask
-from ..errors import ConfigError, CorpusError
-from ..nn.layers import log_softmax, softmax_xent
-from .metrics import is_iob, tagging_scores
 from ..text.vocab import SPECIALS, UNK_ID, Vocab
+from .metrics import is_iob, tagging_scores
 from .sentences import Range, SentenceTask, n_batches, pad
 
 

@@ -3,8 +3,9 @@ column, a blank *or whitespace-only* line between sentences (real files have bot
 ``-DOCSTART-`` lines are document markers, not tokens, and are skipped.
 
 Columns are split on tabs when a line has any (a token may then be empty or an unusual space,
-as in real tweet corpora), else on whitespace. Errors are one line naming the file and the line: a line with a token but no label, a binary
-file, bytes that are not UTF-8, labels in a validation file that training never saw.
+as in real tweet corpora), else on whitespace. Errors are one line naming the file and the line:
+a line with a token but no label, a binary file, bytes that are not UTF-8, labels in a
+validation file that training never saw.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, CorpusError

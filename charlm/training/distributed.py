@@ -11,7 +11,8 @@ them, together with the loss and the ranks' votes to stop, in one flat buffer. C
 divergence guard, the optimizer and the schedule then run on the same reduced numbers on every
 rank, so every rank takes every branch alike and the parameters stay identical, bit for bit.
 
-This module imports mpi4py, which starts MPI: only ``charlm.training.mpienv.under_mpi()`` jobs import
+This module imports mpi4py, which starts MPI: only ``charlm.training.mpienv.under_mpi()`` jobs
+import
 it. ``run_guarded`` wraps the command line so that an error on any rank ends the whole job
 (``MPI_Abort``) with its message shown once, instead of leaving the other ranks waiting in a
 collective for ever.

@@ -35,11 +35,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import checkpoint
 from ..errors import ConfigError, ModelFileError, TrainingDiverged
 from ..nn.model import Model
 from ..nn.optim import OPTIMIZERS, clip_gradients, make_optimizer
 from ..text.vocab import TOKENIZERS
+from . import checkpoint
 
 MAX_DIVERGENCES = 5   # consecutive non-finite steps before training gives up
 # A loss per token above this many times ln V (the untrained model's loss: a uniform guess over

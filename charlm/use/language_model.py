@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..errors import CorpusError
-from ..nn.model import ModelConfig
+from ..nn.model import Model, ModelConfig
 from ..nn.sampling import sample as draw
 from ..tasks.lm import evaluate
 from ..text.vocab import UNK_ID, reverse_lines, sequence_chunks, split_sequences

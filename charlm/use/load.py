@@ -10,7 +10,6 @@ from .classifier import Classifier
 from .language_model import LanguageModel
 from .tagger import Tagger
 
-
 # The object load_model returns for each task: each is made as ``cls(model, train_meta)``.
 TASK_OBJECTS = {"lm": LanguageModel, "tag": Tagger, "classify": Classifier}
 

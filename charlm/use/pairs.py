@@ -25,9 +25,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..text.bundled import bundled
 from ..errors import ConfigError, CorpusError
 from ..nn.model import Model
+from ..text.bundled import bundled
 from .score import score_many
 
 BUNDLED_PAIRS = "blimp_agreement.jsonl"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..text import conll
 from ..nn.encoder import length_mask
 from ..tasks.metrics import entity_spans, is_iob, tagging_scores
 from ..tasks.sentences import pad
 from ..tasks.tag import encode_tokens, predict, tag_log_probs
+from ..text import conll
 
 
 @dataclass

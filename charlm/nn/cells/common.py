@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """σ(z) = 1 / (1 + e^-z), computed as (1 + tanh(z/2)) / 2: one ufunc pass, never overflows."""
     out = np.multiply(z, 0.5, out=out)

@@ -25,8 +25,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (add_recurrent, gate_rows, init_fused, input_product, recurrent_grad, sigmoid,
-                     stacked_weights, transposed, weight_grads)
+from .common import (
+    add_recurrent,
+    gate_rows,
+    init_fused,
+    input_product,
+    recurrent_grad,
+    sigmoid,
+    stacked_weights,
+    transposed,
+    weight_grads,
+)
 
 
 def _blocks(simplified: bool) -> int:

@@ -24,8 +24,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (add_recurrent, gate_rows, init_fused, input_product, recurrent_grad, sigmoid,
-                     stacked_weights, transposed, uniform_init, weight_grads)
+from .common import (
+    add_recurrent,
+    gate_rows,
+    init_fused,
+    input_product,
+    recurrent_grad,
+    sigmoid,
+    stacked_weights,
+    transposed,
+    uniform_init,
+    weight_grads,
+)
 
 
 def init_params(n_x, n_a, rng, dtype=np.float32, peephole=False, **_):

@@ -13,8 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (init_fused, input_product, recurrent_grad, stacked_weights, transposed,
-                     weight_grads)
+from .common import (
+    init_fused,
+    input_product,
+    recurrent_grad,
+    stacked_weights,
+    transposed,
+    weight_grads,
+)
 
 ACTIVATIONS = ("tanh", "relu")
 
