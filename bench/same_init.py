@@ -79,8 +79,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = ROOT / "corpora" / "tinyshakespeare.txt"
-# torch block k [i, f, g, o] is charlm block TORCH_ORDER[k] [u, f, c, o]
-TORCH_ORDER = [0, 1, 3, 2]
 
 
 def parse_args(argv=None):
@@ -121,17 +119,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def blocks_of(w: np.ndarray, n: int) -> list[np.ndarray]:
-    return [w[k * n:(k + 1) * n] for k in range(4)]
-
-
 def to_torch_layout(w: np.ndarray, n: int) -> np.ndarray:
-    b = blocks_of(w, n)
-    return np.concatenate([b[k] for k in TORCH_ORDER])
+    """charlm's LSTM gate order -> torch's, with the library's one map (its own inverse)."""
+    from charlm.nn.cells.lstm import torch_layout
+    return torch_layout(w, n)
 
 
-def to_charlm_layout(w: np.ndarray, n: int) -> np.ndarray:
-    return to_torch_layout(w, n)    # swapping blocks 2 and 3 is its own inverse
+to_charlm_layout = to_torch_layout
 
 
 def main(argv=None) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from charlm.nn.cells import lstm
 from charlm.nn.model import Model, ModelConfig
 from charlm.tasks import classify as C
 from charlm.tasks.sentences import pad
@@ -19,7 +20,7 @@ from charlm.use.gradcheck import tiny_vocab
 torch = pytest.importorskip("torch")
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
-LSTM_ORDER = [0, 1, 3, 2]
+LSTM_ORDER = lstm.TORCH_ORDER   # the library's one map of the gate blocks
 SEQS = [np.array(s) for s in ([2, 3, 4, 5, 6], [6, 2], [3], [4, 4, 6, 2])]
 Y = np.array([0, 2, 1, 2])
 

@@ -29,8 +29,8 @@ RTOL, ATOL = 1e-9, 1e-11  # float64 on both sides: only summation order differs
 SHAPES = [(1, 1, 1, 1), (5, 3, 4, 6), (7, 2, 9, 3), (3, 4, 2, 8)]
 SHAPE_IDS = ["T{}m{}x{}a{}".format(*s) for s in SHAPES]
 
-# torch's LSTM block k is charlm's block LSTM_ORDER[k]: [i, f, g, o] <- [u, f, c, o]
-LSTM_ORDER = [0, 1, 3, 2]
+# torch's LSTM block k is charlm's block LSTM_ORDER[k] (the library's one map)
+LSTM_ORDER = lstm.TORCH_ORDER
 
 
 def close(actual, expected, what=""):

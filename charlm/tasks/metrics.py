@@ -30,23 +30,22 @@ def is_iob(labels) -> bool:
 
 
 def entities(labels: list[str]) -> list[tuple[str, int, int]]:
-    """The entities of one sentence's IOB labels, as (type, start, end) with end exclusive."""
-    out = []
-    typ, start = None, 0
-    for i, lab in enumerate(list(labels) + ["O"]):
-        m = _IOB.fullmatch(lab)
-        continues = m is not None and m.group(1) == "I" and m.group(2) == typ
-        if typ is not None and not continues:
-            out.append((typ, start, i))
-            typ = None
-        if m is not None and not continues:
-            typ, start = m.group(2), i
-    return out
+    """The entities of one sentence's IOB labels, as (type, start, end) with end exclusive:
+    :func:`entity_spans` for one sentence."""
+    labels = list(labels)
+    if not labels:
+        return []
+    names = sorted(set(labels))
+    index = {lab: i for i, lab in enumerate(names)}
+    first = np.zeros(len(labels), bool)
+    first[0] = True
+    types, starts, ends = entity_spans(np.array([index[x] for x in labels]), first, names)
+    return list(zip(types, starts.tolist(), ends.tolist()))
 
 
 def entity_spans(ids: np.ndarray, first: np.ndarray,
                  labels: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The spans :func:`entities` finds, for many sentences at once, from label ids.
+    """The entities of many sentences at once, from label ids (CoNLL's convention).
 
     ids (N,): label ids of sentences laid end to end; first (N,): True at each sentence's
     first token; labels: the names of the ids. Returns the entities' types, starts and ends

@@ -36,12 +36,15 @@ def _g(z: np.ndarray, activation: str) -> np.ndarray:
 
 
 def forward(x, a0, params, activation="tanh", **_):
-    """x (T, m, n_x), a0 (m, n_a) -> a (T, m, n_a), a<T> (m, n_a), cache."""
+    """x (T, m, n_x), a0 (m, n_a) -> a (T, m, n_a), a<T> (m, n_a), cache. Nothing is allocated
+    inside the time loop; the cache only refers to arrays the loop made anyway, so
+    :func:`infer` is this same loop with the cache dropped."""
     W_aa_T = transposed(params["W_aa"])   # contiguous: see cells.transposed
     a = input_product(x, params["W_ax"], params["b"], 1)[0]  # becomes a<t> in place, step by step
+    r = np.empty_like(a0, dtype=a.dtype)                    # a<t-1> W_aa^T
     a_prev = a0
     for t in range(a.shape[0]):
-        a[t] += a_prev @ W_aa_T
+        a[t] += np.matmul(a_prev, W_aa_T, out=r)
         a_prev = _g(a[t], activation)
     return a, a_prev, (x, a0, a, activation)
 
@@ -84,13 +87,7 @@ def step(xz, a_prev, params, activation="tanh", stacked=False, **_):
 
 
 def infer(x, a0, params, activation="tanh", **_):
-    """Forward only (no cache, nothing allocated per step): x (T, m, n_x), a0 (m, n_a)
-    -> a (T, m, n_a), a<T> (m, n_a). The same equations as :func:`forward`."""
-    W_aa_T = transposed(params["W_aa"])                     # (n_a, n_a), contiguous
-    a = input_product(x, params["W_ax"], params["b"], 1)[0]  # becomes a<t> in place
-    r = np.empty_like(a0, dtype=a.dtype)                    # a<t-1> W_aa^T
-    a_prev = a0
-    for t in range(a.shape[0]):
-        a[t] += np.matmul(a_prev, W_aa_T, out=r)
-        a_prev = _g(a[t], activation)
-    return a, a_prev
+    """Forward only: x (T, m, n_x), a0 (m, n_a) -> a (T, m, n_a), a<T> (m, n_a). The basic
+    RNN keeps nothing beyond its outputs, so this is :func:`forward` itself, cache dropped."""
+    a, a_T, _ = forward(x, a0, params, activation)
+    return a, a_T
