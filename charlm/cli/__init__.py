@@ -15,7 +15,7 @@ from ..training.mpienv import under_mpi, world_rank, world_size
 
 def main() -> None:
     keep_freed_memory()   # every command allocates the same large arrays over and over
-    if under_mpi():       # started by mpiexec -n N (N > 1): see charlm.distributed
+    if under_mpi():       # started by mpiexec -n N (N > 1): see charlm.training.distributed
         distributed_main(app)
     else:
         app()

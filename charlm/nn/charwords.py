@@ -9,7 +9,7 @@ sizes of the feature LMs).
 
 **Character words** (Lample et al. 2016). Each unique word of a batch is a "sentence" of
 characters; the words are right-padded into ids (T_c, n_u) and read by one bidirectional layer
-of :mod:`charlm.encoder` (any cell), the same masked stack the sentences go through::
+of :mod:`charlm.nn.encoder` (any cell), the same masked stack the sentences go through::
 
     r(w) = [a→<len(w)>, a←<1>]                         (n_u, 2 n_c)
 

@@ -172,7 +172,7 @@ def backward(dh: np.ndarray, cache, params: dict, config, trace: dict | None = N
 
     dh (T, m, D) = dL/dh of the top layer's output (may be modified in place). Returns
     dx (T, m, n_x), the gradient of the forward direction's initial state per layer, and the
-    parameter gradients (same keys as ``params``). ``trace`` (``charlm.gradients`` only): the
+    parameter gradients (same keys as ``params``). ``trace`` (``charlm.use.gradients`` only): the
     forward direction's cell of layer l records its per-step gradient of the hidden state in
     ``trace[l]`` (see the cells' ``backward``).
     """

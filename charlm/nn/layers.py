@@ -54,7 +54,7 @@ class RowShare:
     """A Generator stand-in for a process that trains rows [lo, hi) of a batch of m rows:
     ``random((T, hi - lo, n))`` draws the whole batch's (T, m, n) numbers from ``rng``, as one
     process training all m rows would, and keeps this share's rows. Dropout masks of a batch
-    split over processes (``charlm.distributed``) are then exactly one process's masks."""
+    split over processes (``charlm.training.distributed``) are then exactly one process's masks."""
 
     def __init__(self, rng: np.random.Generator, m: int, lo: int, hi: int):
         self.rng, self.m, self.lo, self.hi = rng, m, lo, hi

@@ -9,7 +9,7 @@ The deep RNN of the course: layer l reads the hidden states of layer l-1,
 ``a[l]<t> = cell(a[l]<t-1>, a[l-1]<t>)`` with ``a[0]<t> = x<t>``, and the output is
 ``ŷ<t> = softmax(W_y a[L]<t> + b_y)``. Inverted dropout is applied to every layer's output
 (between layers and before the softmax) while training only. The layer stack, with its
-optional reverse direction and padding masks, is :mod:`charlm.encoder`.
+optional reverse direction and padding masks, is :mod:`charlm.nn.encoder`.
 
 A model is a config plus a dict of named float arrays; gradients use the same keys:
 ``E`` (V, n_e), ``L1.W_aa``, ``L1.W_ax``, ``L1.b`` (and ``L1.p`` for peephole LSTMs), …,
@@ -118,7 +118,7 @@ TASKS = ("lm", "tag", "classify")
 
 def input_size(config: ModelConfig, V: int) -> int:
     """n_x of the first layer: the embedding (or one-hot) size, plus 2 n_c for the character
-    words and n_f for the LM features of a tagger (see :mod:`charlm.wordfeat`)."""
+    words and n_f for the LM features of a tagger (see :mod:`charlm.nn.charwords`)."""
     return (config.embed or V) + 2 * config.char_hidden + config.lm_features
 
 
@@ -198,7 +198,7 @@ class Model:
                words=None):
         """Embedding and the layer stack over ids X (T, m): h (T, m, D), the final state of
         every layer and the cache for :meth:`encode_backward`. ``lengths`` (m,) masks padded
-        batches of whole sentences (see :mod:`charlm.encoder`); ``rng`` turns dropout on.
+        batches of whole sentences (see :mod:`charlm.nn.encoder`); ``rng`` turns dropout on.
         ``words``: a tagger's :class:`~charlm.nn.charwords.WordBatch` for the same sentences,
         whose columns (character words, LM features) follow the embedding in x<t>."""
         x, wcache = self._encoder_inputs(X, lengths, words, train=True)
@@ -275,7 +275,7 @@ class Model:
         """Backpropagation through the softmax, every layer and time step, and the embedding.
 
         Returns the gradients (same keys as ``params``) and the gradient of the initial state.
-        ``trace`` (a dict, ``charlm.gradients`` only): each layer l's cell records its per-step
+        ``trace`` (a dict, ``charlm.use.gradients`` only): each layer l's cell records its per-step
         gradient of the hidden state in ``trace[l]`` (see the cells' ``backward``).
         """
         (cache, hf), dlogits = loss_cache

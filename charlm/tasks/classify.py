@@ -3,8 +3,8 @@
 Letters: ``N`` examples, ``K`` classes, ``T`` steps of the longest example in a batch, ``m``
 examples in a batch, ``D`` the size of the top layer's output (``n_a``, ``2 n_a`` for a BRNN).
 
-The model: embedding -> the shared layer stack (:mod:`charlm.encoder`, masked, optionally
-bidirectional) -> one pooled vector ``p`` (m, D) per example (:mod:`charlm.pooling`) ->
+The model: embedding -> the shared layer stack (:mod:`charlm.nn.encoder`, masked, optionally
+bidirectional) -> one pooled vector ``p`` (m, D) per example (:mod:`charlm.nn.pooling`) ->
 ``ŷ = softmax(W_y p + b_y)`` with ``W_y`` (K, D). The loss is the cross-entropy of each
 example's class, averaged over the batch.
 

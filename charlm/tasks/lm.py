@@ -5,7 +5,8 @@ The training stream is laid out as ``batch`` rows and cut into windows of ``bptt
 no gradient flows back through it) and is reset to zero at the start of every epoch and after
 an undone step. Validation: mean negative log-likelihood per token, lower is better.
 
-Over MPI (a ``reducer``, see :mod:`charlm.distributed`) each process trains the contiguous rows
+Over MPI (a ``reducer``, see :mod:`charlm.training.distributed`) each process trains the
+contiguous rows
 ``rows = (lo, hi)`` of the ``B = batch`` rows of every window and carries only their state; its
 loss is averaged over the whole B (``Model.loss(m_total=B)``), so the processes' gradients add
 up to one process's, and its dropout masks are its rows of the whole batch's masks

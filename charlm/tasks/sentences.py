@@ -1,5 +1,6 @@
-"""Tasks: what the one trainer (:mod:`charlm.train`) trains. Each task supplies its batches, its
-loss and backward, and its validation metric; the trainer keeps every guarantee (limits,
+"""The task object the one trainer (:mod:`charlm.training.trainer`) trains, and what the
+sentence tasks share. Each task supplies its batches, its loss and backward, and its validation
+metric; the trainer keeps every guarantee (limits,
 progress events, best-on-validation, ``--patience``, Ctrl-C, exact ``--resume``, atomic model
 files, the divergence guard) for all of them.
 
@@ -33,12 +34,12 @@ The contract (a task is any object with these members)::
     load_state_arrays(model, arrays)     put it back on --resume (KeyError if missing)
     progress_sample(model, rng) -> str   optional: a line to show at evaluations
 
-Data-parallel training over MPI (a ``reducer``, see :mod:`charlm.train`) is the language
+Data-parallel training over MPI (a ``reducer``, see :mod:`charlm.training.trainer`) is the language
 model's only so far: its task trains a share of each batch; the trainer refuses other tasks.
 
 Sentence tasks (tag, classify) share :func:`epoch_batches` (seeded shuffling, bucketed by
 length) and :func:`pad` (right padding with lengths); the model's ``forward(X, None, rng,
-lengths)`` / ``encode(...)`` mask the padding (see :mod:`charlm.encoder`), so a sentence's
+lengths)`` / ``encode(...)`` mask the padding (see :mod:`charlm.nn.encoder`), so a sentence's
 loss and gradients do not depend on the batch it lands in.
 """
 

@@ -5,7 +5,7 @@ Letters: ``T`` steps (the longest sentence of a batch), ``m`` sentences, ``K`` l
 Model: word embedding -> L layers (any cell, optionally bidirectional) -> at every step
 ``ŷ<t> = softmax(W_y a<t> + b_y)`` over the K labels, with ``a<t> = [a→<t>, a←<t>]`` for a
 BRNN. Sentences are whole (no truncation): right-padded into (T, m) batches bucketed by length,
-the padding masked (see :mod:`charlm.encoder`). The loss is the course's ``L = Σ_t L<t>``
+the padding masked (see :mod:`charlm.nn.encoder`). The loss is the course's ``L = Σ_t L<t>``
 over each sentence's real tokens, averaged over the batch, as for the language model.
 Validation: entity F1 (CoNLL convention) for IOB labels, else token accuracy.
 """

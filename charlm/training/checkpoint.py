@@ -6,7 +6,7 @@ Contents (all plain arrays; loading never unpickles anything):
 - ``train/param/<name>``, ``train/optim/<slot>/<name>``, ``train/state/<layer>/<a|c>``: the
   latest parameters, optimizer state and carried hidden state of the run, for ``--resume``;
 - ``lm/<i>/param/<name>``: a tagger's frozen feature language models (see
-  :mod:`charlm.wordfeat`; their configs, vocabularies and its character vocabulary are in
+  :mod:`charlm.nn.charwords`; their configs, vocabularies and its character vocabulary are in
   the meta entry's ``features``);
 - ``meta``: one JSON string with the format version, the model config, the vocabulary and the
   training state (step, epoch, data position, random generator state, best validation loss,

@@ -5,7 +5,7 @@ and the job's size through environment variables (MPICH and Intel MPI: ``PMI_RAN
 ``PMI_SIZE``; Open MPI: ``OMPI_COMM_WORLD_RANK`` / ``OMPI_COMM_WORLD_SIZE``; PMIx launchers:
 ``PMIX_RANK`` with ``OMPI_COMM_WORLD_SIZE`` beside it). This module imports nothing heavy, so it
 can run before NumPy is imported, and mpi4py (slow to import, and it starts MPI) is imported
-only by ``charlm.distributed``, only when the job has more than one process.
+only by ``charlm.training.distributed``, only when the job has more than one process.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ The trainer never prints: it reports through ``callback(event)`` with plain dict
 ``should_stop()`` between steps so that an interrupt ends it cleanly with a resumable
 checkpoint.
 
-Data-parallel training (``mpiexec -n N``) is one hook, ``reducer`` (``charlm.distributed``):
+Data-parallel training (``mpiexec -n N``) is one hook, ``reducer``
+(``charlm.training.distributed``):
 the task trains this process's share of each batch (the language model: rows ``task.rows`` of
 every window), and the reducer sums what the processes computed (the gradients, loss and token
 count of each step in one all-reduce, the validation sums) so that every decision below is

@@ -93,7 +93,7 @@ def _run(x, c0, params, simplified: bool, keep: bool):
 def backward(da, cache, params, trace=None, **_):
     """da (T, m, n_a) = dL/da<t>  ->  dx (T, m, n_x), dc0 (m, n_a), grads.
     ``trace``: a list that receives the total dL/dc<t> (m, n_a) of every step (c<t> = a<t>),
-    last step first (see ``charlm.gradients``); None (training) records nothing."""
+    last step first (see ``charlm.use.gradients``); None (training) records nothing."""
     x, c0, c, z, rc, simplified = cache
     T, m, n = c.shape
     W_aa = params["W_aa"]

@@ -93,7 +93,7 @@ def forward(x, state, params, peephole=False, **_):
 def backward(da, cache, params, trace=None, **_):
     """da (T, m, n_a)  ->  dx (T, m, n_x), (da0, dc0) each (m, n_a), grads.
     ``trace``: a list that receives the pair (dL/da<t>, dL/dc<t>), each (m, n_a) and total
-    (every path after step t), of every step, last step first (see ``charlm.gradients``);
+    (every path after step t), of every step, last step first (see ``charlm.use.gradients``);
     None (training) records nothing."""
     x, a0, c0, a, c, tanh_c, z, peephole = cache
     T, m, n = a.shape

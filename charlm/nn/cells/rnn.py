@@ -52,7 +52,7 @@ def forward(x, a0, params, activation="tanh", **_):
 def backward(da, cache, params, trace=None, **_):
     """da (T, m, n_a) = dL/da<t>  ->  dx (T, m, n_x), da0 (m, n_a), grads.
     ``trace``: a list that receives the total dL/da<t> (m, n_a) of every step, last step first
-    (see ``charlm.gradients``); None (training) records nothing."""
+    (see ``charlm.use.gradients``); None (training) records nothing."""
     x, a0, a, activation = cache
     W_aa = params["W_aa"]
     T = a.shape[0]
