@@ -155,9 +155,43 @@ def step(xz, state, params, peephole=False, stacked=False, **_):
 
 
 def infer(x, state, params, peephole=False, **_):
-    """Forward only: x (T, m, n_x), state = (a0, c0) each (m, n_a)  ->  a (T, m, n_a),
-    (a<T>, c<T>). This is :func:`forward` with its cache dropped: a separate loop (the three
-    gates' rows halved once so that one tanh call serves all four blocks) was measured no
-    faster (C1 and W1 shapes, 40 interleaved calls each: 0.98-1.05 x forward's time)."""
-    a, state_T, _ = forward(x, state, params, peephole)
-    return a, state_T
+    """Forward only (no cache, nothing allocated per step): x (T, m, n_x), state = (a0, c0)
+    each (m, n_a)  ->  a (T, m, n_a), (a<T>, c<T>). The same equations as :func:`forward`, in a
+    loop of its own because it is measurably faster than :func:`forward` with the cache
+    dropped: the whole evaluation pass (``charlm bench --config C1 --cell lstm --mode eval``, one
+    thread, 7 interleaved pairs) ran 5 % slower through forward (all 7 pairs, 0.92-0.98 x).
+
+    σ(z) is (1 + tanh(z/2)) / 2, and :func:`forward` computes it so. Here the rows of the three
+    gates in W_ax, W_aa, b (and p) are halved once, before the loop, which is exact in floating
+    point: the loop then holds z/2 for the gates and z for c̃, and one tanh call over all four
+    blocks does the work of four calls.
+    """
+    a0, c0 = state
+    T, m, _ = x.shape
+    n = a0.shape[1]
+    half = np.ones((4 * n, 1), dtype=params["W_aa"].dtype)
+    half[: 3 * n] = 0.5                                    # rows of [u, f, o]; c̃'s stay
+    W_aa_T = transposed(params["W_aa"] * half)             # (n, 4 n), contiguous
+    z = input_product(x, params["W_ax"] * half, params["b"] * half[:, 0], 4)  # (4, T, m, n)
+    p = 0.5 * params["p"].reshape(3, 1, n) if peephole and "p" in params else None
+    a = np.empty((T, m, n), dtype=z.dtype)
+    c = np.array(c0, dtype=z.dtype)                        # c<t>, updated in place
+    r = np.empty((m, 4 * n), dtype=z.dtype)                # a<t-1> W_aa^T
+    pc = None if p is None else np.empty((3, m, n), dtype=z.dtype)
+    a_prev = a0
+    for t in range(T):
+        zt = z[:, t]
+        add_recurrent(zt, np.matmul(a_prev, W_aa_T, out=r))
+        if p is not None:                                  # the peepholes p_g * c<t-1>
+            zt[:3] += np.multiply(p, c, out=pc)
+        np.tanh(zt, out=zt)                                # tanh(z/2) of the gates; c̃
+        gates = zt[:3]
+        gates += 1.0
+        gates *= 0.5                                       # Γu, Γf, Γo
+        gamma_u, gamma_f, gamma_o, c_tilde = zt
+        c *= gamma_f
+        c += np.multiply(gamma_u, c_tilde, out=gamma_u)    # c<t> = Γu c̃ + Γf c<t-1>
+        np.tanh(c, out=a[t])
+        a[t] *= gamma_o                                    # a<t> = Γo tanh(c<t>)
+        a_prev = a[t]
+    return a, (a_prev, c)
