@@ -125,11 +125,15 @@ def test_eval_and_info_find_task_models_by_task(models, at_defaults):
     r = invoke("eval", models["test"], "--task", "classify", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["model"] == str(Path("models/classify.npz"))
+    run = charlm.load_model("models/classify.npz").train_meta["run"]
     for args in (["--task", "classify"], ["models/classify.npz"],
                  ["--model", "models/classify.npz"]):
         r = invoke("info", *args, "--json")
         assert r.exit_code == 0, r.output
-        assert json.loads(r.stdout)["task"] == "classify"
+        info = json.loads(r.stdout)
+        assert info["task"] == "classify" and info["best_valid_metric"] == "valid_accuracy"
+        # the best figure under its own name: an accuracy is not a loss
+        assert info["best_valid"] == run["best_valid"] and info["best_valid_loss"] is None
     # no char model: the error names the task models that are there
     r = invoke("eval", dev)
     assert r.exit_code == 1
@@ -374,6 +378,19 @@ def test_lm_features_with_spaces_forward_pairs_and_repeats(models, char_lms, tmp
                "--out", tmp_path / "c.npz")
     assert r.exit_code == 2 and "twice" in r.stderr
     assert not (tmp_path / "c.npz").exists()
+
+
+def test_folds_say_that_the_limits_apply_to_every_run(models, tmp_path):
+    r = invoke("train", *CLF, models["dir"] / "train.tsv", "--folds", 2, "--steps", 3,
+               "--out", tmp_path / "f.npz")
+    assert r.exit_code == 0, r.output
+    notice = "each of the 3 runs trains under --steps 3"
+    assert notice in r.stderr
+    assert r.stderr.index(notice) < r.stderr.index("Fold 1/2")
+    summary = json.loads((tmp_path / "f.cv.json").read_text())
+    assert [f["steps"] for f in summary["per_fold"]] == [3, 3]
+    assert charlm.load_model(tmp_path / "f.npz").train_meta["run"]["step"] == 3
+    assert re.search(r"held-out accuracy \d+\.\d\d % ± \d+\.\d\d %", r.stdout)
 
 
 # ------------------------------------------------------------- 8, 10. help

@@ -28,6 +28,7 @@ from .common import (
     emit_json,
     err,
     guarded,
+    json_ratios,
     live_progress,
     open_model,
     out,
@@ -228,7 +229,7 @@ def pairs(
     if as_json:
         for r in results:
             emit_json(r.to_json())
-        emit_json({"summary": summary})
+        emit_json({"summary": json_ratios(summary)})
         return
     if len(results) == 1:
         r = results[0]

@@ -19,7 +19,15 @@ from ..tasks import TASKS
 from ..training import checkpoint
 from ..training.folds import cross_validate_run
 from ..training.mpienv import under_mpi, world_size
-from ..training.runs import default_out, nothing_trained, prepare_training, resume_command
+from ..training.runs import (
+    DEFAULT_SECONDS,
+    default_out,
+    nothing_trained,
+    prepare_training,
+    resume_command,
+)
+from ..training.runs import flag as option_flag
+from ..training.trainer import parse_duration
 from . import common
 from .common import (
     Activation,
@@ -497,10 +505,16 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
 def _cross_validate(corpus, task: str, opts: dict) -> None:
     """--folds K: the folds and the final model, with the progress of each."""
     progress = Progress(opts.get("level", "char"), task)
+
+    def events(e: dict) -> None:   # before the first fold: what the limits mean here
+        if e["kind"] == "fold_start" and e["fold"] == 1:
+            progress.line(_folds_notice(opts))
+        progress(e)
+
     flag = StopFlag()
     flag.install()
     try:
-        summary = cross_validate_run(corpus, task=task, callback=progress, should_stop=flag,
+        summary = cross_validate_run(corpus, task=task, callback=events, should_stop=flag,
                                      on_trainer=progress.attach, **opts)
     finally:
         flag.uninstall()
@@ -518,6 +532,22 @@ def _cross_validate(corpus, task: str, opts: dict) -> None:
     print(f"Details: {cv_path}")
     print(f"Model: {out_file}")
     print(f"Next: {_next_commands(task, out_file, 'word')}")
+
+
+def _folds_notice(opts: dict) -> str:
+    """--folds K trains K + 1 models (the folds, then the final one), each under the limits
+    given: say so, with the time that makes when the limit is a time."""
+    runs = opts["folds"] + 1
+    limits = [f"{option_flag(k)} {opts[k]}" for k in ("epochs", "steps", "time") if k in opts]
+    head = (f"Cross-validation: {opts['folds']} folds, then the final model on all the "
+            f"examples; each of the {runs} runs trains under ")
+    if not limits:
+        return (head + f"the default limit of {format_duration(DEFAULT_SECONDS)} (about "
+                f"{format_duration(runs * DEFAULT_SECONDS)} in all). Give --time, --steps or "
+                "--epochs for a shorter one.")
+    total = (f" (about {format_duration(runs * parse_duration(str(opts['time'])))} in all)"
+             if limits == [f"--time {opts.get('time')}"] else "")
+    return head + ", ".join(limits) + total + "."
 
 
 def _run_stoppable(trainer) -> tuple[str, StopFlag]:
