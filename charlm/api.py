@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from .training.folds import cross_validate_run
-from .training.runs import nothing_trained, prepare_training
+from .training.runs import keyword, nothing_trained, prepare_training
 from .use.language_model import LanguageModel
 from .use.load import load_model
 
@@ -52,12 +52,13 @@ def train(corpus=None, out: str | Path | None = None, valid: str | Path | None =
     folds = options.pop("folds", 0)
     if folds:
         summary = cross_validate_run(corpus, folds=folds, task=task, out=out, valid=valid,
-                                     callback=cb, should_stop=should_stop, **options)
+                                     callback=cb, should_stop=should_stop, spell=keyword,
+                                     **options)
         model = load_model(summary["final_model"])
         model.cross_validation = summary
         return model
     trainer = prepare_training(corpus, task=task, out=out, valid=valid, callback=cb,
-                               should_stop=should_stop, **options)
+                               should_stop=should_stop, spell=keyword, **options)
     reason = trainer.run_loop()
     if reason == "nothing" and cb is not None:
         cb({"kind": "warning", "message": nothing_trained(trainer)})
@@ -77,7 +78,7 @@ class ProgressLines:
         k = e["kind"]
         if k == "start":
             self.unit = "example" if e.get("task") == "classify" else "token"
-            line = (f"training: {e['params']:,} parameters, vocabulary {e['vocab']}, "
+            line = (f"training: {e['params']:,} parameters, vocabulary {e['vocab']:,}, "
                     f"{e['tokens_per_epoch']:,} {self.unit}s per epoch")
         elif k == "eval":
             line = f"step {e['step']}  epoch {e['epoch']:.2f}  {self.unit}s {e['tokens']:,}"
@@ -85,10 +86,12 @@ class ProgressLines:
                 line += f"  train {e['train_loss']:.4f} nats/{self.unit}"
             if e.get("valid_loss") is not None:
                 line += f"  valid {e['valid_loss']:.4f} nats/{self.unit}"
-            if e.get("valid_accuracy") is not None:
-                line += f"  accuracy {e['valid_accuracy']:.4f}"
+            if e.get("valid_accuracy") is not None:   # ratios in percent, as the CLI's
+                line += f"  accuracy {100 * e['valid_accuracy']:.2f} %"
             if e.get("valid_f1") is not None:
-                line += f"  entity F1 {e['valid_f1']:.4f}"
+                line += f"  entity F1 {100 * e['valid_f1']:.2f} %"
+            if e.get("valid_macro_f1") is not None:
+                line += f"  macro-F1 {100 * e['valid_macro_f1']:.2f} %"
         elif k in ("warning", "notice"):
             line = ("Warning: " if k == "warning" else "") + e["message"]
         else:

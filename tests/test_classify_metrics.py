@@ -42,6 +42,9 @@ def test_class_never_predicted_and_class_absent():
 def test_report_keys():
     r = classification_report(np.array([1, 0]), np.array([1, 1]), ["neg", "pos"])
     assert r["accuracy"] == 0.5 and r["confusion"] == [[0, 1], [0, 1]]
+    # the counts have the tagger's names: gold (the support), predicted, correct
     assert r["per_class"]["pos"] == {"precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3),
-                                     "support": 1}
+                                     "gold": 1, "predicted": 2, "correct": 1}
+    assert r["per_class"]["neg"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0,
+                                     "gold": 1, "predicted": 0, "correct": 0}
     assert r["macro_f1"] == pytest.approx(1 / 3)

@@ -82,21 +82,18 @@ def test_top_level_help(flag):
 
 
 def help_entries(text: str) -> dict[str, str]:
-    """The 'Options:' section of a help text, one whitespace-normalised entry per option,
-    keyed by each of its flags."""
-    section = text.split("\nOptions:\n", 1)[1]
+    """The option sections of a help text ('Options:', or train's panels), one
+    whitespace-normalised entry per option, keyed by each of its flags."""
     entries: list[str] = []
-    for line in section.splitlines():
+    for line in text.splitlines():
         if re.match(r"^  -", line):
             entries.append(line)
-        elif entries and line.startswith("   "):
+        elif entries and entries[-1] is not None and line.startswith("   "):
             entries[-1] += " " + line
-        elif line.strip() == "":
-            continue
-        else:
-            break
+        elif line.strip() and not line.startswith(" "):   # a section's title
+            entries.append(None)
     out = {}
-    for e in entries:
+    for e in filter(None, entries):
         head = re.match(r"^  (\S.*?)(?:\s{2,}|$)", e).group(1)   # the options column
         for flag in re.findall(r"(?<![\w-])(--?[\w-]+)", head.split(" <")[0]):
             out[flag] = " ".join(e.split())

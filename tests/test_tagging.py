@@ -267,8 +267,11 @@ def test_cli_train_tag_eval(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     objs = [json.loads(line) for line in r.stdout.splitlines()]
     assert objs[0]["tokens"] == ["Ron", "Weasley", "said"]
-    assert objs[0]["entities"] == [{"type": "PER", "start": 0, "end": 2, "text": "Ron Weasley"}]
-    assert set(objs[0]) == {"text", "tokens", "labels", "probs", "distribution", "entities"}
+    # an entity's probability: the lowest of its tokens' label probabilities
+    assert objs[0]["entities"] == [{"type": "PER", "start": 0, "end": 2, "text": "Ron Weasley",
+                                    "probability": min(objs[0]["probabilities"][0:2])}]
+    assert set(objs[0]) == {"text", "tokens", "labels", "probabilities", "distribution",
+                            "entities"}
     r = runner.invoke(app, ["tag", "Ron Weasley said"])
     assert r.exit_code == 0 and "[Ron Weasley]PER" in r.stdout
     (tmp_path / "s.txt").write_text("Albus Dumbledore said\n\nbears\n")

@@ -8,6 +8,7 @@ only with ``--debug``.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -16,11 +17,13 @@ from typing import Literal, Optional
 import typer
 from rich.console import Console
 from rich.text import Text
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ..errors import CharlmError, ConfigError, CorpusError, ModelFileError
+from ..tasks.metrics import significant
 from ..text.files import decode_text, read_text
 from ..training import checkpoint
+from ..training.runs import default_out
 from ..version import __version__
 
 HELP = """\
@@ -114,14 +117,46 @@ def usage_error_line(e, command_path: str) -> None:
     err.print(Text(f"Error: {msg} See '{path} -h'.", style="red"))
 
 
+class PanelCommand(TyperCommand):
+    """A command whose --help lists its options in panels (each option's
+    ``rich_help_panel``, in the order of ``panel_order``), as plain text: typer draws panels
+    only with rich markup, which this app leaves off. One width for the option column of
+    every panel, so they line up."""
+
+    panel_order: tuple = ()
+
+    def format_options(self, ctx, formatter) -> None:
+        args, panels = [], {}
+        for param in self.get_params(ctx):
+            rv = param.get_help_record(ctx)
+            if rv is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append(rv)
+            else:
+                panel = getattr(param, "rich_help_panel", None) or "Options"
+                panels.setdefault(panel, []).append(rv)
+        rows = args + [r for rs in panels.values() for r in rs]
+        width = min(max((len(r[0]) for r in rows), default=0), 30)
+        pad = lambda rs: [(a.ljust(width), b) for a, b in rs]  # noqa: E731
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(pad(args))
+        order = list(getattr(self, "panel_order", ()))
+        rank = lambda kv: order.index(kv[0]) if kv[0] in order else len(order)  # noqa: E731
+        for title, rs in sorted(panels.items(), key=rank):
+            with formatter.section(title):
+                formatter.write_dl(pad(rs))
+
+
 app = typer.Typer(cls=CharlmGroup, help=HELP, no_args_is_help=True,
-                  context_settings={"help_option_names": ["-h", "--help"]},
+                  context_settings={"help_option_names": ["-h", "--help"],
+                                    "max_content_width": 96},
                   pretty_exceptions_enable=False, rich_markup_mode=None)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 DEBUG = {"on": False}
 PLAIN_PROGRESS_SECONDS = 30.0   # without a terminal: at most one progress line this often
-WIDTH = 80                       # progress and info lines fit this many columns
 
 
 def live_progress() -> bool:
@@ -131,9 +166,16 @@ def live_progress() -> bool:
     return sys.stderr.isatty()
 
 
-def fit_line(line: str, width: int = WIDTH) -> str:
-    """``line`` cut to ``width`` columns, with an ellipsis when cut."""
-    return line if len(line) <= width else line[: width - 1] + "…"
+def fit_line(line: str, stream=None) -> str:
+    """``line`` cut to the width of the terminal ``stream`` (stderr) writes to, with an
+    ellipsis when cut; whole when the stream is not a terminal (a log file, a pipe), which
+    keeps every column it is given."""
+    stream = stream or sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    if isatty is None or not isatty():
+        return line
+    width = shutil.get_terminal_size().columns
+    return line if len(line) <= width else line[: max(width - 1, 1)] + "…"
 
 
 def fail(e: CharlmError, command: str | None = None) -> None:
@@ -204,49 +246,60 @@ def main_options(
 
 
 # ---------------------------------------------------------------- model files
-LEVEL_HELP = "Which default model to use: models/<level>.npz."
+LEVEL_HELP = "Which default language model to use: models/<level>.npz."
 MODEL_HELP = "A model file (overrides --level)."
+TASK_HELP = ("Which default model: lm (models/<level>.npz), tag (models/tag.npz) or "
+             "classify (models/classify.npz) [default: lm; with --model: the file's own].")
 
 
 def model_path(level: str, model: Optional[Path]) -> Path:
     if level not in ("char", "word"):
         raise ConfigError(f"Unknown level {level!r}. Use char or word.")
-    return model if model is not None else Path("models") / f"{level}.npz"
+    return model if model is not None else default_out(level, "lm")
 
 
 # What makes the model a command needs, when there is none (sentence tasks; the language model's
 # hint depends on its level), and what the model is called in messages.
 TRAIN_HINT = {"tag": "charlm train --task tag TRAIN.conll --valid DEV.conll",
               "classify": "charlm train --task classify FILE"}
-MODEL_NAME = {"tag": "tagger", "classify": "classifier"}
+MODEL_NAME = {"lm": "language model", "tag": "tagger", "classify": "classifier"}
+USE_COMMAND = {"lm": "charlm sample", "tag": "charlm tag", "classify": "charlm classify"}
 
 
-def open_model(level: str, model: Optional[Path], tasks: tuple = ("lm",)):
-    """The model of --model, or the default file of the first of ``tasks``
-    (models/<level>.npz for a language model, models/<task>.npz otherwise); one of another
-    task than ``tasks`` is refused with the command that uses it."""
-    task = tasks[0]
+def open_model(level: str, model: Optional[Path], tasks: tuple = ("lm",),
+               task: Optional[str] = None):
+    """The model of --model, or the default file of ``task`` (by default the first of
+    ``tasks``): models/<level>.npz for a language model, models/<task>.npz otherwise. A model
+    of another task than ``tasks`` (or than ``task``, when both it and --model are given) is
+    refused with the command that uses it."""
+    given, task = task, task or tasks[0]
     if task == "lm":
         path = model_path(level, model)
         hint = ("charlm train corpus.txt" if level == "char"
                 else "charlm train --level word corpus.txt")
         what = f"{level} model"
     else:
-        path = model if model is not None else Path("models") / f"{task}.npz"
+        path = model if model is not None else default_out(level, task)
         hint, what = TRAIN_HINT[task], MODEL_NAME[task]
     if not path.exists():
         if model is not None:
             raise ModelFileError(f"No model file at {path}. Check the path, or make one with "
                                  f"`{hint} --out {path}`.")
-        raise ModelFileError(f"No {what} at {path}. Train one first: `{hint}`.")
+        others = [t for t in tasks if t != task and default_out(level, t).exists()]
+        alt = "".join(f"; for the {MODEL_NAME[t]} in {default_out(level, t)}, add --task {t}"
+                      for t in others)
+        raise ModelFileError(f"No {what} at {path}. Train one first: `{hint}`{alt}.")
     m, meta, _ = checkpoint.load(path)
-    if m.config.task not in tasks:
-        use = {"tag": "charlm tag", "classify": "charlm classify"}.get(m.config.task, "charlm "
-                                                                      "sample")
-        wanted = f", not a {MODEL_NAME[task]}" if task in MODEL_NAME else ""
+    if m.config.task not in ((given,) if given else tasks):
         kind = {"lm": "language", "tag": "tagging", "classify": "classification"}.get(
             m.config.task, m.config.task)
-        raise ConfigError(f"{path} holds a {kind} model{wanted}, which this command cannot "
+        use = USE_COMMAND.get(m.config.task, "charlm sample")
+        if given and m.config.task in tasks:   # --task and the file disagree
+            raise ConfigError(f"{path} holds a {kind} model, not a {MODEL_NAME[task]} "
+                              f"(--task {task}). Drop --task, or give --task "
+                              f"{m.config.task}.")
+        not_a = f", not a {MODEL_NAME[task]}" if task != "lm" else ""
+        raise ConfigError(f"{path} holds a {kind} model{not_a}, which this command cannot "
                           f"use. Use `{use}` (or `charlm eval`) with it.")
     return m, meta, path
 
@@ -296,12 +349,55 @@ def read_path(path: Path, encoding: str = "utf-8", what: str = "the file") -> st
     return read_stdin(encoding)
 
 
+def stdin_piped() -> bool:
+    """Whether standard input is a pipe or a file (``echo text | charlm tag``), not a
+    terminal a user would have to type into."""
+    return sys.stdin is not None and not sys.stdin.isatty()
+
+
+def read_input(args: Optional[list], file: Optional[Path], encoding: str,
+               what: str) -> tuple[list[str], Optional[str], Optional[str]]:
+    """What a command that reads text (score, tag, classify) works on: its arguments, and the
+    text of ``--file`` ('-' = standard input); with neither, ``-`` alone, or nothing at all
+    while standard input is piped: standard input. Returns (the arguments, the name of the
+    file or "-" read, its text) with None for the last two when no file was read."""
+    texts = [arg_text(t, what) for t in args or []]
+    if file is not None:
+        return texts, str(file), read_path(file, encoding, "--file")
+    if texts == ["-"] or (not texts and stdin_piped()):
+        return [], "-", read_path(Path("-"), encoding, f"the {what}s")
+    return texts, None, None
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines of a file read as one text per line, split on "\\n" only (U+0085 and the
+    like stay inside a line), blank ones kept; a final line break ends the last line."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def emit_json(obj, sink=None) -> None:
     """One JSON line on ``sink`` (stdout); a non-finite number (NaN, ±infinity) is written as
     null, so every line is valid JSON."""
     sink = sink or sys.stdout
     sink.write(json.dumps(finite_json(obj), ensure_ascii=False, allow_nan=False) + "\n")
     sink.flush()
+
+
+RATIOS = ("accuracy", "precision", "recall", "f1", "macro_f1", "probability")
+
+
+def json_ratios(obj):
+    """``obj`` with every ratio (accuracy, precision, recall, F1, a label's probability)
+    rounded to 6 significant digits, as every command writes them in JSON."""
+    if isinstance(obj, dict):
+        return {k: significant(v) if k in RATIOS and isinstance(v, float) else json_ratios(v)
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_ratios(v) for v in obj]
+    return obj
 
 
 def finite_json(obj):

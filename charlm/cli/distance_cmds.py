@@ -14,13 +14,12 @@ from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
 
-from ..errors import ConfigError
+from ..errors import ConfigError, CorpusError
 from ..nn.model import Model, ModelConfig
 from ..text.bundled import bundled
-from ..text.files import read_text
 from ..text.vocab import Vocab, sequence_chunks
 from ..use.gradients import SPAN_RATIO, chart, measure
-from ..use.pairs import Pair, read_pairs, score_pairs, summarise
+from ..use.pairs import Pair, read_jsonl, read_pairs, read_tsv, score_pairs, summarise
 from .common import (
     LEVEL_HELP,
     MODEL_HELP,
@@ -29,11 +28,14 @@ from .common import (
     emit_json,
     err,
     guarded,
+    json_ratios,
     live_progress,
     open_model,
     out,
     pyplot,
+    read_path,
 )
+from .render import percent
 
 MAX_TEXT_CHARS = 4 << 20   # windows are drawn from the first 4 MB of a corpus: plenty, and fast
 
@@ -43,7 +45,8 @@ MAX_TEXT_CHARS = 4 << 20   # windows are drawn from the first 4 MB of a corpus: 
 @guarded
 def gradients(
     corpus: Optional[Path] = typer.Argument(
-        None, help="Text the windows are drawn from [default: the bundled tiny Shakespeare]."),
+        None, help="Text the windows are drawn from ('-' = stdin) [default: the bundled tiny "
+                   "Shakespeare]."),
     model: Optional[List[Path]] = typer.Option(
         None, "--model", help="A trained model file; repeat to compare several."),
     cell: Optional[str] = typer.Option(
@@ -65,8 +68,8 @@ def gradients(
     jacobian_windows: int = typer.Option(4, "--jacobian-windows",
                                          help="Windows used for --jacobian."),
     seed: int = typer.Option(0, "--seed", help="Seed of the windows and of fresh models."),
-    every: int = typer.Option(0, "--every", help="Table rows every this many k [default: "
-                                                 "about 20 rows]."),
+    every: int = typer.Option(0, "--every", show_default=False,
+                              help="Table rows every this many k [default: about 20 rows]."),
     plot: Optional[Path] = typer.Option(None, "--plot",
                                         help="Write the curves to a PNG (needs matplotlib)."),
     as_json: bool = typer.Option(False, "--json", help="Print everything as one JSON object."),
@@ -76,7 +79,7 @@ def gradients(
     if model and cell:
         raise ConfigError("Give --model (trained models) or --cell (fresh ones), not both.")
     path = corpus if corpus is not None else bundled()
-    text = read_text(path)[:MAX_TEXT_CHARS]
+    text = read_path(path, what="the corpus")[:MAX_TEXT_CHARS]
     rng = np.random.default_rng(seed)
     todo = []                                     # (label, model)
     if cell:
@@ -183,8 +186,8 @@ def _plot_curves(doc: dict, path: Path) -> None:
 @guarded
 def pairs(
     file: Optional[Path] = typer.Argument(
-        None, help="BLiMP .jsonl file or folder, or a TSV of good<TAB>bad lines [default: the "
-                   "bundled 300 agreement pairs]."),
+        None, help="BLiMP .jsonl file or folder, or a TSV of good<TAB>bad lines ('-' = stdin) "
+                   "[default: the bundled 300 agreement pairs]."),
     good: Optional[str] = typer.Option(None, "--good", help="One pair's grammatical sentence."),
     bad: Optional[str] = typer.Option(None, "--bad", help="One pair's ungrammatical sentence."),
     level: str = typer.Option("char", "--level", help=LEVEL_HELP),
@@ -203,6 +206,13 @@ def pairs(
         if file is not None:
             raise ConfigError("Give a file of pairs or --good/--bad, not both.")
         todo = [Pair(arg_text(good, "--good sentence"), arg_text(bad, "--bad sentence"))]
+    elif str(file) == "-":   # JSON lines or TSV, told apart by the first character
+        text = read_path(file, what="the pairs")
+        todo = (read_jsonl if text.lstrip().startswith("{") else read_tsv)(text,
+                                                                          "standard input")
+        if not todo:
+            raise CorpusError("Standard input holds no pairs. Give BLiMP JSON lines or "
+                              "good<TAB>bad lines.")
     else:
         todo = read_pairs(file)
     m, _, _ = open_model(level, model)
@@ -219,7 +229,7 @@ def pairs(
     if as_json:
         for r in results:
             emit_json(r.to_json())
-        emit_json({"summary": summary})
+        emit_json({"summary": json_ratios(summary)})
         return
     if len(results) == 1:
         r = results[0]
@@ -247,7 +257,7 @@ def pairs(
 
 
 def _pct(acc) -> str:
-    return "-" if acc is None else f"{100 * acc:.1f}%"
+    return percent(acc)
 
 
 def _counts(g: dict) -> list[str]:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.text import Text
 
+from ..errors import ConfigError
 from ..tasks.metrics import is_iob
 from ..training.runs import resume_command
 from .common import (
     LEVEL_HELP,
     MODEL_HELP,
+    TASK_HELP,
     Level,
+    Task,
     app,
     emit_json,
     err,
@@ -23,7 +27,7 @@ from .common import (
     out,
     pyplot,
 )
-from .render import format_bytes, format_duration, plural, sparkline
+from .render import format_bytes, format_duration, percent, plural, sparkline
 
 # ------------------------------------------------------------------------- info
 # The training options that decide how text becomes tokens (those the file has are shown).
@@ -34,6 +38,9 @@ TEXT_KEYS = ("level", "tokenizer", "prose", "lowercase", "normalize", "unk_token
 @app.command()
 @guarded
 def info(
+    path_arg: Optional[Path] = typer.Argument(None, metavar="[PATH]",
+                                              help="A model file (the same as --model)."),
+    task: Optional[Task] = typer.Option(None, "--task", help=TASK_HELP),
     level: Level = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     plot: Optional[Path] = typer.Option(None, "--plot",
@@ -43,7 +50,11 @@ def info(
 ):
     """What a model file holds: config, vocabulary, corpus, text options, training history,
     and whether the run finished or was interrupted (with the command that continues it)."""
-    m, meta, path = open_model(level, model, tasks=("lm", "tag", "classify"))
+    if path_arg is not None and model is not None:
+        raise ConfigError(f"Give the model file once: as PATH ({path_arg}) or as --model "
+                          f"({model}).")
+    m, meta, path = open_model(level, model or path_arg, tasks=("lm", "tag", "classify"),
+                               task=task)
     metric = ("valid_loss" if m.labels is None else
               "valid_f1" if m.config.task == "tag" and is_iob(m.labels) else "valid_accuracy")
     run = meta.get("run") or {}
@@ -66,9 +77,14 @@ def info(
            "corpus": corpus, "status": status, "resume_command": resume,
            "steps": run.get("step"), "epochs": run.get("epoch"),
            "tokens_seen": run.get("tokens_seen"), "seconds": run.get("elapsed"),
-           "best_valid_loss": run.get("best_valid"), "best_step": run.get("best_step"),
+           # the best validation figure, named by best_valid_metric; best_valid_loss only
+           # where that figure is a loss (a language model), not an accuracy or F1
+           "best_valid": run.get("best_valid"),
+           "best_valid_loss": run.get("best_valid") if metric == "valid_loss" else None,
+           "best_step": run.get("best_step"),
            "finished": run.get("finished"), "history": hist,
-           "task": m.config.task, "labels": m.labels, "best_valid_metric": metric}
+           "task": m.config.task, "labels": m.labels, "best_valid_metric": metric,
+           "reverse": bool(tcfg.get("reverse", False))}
     if plot is not None:
         _plot(hist, plot)
     if as_json:
@@ -97,10 +113,11 @@ def info(
                    f"{lm.config.cell.upper()} {lm.config.hidden} (frozen, embedded)"
                    for lm, rev in f.lms])
         lines += [("words read  " if k == 0 else " " * 12) + x for k, x in enumerate(seen)]
-    lines += corpus_lines(corpus, tcfg)
+    lines += corpus_lines(corpus, tcfg, c.task)
     if tcfg:
         import textwrap
-        lines += textwrap.wrap(text_options(tcfg, m.vocab), 80, initial_indent="text" + " " * 8,
+        lines += textwrap.wrap(text_options(tcfg, m.vocab, c.task), 80,
+                               initial_indent="text" + " " * 8,
                                subsequent_indent=" " * 12, break_on_hyphens=False)
     if run:
         unit = "example" if c.task == "classify" else "token"
@@ -111,8 +128,9 @@ def info(
                      f"{format_duration(run.get('elapsed', 0.0))}")
         bv = run.get("best_valid")
         if bv is not None:
-            what = "nats/token" if metric == "valid_loss" else metric[len("valid_"):]
-            lines.append(f"best        validation {bv:.4f} {what} at step "
+            what = (f"loss {bv:.4f} nats/token" if metric == "valid_loss" else
+                    f"{'entity F1' if metric == 'valid_f1' else 'accuracy'} {percent(bv)}")
+            lines.append(f"best        validation {what} at step "
                          f"{run.get('best_step', 0):,}")
         if resume:
             lines.append(f"continue    {resume}")
@@ -126,7 +144,8 @@ def info(
         lines.append("run         no training state in this file")
     for k, line in enumerate(lines):   # the path and the command are shown whole
         whole = k == 0 or line.startswith("continue")
-        out.print(Text(line if whole else fit_line(line)), style="bold" if k == 0 else None)
+        out.print(Text(line if whole else fit_line(line, sys.stdout)),
+                  style="bold" if k == 0 else None)
 
 
 def shown_token(t: str) -> str:
@@ -139,7 +158,7 @@ def shown_token(t: str) -> str:
     return t
 
 
-def corpus_lines(corpus: dict | None, tcfg: dict) -> list[str]:
+def corpus_lines(corpus: dict | None, tcfg: dict, task: str = "lm") -> list[str]:
     """Where the training text came from and which part became validation."""
     if corpus is None:
         return ["corpus      not recorded (the file is older than that record)"]
@@ -150,6 +169,11 @@ def corpus_lines(corpus: dict | None, tcfg: dict) -> list[str]:
     valid = corpus.get("valid")
     if isinstance(valid, dict):
         lines.append(f"validation  {describe_file(valid)}")
+    elif tcfg.get("valid_fraction") and task == "classify":
+        lines.append(f"validation  {tcfg['valid_fraction']:.0%} of each class's examples, "
+                     "drawn with the seed")
+    elif tcfg.get("valid_fraction") and task == "tag":
+        lines.append(f"validation  the last {tcfg['valid_fraction']:.0%} of the sentences")
     elif tcfg.get("valid_fraction"):
         where = (f" of {files[-1].get('path')}" if len(files) > 1 else " of the corpus")
         lines.append(f"validation  the last {tcfg['valid_fraction']:.0%}{where}, cut at a "
@@ -164,16 +188,22 @@ def describe_file(f: dict) -> str:
     return f"{f.get('path')}" + (f" ({format_bytes(size)})" if isinstance(size, int) else "")
 
 
-def text_options(tcfg: dict, vocab) -> str:
-    """How text became tokens, in words."""
+def text_options(tcfg: dict, vocab, task: str = "lm") -> str:
+    """How text became tokens, in words (a tagger's and a classifier's: only the options
+    they use)."""
+    lm = task == "lm"
     parts = [("paragraphs" + (" split into sentences" if tcfg.get("level") == "word"
-                              else "") if tcfg.get("prose") else "one sequence per line")]
-    if tcfg.get("tokenizer") and tcfg.get("level") == "word":
+                              else "") if tcfg.get("prose") else "one sequence per line")
+             if lm else "one sentence per CoNLL block" if task == "tag"
+             else "one example per line"]
+    if tcfg.get("reverse"):
+        parts.append("each read backwards, from its end (--reverse)")
+    if lm and tcfg.get("tokenizer") and tcfg.get("level") == "word":
         parts.append(f"{tcfg['tokenizer']} tokenizer")
     parts.append("lower-cased" if tcfg.get("lowercase") else "case kept")
     if tcfg.get("normalize"):
         parts.append(f"{tcfg['normalize']}")
-    if tcfg.get("unk_token"):
+    if lm and tcfg.get("unk_token"):
         parts.append(f"{tcfg['unk_token']} read as <UNK>")
     if tcfg.get("level") == "word" or vocab.level == "word":
         n = tcfg.get("min_count", 1)

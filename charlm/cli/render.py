@@ -41,6 +41,12 @@ def format_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+def percent(x: float | None, digits: int = 2) -> str:
+    """A ratio (accuracy, precision, recall, F1) as every command prints it: 0.7272 ->
+    "72.72 %"; "-" when there is none."""
+    return "-" if x is None else f"{100 * x:.{digits}f} %"
+
+
 def plural(n: int, word: str) -> str:
     """``1 token``, ``2 tokens``, ``1,024 sentences``."""
     return f"{n:,} {word}{'' if n == 1 else 's'}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import signal
@@ -14,10 +15,19 @@ import typer
 from tqdm import tqdm
 
 from ..errors import ConfigError
+from ..tasks import TASKS
 from ..training import checkpoint
 from ..training.folds import cross_validate_run
 from ..training.mpienv import under_mpi, world_size
-from ..training.runs import default_out, nothing_trained, prepare_training, resume_command
+from ..training.runs import (
+    DEFAULT_SECONDS,
+    default_out,
+    nothing_trained,
+    prepare_training,
+    resume_command,
+)
+from ..training.runs import flag as option_flag
+from ..training.trainer import parse_duration
 from . import common
 from .common import (
     Activation,
@@ -27,6 +37,7 @@ from .common import (
     LabelColumn,
     Level,
     Optimizer,
+    PanelCommand,
     Pool,
     Schedule,
     StopFlag,
@@ -38,17 +49,40 @@ from .common import (
     guarded,
     live_progress,
 )
-from .render import format_duration
-
+from .render import format_duration, percent
 
 # ------------------------------------------------------------------------ train
-@app.command()
+# The panels of `charlm train --help`, in order, and the options in each (by parameter name).
+PANELS = {
+    "Model": ("task", "cell", "layers", "hidden", "embed", "activation", "peephole",
+              "simplified", "bidirectional", "dropout", "dtype", "init_scale"),
+    "Data and vocabulary": ("level", "tokenizer", "vocab_size", "min_count", "lowercase",
+                            "unk_token", "prose", "reverse", "encoding"),
+    "Optimisation": ("optimizer", "lr", "momentum", "schedule", "decay", "decay_after", "clip",
+                     "clip_mode", "batch", "bptt", "seed"),
+    "Limits and validation": ("epochs", "steps", "time_limit", "valid", "valid_fraction",
+                              "patience", "eval_every", "eval_batch", "sample_every"),
+    "Files": ("out_path", "force", "resume", "init_from"),
+    "Tagging (--task tag)": ("char_embed", "char_hidden", "lm_features"),
+    "Classification (--task classify)": ("pool", "classes", "label_column", "folds"),
+}
+# Parameter names whose library option has another name (the task modules' DEFAULTS keys).
+LIBRARY_NAMES = {"out_path": ("out",), "time_limit": ("time", "time_budget")}
+
+
+class TrainCommand(PanelCommand):
+    panel_order = tuple(PANELS) + ("Options",)
+
+
+@app.command(cls=TrainCommand)
 @guarded
 def train(
     ctx: typer.Context,
     corpus: Optional[List[Path]] = typer.Argument(
-        None, help="Text files to train on (default: the bundled tiny Shakespeare); "
-                   "--task tag: one CoNLL file (default: the bundled Broad Twitter Corpus)."),
+        None, help="Files to train on ('-' = stdin). lm: text files (default: the bundled "
+                   "tiny Shakespeare); tag: one CoNLL file (default: the bundled Broad "
+                   "Twitter Corpus); classify: labelled lines, LABEL<TAB>TEXT, TEXT<TAB>LABEL "
+                   "or __label__X TEXT (default: the bundled review sentences)."),
     task: Task = typer.Option("lm", "--task",
                              help="lm (language model), tag (a label per token, CoNLL "
                                   "files) or classify (a label per line)."),
@@ -64,15 +98,18 @@ def train(
     label_column: LabelColumn = typer.Option("auto", "--label-column",
                                      help="classify: the label column, auto, first or last."),
     folds: int = typer.Option(0, "--folds",
-                              help="classify: K-fold cross-validation first; 0 = none."),
+                              help="classify: K-fold cross-validation first, then the model "
+                                   "on all the data; the limits (--time …) apply to each "
+                                   "fold and to that model; 0 = none."),
     char_embed: int = typer.Option(0, "--char-embed",
                                    help="tag: character embedding size of the per-word "
                                         "character BRNN; 0 = off."),
     char_hidden: int = typer.Option(0, "--char-hidden",
                                     help="tag: hidden size of the character BRNN; 0 = off."),
     lm_features: Optional[str] = typer.Option(
-        None, "--lm-features", help="tag: character LM files (fwd.npz,bwd.npz) whose states "
-                                    "feed each word; embedded in the model file."),
+        None, "--lm-features", help="tag: character LM files, a forward and a backward "
+                                    "(--reverse) one, e.g. fwd.npz,bwd.npz, whose states feed "
+                                    "each word; embedded in the model file."),
     reverse: bool = typer.Option(False, "--reverse",
                                  help="lm, char level: read each line backwards (a backward "
                                       "LM for --lm-features)."),
@@ -114,7 +151,8 @@ def train(
                                     "(summed over the window); 0 = off."),
     clip_mode: ClipMode = typer.Option("norm", "--clip-mode",
                                   help="norm (global norm) or value (element-wise)."),
-    batch: int = typer.Option(32, "--batch", help="Rows trained in parallel (m)."),
+    batch: int = typer.Option(32, "--batch", help="Rows (lm), sentences or examples trained "
+                                                   "in parallel (m)."),
     bptt: int = typer.Option(128, "--bptt", help="Steps per truncated-BPTT window (T)."),
     seed: int = typer.Option(1234, "--seed", help="Random seed: same seed, same model."),
     epochs: Optional[int] = typer.Option(None, "--epochs",
@@ -127,20 +165,26 @@ def train(
         None, "--time", help="Stop after this much training time, e.g. 90s, 10m, 1h30m "
                              "(default 10m when no --epochs or --steps is given; with "
                              "--resume: this much more; 0 is not allowed, leave it out)."),
-    valid: Optional[Path] = typer.Option(None, "--valid", help="A validation text file."),
+    valid: Optional[Path] = typer.Option(None, "--valid",
+                                         help="A validation file, in the corpus's format."),
     patience: int = typer.Option(0, "--patience",
                                  help="Stop after N evaluations without improvement; 0 = "
                                       "never."),
     valid_fraction: float = typer.Option(0.1, "--valid-fraction",
-                                         help="Without --valid: the last part of the corpus "
-                                              "kept for validation."),
+                                         help="Without --valid: the part of the corpus kept "
+                                              "for validation (lm, tag: its end; classify: "
+                                              "of each class, drawn with --seed)."),
     eval_every: int = typer.Option(500, "--eval-every", help="Validate every N steps."),
-    eval_batch: int = typer.Option(32, "--eval-batch", help="Rows of the validation pass."),
+    eval_batch: int = typer.Option(32, "--eval-batch",
+                                   help="Rows, sentences or examples of each validation batch."),
     sample_every: int = typer.Option(0, "--sample-every",
-                                     help="Show a short sample every N steps; 0 = only at "
-                                          "evaluations."),
+                                     help="Show a sample (lm) or a tagged sentence (tag) "
+                                          "every N steps; 0 = lm: at each evaluation, tag: "
+                                          "never."),
     out_path: Optional[Path] = typer.Option(None, "--out",
-                                            help="Model file [default: models/<level>.npz]."),
+                                            help="Model file [default: lm models/<level>.npz, "
+                                                 "tag models/tag.npz, classify "
+                                                 "models/classify.npz]."),
     force: bool = typer.Option(False, "--force",
                                help="Replace an existing model file (kept as .bak)."),
     resume: bool = typer.Option(False, "--resume",
@@ -177,6 +221,42 @@ def train(
     trainer = prepare_training(corpus, task=task, callback=_setup_message,
                                reducer=_mpi_reducer(), **opts)
     _run_training(trainer, trainer.out, trainer.cfg.level)
+
+
+def task_default_text(key: str, default, keys: tuple = ()) -> str | None:
+    """``lm 512, tag 128, classify 64``: each task's default of an option whose default
+    differs between tasks (each task module's ``DEFAULTS``, else ``default``); None when all
+    tasks share it. ``keys``: the other names the option has in ``DEFAULTS``."""
+    def shown(v) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) \
+            else str(v)
+    values = {}
+    for t, mod in TASKS.items():
+        v = next((mod.DEFAULTS[k] for k in (key, *keys) if k in mod.DEFAULTS), default)
+        values[t] = v
+    if len({shown(v) for v in values.values()}) < 2:
+        return None
+    return ", ".join(f"{t} {shown(v)}" for t, v in values.items())
+
+
+def dress_help(command, panels: dict) -> None:
+    """Put each option of ``command`` in its panel, and show the per-task defaults of the
+    options whose default differs between tasks (built from the task modules' ``DEFAULTS``
+    when the command is defined, so the help follows them)."""
+    panel_of = {name: title for title, names in panels.items() for name in names}
+    for name, param in inspect.signature(command).parameters.items():
+        info = param.default
+        if not isinstance(info, typer.models.OptionInfo):
+            continue
+        info.rich_help_panel = info.rich_help_panel or panel_of.get(name)
+        keys = LIBRARY_NAMES.get(name, (name,))
+        text = task_default_text(keys[0], info.default, keys[1:])
+        if text is not None:
+            info.help = f"{info.help.rstrip()} [default: {text}]"
+            info.show_default = False
+
+
+dress_help(train, PANELS)
 
 
 def _mpi_reducer():
@@ -313,9 +393,9 @@ class Progress:
         st = self.state
         loss = st["ema"] if st["ema"] is not None else float("nan")
         epoch = e["epoch"] + e["window"] / e["windows"] if "window" in e else e["epoch"]
-        return fit_line(f"step {e['step']:,}  epoch {epoch:.2f}  loss {loss:.3f} nats  "
-                        f"{st['tok'] / max(st['sec'], 1e-9):,.0f} {self.unit}/s  "
-                        f"{format_duration(st['elapsed'])}")
+        return (f"step {e['step']:,}  epoch {epoch:.2f}  loss {loss:.3f} nats  "
+                f"{st['tok'] / max(st['sec'], 1e-9):,.0f} {self.unit}/s  "
+                f"{format_duration(st['elapsed'])}")
 
     def metric(self, loss: float) -> str:
         if self.level == "char":
@@ -353,7 +433,7 @@ class Progress:
         elif k == "eval":
             if st["step"] is not None:
                 self.display.evaluated(st["step"], self.status)
-            self.line(fit_line(self.eval_line(e)))
+            self.line(self.eval_line(e))    # whole: a log keeps every figure
             if not cfg.sample_every and self.task == "lm":
                 s = self.trainer.progress_sample().replace("\n", " ⏎ ")
                 self.line(fit_line(f"  sample: {s}"))
@@ -367,13 +447,14 @@ class Progress:
             self.line(f"Fold {e['fold']}/{e['folds']}: training on {e['train']:,} examples "
                       f"(validation {e['valid']:,}), held out {e['test']:,}.")
         elif k == "fold":
-            self.line(f"Fold {e['fold']}: held-out accuracy {e['accuracy']:.4f} "
+            self.line(f"Fold {e['fold']}: held-out accuracy {percent(e['accuracy'])} "
                       f"({e['steps']:,} steps, {e['epochs']:.1f} epochs).")
         elif k == "final_start":
             self.line(f"Training the final model on all {e['examples']:,} examples.")
 
     def eval_line(self, e: dict) -> str:
-        """One evaluation, whole: never cut to the terminal's width (a log keeps it all)."""
+        """One evaluation, whole: never cut to the terminal's width (a log keeps it all).
+        Losses in nats per token (per example for a classifier), ratios in percent."""
         line = f"step {e['step']:>6}  epoch {e['epoch']:5.2f}"
         per = "example" if self.task == "classify" else "token"
         if e.get("train_loss") is not None:
@@ -382,12 +463,13 @@ class Progress:
             if "valid_loss" in e:
                 line += f"  valid {e['valid_loss']:.4f} = {self.metric(e['valid_loss'])}"
         elif "valid_loss" in e:
-            line += f"  valid loss {e['valid_loss']:.4f}  accuracy {e['valid_accuracy']:.4f}"
+            line += (f"  valid {e['valid_loss']:.4f} nats/{per}  accuracy "
+                     f"{percent(e['valid_accuracy'])}")
             if "valid_f1" in e:
-                line += (f"  entity F1 {e['valid_f1']:.4f} (P {e['valid_precision']:.3f} "
-                         f"R {e['valid_recall']:.3f})")
+                line += (f"  entity F1 {percent(e['valid_f1'])} (P "
+                         f"{percent(e['valid_precision'])}, R {percent(e['valid_recall'])})")
             if "valid_macro_f1" in e:
-                line += f"  macro-F1 {e['valid_macro_f1']:.4f}"
+                line += f"  macro-F1 {percent(e['valid_macro_f1'])}"
         return line + (" *best" if e.get("best") else "")
 
 
@@ -423,10 +505,16 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
 def _cross_validate(corpus, task: str, opts: dict) -> None:
     """--folds K: the folds and the final model, with the progress of each."""
     progress = Progress(opts.get("level", "char"), task)
+
+    def events(e: dict) -> None:   # before the first fold: what the limits mean here
+        if e["kind"] == "fold_start" and e["fold"] == 1:
+            progress.line(_folds_notice(opts))
+        progress(e)
+
     flag = StopFlag()
     flag.install()
     try:
-        summary = cross_validate_run(corpus, task=task, callback=progress, should_stop=flag,
+        summary = cross_validate_run(corpus, task=task, callback=events, should_stop=flag,
                                      on_trainer=progress.attach, **opts)
     finally:
         flag.uninstall()
@@ -436,14 +524,30 @@ def _cross_validate(corpus, task: str, opts: dict) -> None:
     cv_path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     folds = summary["folds"]
     print(f"{folds}-fold cross-validation, {summary['examples']:,} examples: held-out "
-          f"accuracy {100 * summary['mean_accuracy']:.2f} % ± "
-          f"{100 * summary['sd_accuracy']:.2f} (mean ± sd over folds)")
-    print("per fold: " + " ".join(f"{100 * r['accuracy']:.1f}" for r in summary["per_fold"]))
+          f"accuracy {percent(summary['mean_accuracy'])} ± {percent(summary['sd_accuracy'])} "
+          "(mean ± sd over folds)")
+    print("per fold: " + ", ".join(percent(r["accuracy"]) for r in summary["per_fold"]))
     print(f"training {summary['train_sent_per_s']:,.0f} sentences/s, classifying "
           f"{summary['classify_sent_per_s']:,.0f} sentences/s (medians over folds)")
     print(f"Details: {cv_path}")
     print(f"Model: {out_file}")
     print(f"Next: {_next_commands(task, out_file, 'word')}")
+
+
+def _folds_notice(opts: dict) -> str:
+    """--folds K trains K + 1 models (the folds, then the final one), each under the limits
+    given: say so, with the time that makes when the limit is a time."""
+    runs = opts["folds"] + 1
+    limits = [f"{option_flag(k)} {opts[k]}" for k in ("epochs", "steps", "time") if k in opts]
+    head = (f"Cross-validation: {opts['folds']} folds, then the final model on all the "
+            f"examples; each of the {runs} runs trains under ")
+    if not limits:
+        return (head + f"the default limit of {format_duration(DEFAULT_SECONDS)} (about "
+                f"{format_duration(runs * DEFAULT_SECONDS)} in all). Give --time, --steps or "
+                "--epochs for a shorter one.")
+    total = (f" (about {format_duration(runs * parse_duration(str(opts['time'])))} in all)"
+             if limits == [f"--time {opts.get('time')}"] else "")
+    return head + ", ".join(limits) + total + "."
 
 
 def _run_stoppable(trainer) -> tuple[str, StopFlag]:
@@ -466,13 +570,15 @@ def _run_quietly(trainer) -> None:
 
 
 def _next_commands(task: str, out_file: Path, level: str) -> str:
-    """What to run next with the model just written."""
+    """What to run next with the model just written: a tagger or classifier at its default
+    path is found by ``--task``, as a language model is by ``--level``."""
     model = "" if out_file == default_out(level, task) else f" --model {out_file}"
     if task == "tag":
         return (f"charlm tag{model} \"some text\"    "
-                f"charlm eval{model or ' --model ' + str(out_file)} DEV.conll")
+                f"charlm eval DEV.conll{model or ' --task tag'}")
     if task == "classify":
-        return f"charlm classify{model} \"some text\"    charlm eval TEST --model {out_file}"
+        return (f"charlm classify{model} \"some text\"    "
+                f"charlm eval TEST.tsv{model or ' --task classify'}")
     lvl = f" --level {level}" if level != "char" and not model else ""
     return f"charlm sample{lvl}{model}    charlm score{lvl}{model} \"some text\""
 
@@ -493,7 +599,7 @@ def _summary(trainer, out_file: Path, level: str, reason: str) -> None:
         else:
             what = {"valid_f1": "entity F1", "valid_accuracy": "accuracy"}
             lines.append(f"Best validation {what.get(trainer.task.metric, trainer.task.metric)}"
-                         f" {b:.4f} at step {run.best_step:,}.")
+                         f" {percent(b)} at step {run.best_step:,}.")
     lines.append(f"Model: {out_file}")
     lines.append(f"Next: {_next_commands(task, out_file, level)}")
     print("\n".join(lines))

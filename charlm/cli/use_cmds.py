@@ -18,17 +18,23 @@ from tqdm import tqdm
 from ..errors import CharlmError, ConfigError, CorpusError
 from ..nn.sampling import check_options
 from ..nn.sampling import sample as draw
+from ..text.labelled import parse_class_option
 from ..text.vocab import EOS_ID, UNK_ID
+from ..training.runs import check_task_options
+from ..use.classifier import Classifier
 from ..use.language_model import LanguageModel
 from ..use.score import score_many
 from ..use.tagger import Tagger
-from .classify_cmds import eval_classifier
+from .classify_cmds import eval_classifier, read_eval_examples
 from .common import (
     LEVEL_HELP,
     MODEL_HELP,
+    MODEL_NAME,
+    TASK_HELP,
     Base,
     LabelColumn,
     Level,
+    Task,
     app,
     arg_text,
     emit_json,
@@ -37,7 +43,9 @@ from .common import (
     live_progress,
     open_model,
     out,
+    read_input,
     read_path,
+    text_lines,
 )
 from .render import format_prob, plural
 from .tag_cmds import eval_tagger
@@ -202,13 +210,10 @@ def score(
     sequence: it scores P(<EOS>) alone, 1 token.
     """
 
-    texts = [arg_text(t, "sentence") for t in sentences or []]
-    piped = not texts and sys.stdin is not None and not sys.stdin.isatty()
-    from_file = file is not None or texts == ["-"] or piped
-    if file is not None:
-        texts += file_lines(read_path(file, encoding, "--file"))
-    elif texts == ["-"] or piped:
-        texts = file_lines(read_path(Path("-"), encoding, "the sentences"))
+    texts, source, raw = read_input(sentences, file, encoding, "sentence")
+    from_file = source is not None
+    if raw is not None:
+        texts += text_lines(raw)
     if not texts:
         raise ConfigError("Nothing to score. Give a sentence, --file FILE, or text on "
                           "standard input.")
@@ -274,14 +279,6 @@ def score(
             _per_token(m, r)
 
 
-def file_lines(text: str) -> list[str]:
-    """The lines of a scored file, blank ones kept (a final line break ends the last line)."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
 def unk_penalty_nats(vocab) -> float:
     """log(number of token types <UNK> stood for in the training text), at least log 1."""
     n = vocab.unk_types
@@ -337,48 +334,82 @@ def _per_token(m, r) -> None:
 
 
 # ------------------------------------------------------------------------- eval
+# The options of `charlm eval` that apply to some models only (the others apply to all).
+EVAL_OPTIONS = {"per_line": ("lm",), "level": ("lm",), "label_column": ("classify",),
+                "classes": ("classify",)}
+
+
 @app.command("eval")
 @guarded
 def eval_cmd(
-    file: Path = typer.Argument(..., help="A held-out text file, one sequence per line (a "
-                                          "CoNLL file for a tagger)."),
+    ctx: typer.Context,
+    file: Optional[Path] = typer.Argument(
+        None, help="A held-out file ('-' = stdin): text, one sequence per line (a language "
+                   "model); CoNLL (a tagger); labelled lines (a classifier)."),
+    task: Optional[Task] = typer.Option(None, "--task", help=TASK_HELP),
     level: Level = typer.Option("char", "--level", help=LEVEL_HELP),
     model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
-    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the file."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of the files."),
     per_line: bool = typer.Option(False, "--per-line",
-                                  help="Score every line on its own from a zero state "
-                                       "(higher than the default, which carries the state "
-                                       "across lines exactly as training's validation)."),
-    batch: int = typer.Option(64, "--batch", help="With --per-line: lines scored in parallel."),
+                                  help="Language model: score every line on its own from a "
+                                       "zero state (higher than the default, which carries "
+                                       "the state across lines as training's validation)."),
+    batch: Optional[int] = typer.Option(
+        None, "--batch", help="Lines (with --per-line), sentences or texts run in parallel "
+                              "[default: 64]."),
     label_column: LabelColumn = typer.Option("auto", "--label-column",
-                                     help="Classifier: the column of FILE with the labels: "
-                                          "auto, first or last."),
+                                             help="Classifier: the column of FILE with the "
+                                                  "labels: auto, first or last."),
+    classes: Optional[List[str]] = typer.Option(
+        None, "--class", metavar="LABEL=FILE",
+        help="Classifier: a file of one class's texts, as train takes (repeat per class)."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ):
-    """Perplexity (and bits per character) of a held-out file, computed as training's
-    validation computes it (the model's own text options, state carried across lines); for a
-    tagger, token accuracy and entity precision, recall and F1 (overall and per type); for a
-    classifier, accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+    """How good a model is on held-out data. A language model: perplexity and bits per
+    character, computed as training's validation computes them (the model's own text options,
+    state carried across lines). A tagger: token accuracy and entity precision, recall and F1
+    (overall and per type). A classifier: accuracy, macro-F1, per-class precision/recall/F1
+    and the confusion matrix. Ratios are printed as percentages, losses in nats."""
 
-    if batch < 1:
+    if batch is not None and batch < 1:
         raise ConfigError(f"--batch must be at least 1 (got {batch}).")
-    m, meta, _ = open_model(level, model, tasks=("lm", "tag", "classify"))
-    if m.config.task == "tag":   # a CoNLL file: accuracy and entity P/R/F1
-        return eval_tagger(Tagger(m, meta), file, as_json)
-    if m.config.task == "classify":
-        return eval_classifier(m, meta, file, encoding, label_column, as_json)
-    text = read_path(file, encoding, "the file to evaluate")
+    if file is None and not classes:
+        raise ConfigError("Give a FILE to evaluate ('-' = standard input), or --class "
+                          "LABEL=FILE per class for a classifier.")
+    m, meta, path = open_model(level, model, tasks=("lm", "tag", "classify"), task=task)
+    kind = m.config.task
+    given = {k for k in ctx.params
+             if getattr(ctx.get_parameter_source(k), "name", "") != "DEFAULT"}
+    check_task_options(kind, given - ({"level"} if model is not None else set()),
+                       EVAL_OPTIONS, f"{path}, a {MODEL_NAME[kind]}")
+    if kind == "lm" and batch is not None and not per_line:
+        raise ConfigError("--batch sets how many lines --per-line scores at once; without "
+                          "--per-line the model's own --eval-batch rows are used. Add "
+                          "--per-line, or drop --batch.")
+    batch = batch or 64
+    name = "standard input" if str(file) == "-" else str(file)
+    text = read_path(file, encoding, "the file to evaluate") if file is not None else None
+    if kind == "tag":   # a CoNLL file: accuracy and entity P/R/F1
+        return eval_tagger(Tagger(m, meta), text, name, path, batch, as_json)
+    if kind == "classify":
+        clf = Classifier(m, meta)
+        examples = read_eval_examples(clf, text, name, path, classes or [], label_column,
+                                      encoding)
+        specs = dict(parse_class_option(c) for c in classes or [])
+        return eval_classifier(clf, examples, name if file is not None else
+                               ", ".join(specs.values()), path, batch, as_json, specs)
     if not text.strip():
-        raise CorpusError(f"{file} has no text to evaluate. Give a non-empty file.")
+        raise CorpusError(f"{name} has no text to evaluate. Give a non-empty file.")
     lm = LanguageModel(m, meta)
     with tqdm(total=None, unit="tok" if not per_line else "line", file=sys.stderr,
               disable=len(text) < 200_000 or not live_progress(), leave=False) as bar:
-        res = {"file": str(file), **lm.evaluate(text, per_line, batch, on_progress=bar.update)}
+        res = {"task": "lm", "file": name, "model": str(path),
+               **lm.evaluate(text, per_line, batch, on_progress=bar.update)}
     if as_json:
         emit_json(res)
         return
     n_tok, n_oov, mean = res["tokens"], res["oov"], res["nll"]
-    out.print(f"{escape(str(file))}: {res['sequences']:,} sequences, {n_tok:,} tokens (with "
+    out.print(f"{escape(name)}: {res['sequences']:,} sequences, {n_tok:,} tokens (with "
               f"<EOS>), {n_oov:,} OOV" + ("; each line scored on its own" if per_line else ""))
     out.print(f"mean NLL {mean:.4f} nats/token   perplexity {res['perplexity']:.3f}"
               + (f"   (without OOV positions {res['perplexity_without_oov']:.3f})"

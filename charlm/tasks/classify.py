@@ -167,11 +167,15 @@ def predict_proba(model, seqs: list[np.ndarray], m: int = 64) -> np.ndarray:
 
 
 def evaluate_examples(model, examples: Examples, batch: int = 64) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix of a
-    classifier on labelled examples."""
+    """Accuracy, macro-F1, per-class precision/recall/F1, the confusion matrix and the mean
+    NLL of the gold classes (``nll``, nats per example, as validation's loss) of a classifier
+    on labelled examples."""
     gold = label_ids(examples.labels, list(model.labels), examples.where)
-    pred = predict_proba(model, encode_texts(model.vocab, examples.texts), batch).argmax(axis=1)
-    return classification_report(gold, pred, list(model.labels))
+    P = predict_proba(model, encode_texts(model.vocab, examples.texts), batch)
+    report = classification_report(gold, P.argmax(axis=1), list(model.labels))
+    nll = -np.log(np.maximum(P[np.arange(len(gold)), gold], 1e-300))
+    report["nll"] = float(nll.mean()) if len(gold) else 0.0
+    return report
 
 
 # ------------------------------------------------------------- the task
@@ -224,6 +228,7 @@ class ClassifyTask(SentenceTask):
 
 # ------------------------------------------------------------ the run set-up
 DEFAULTS: dict = {}
+# Options that apply to the classifier only: pooling, its data formats, cross-validation.
 OPTIONS = ("pool", "classes", "label_column", "folds")
 DEFAULT_FILES = ("amazon_cells_labelled.txt", "imdb_labelled.txt", "yelp_labelled.txt")
 DEFAULT_NOTICE = (f"Training on the bundled review sentences: {', '.join(DEFAULT_FILES)} "

@@ -31,7 +31,11 @@ from .stream import Batches, prepare_corpus
 
 # ------------------------------------------------------------ the run set-up
 DEFAULTS: dict = {}          # the language model's defaults are ModelConfig's and TrainConfig's
-OPTIONS = ("reverse",)
+# Options that apply to the language model only: text as a stream cut into --bptt windows
+# (prose paragraphs, the word tokenizer, the corpus's own unknown marker, lines read
+# backwards) and the progress samples' length. --sample-every is the tagger's too.
+OPTIONS = ("prose", "bptt", "tokenizer", "unk_token", "reverse", "sample_length",
+           "sample_every")
 DEFAULT_CORPUS = ("tinyshakespeare.txt",)
 DEFAULT_NOTICE = "Training on the bundled corpus: tiny Shakespeare (1.1 MB)."
 

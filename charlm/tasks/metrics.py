@@ -20,6 +20,14 @@ from collections import Counter
 import numpy as np
 
 _IOB = re.compile(r"([BI])-(.+)")
+DIGITS = 6   # significant digits of probabilities and ratios in JSON output
+
+
+def significant(x: float, digits: int = DIGITS) -> float:
+    """``x`` rounded to ``digits`` significant digits (0.000123456789 -> 0.000123457): how
+    the command line writes label probabilities and evaluation ratios (accuracy, precision,
+    recall, F1) in JSON, so that small probabilities keep their figures."""
+    return float(f"{x:.{digits}g}")
 
 
 def is_iob(labels) -> bool:
@@ -150,17 +158,21 @@ def macro_f1(C: np.ndarray) -> float:
 
 
 def classification_report(gold: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict:
-    """Everything ``charlm eval`` shows for a classifier, as plain JSON-ready values."""
+    """Everything ``charlm eval`` shows for a classifier, as plain JSON-ready values. Each
+    class's counts have the names of the tagger's entity counts (:func:`prf`): ``gold`` (its
+    examples, the support), ``predicted`` and ``correct``."""
     K = len(classes)
     C = confusion_matrix(gold, pred, K)
     prf = per_class_prf(C)
+    predicted = C.sum(axis=0)
     return {
         "examples": int(len(gold)),
         "accuracy": accuracy(gold, pred),
         "macro_f1": macro_f1(C),
         "per_class": {c: {"precision": float(prf["precision"][k]),
                           "recall": float(prf["recall"][k]), "f1": float(prf["f1"][k]),
-                          "support": int(prf["support"][k])} for k, c in enumerate(classes)},
+                          "gold": int(prf["support"][k]), "predicted": int(predicted[k]),
+                          "correct": int(C[k, k])} for k, c in enumerate(classes)},
         "classes": list(classes),
         "confusion": C.tolist(),
     }

@@ -217,7 +217,9 @@ def predict(model, xs: list[np.ndarray], ys: list[np.ndarray] | None = None, bat
 
 # ------------------------------------------------------------ the run set-up
 DEFAULTS = {"level": "word"}     # a tagger labels words
-OPTIONS = ("char_embed", "char_hidden", "lm_features")
+# Options that apply to the tagger only (its words' characters and LM features); it shows a
+# tagged validation sentence every --sample-every steps, as the language model shows a sample.
+OPTIONS = ("char_embed", "char_hidden", "lm_features", "sample_every")
 DEFAULT_TAG_CORPUS = "btc-train.conll"
 DEFAULT_TAG_VALID = "btc-dev.conll"
 DEFAULT_NOTICE = ("Training on the bundled corpus: the Broad Twitter Corpus (6,338 tweets; "

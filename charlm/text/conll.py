@@ -36,6 +36,88 @@ class Tagged:
         return sum(len(s) for s in self.tokens)
 
 
+def columns(line: str) -> list[str]:
+    """A CoNLL line's columns. Tab-separated files may hold an empty or odd-space token
+    ("\\tO" in BTC): split on tabs when there are any, else on any whitespace."""
+    cols = [c.strip() for c in line.split("\t")] if "\t" in line else line.split()
+    return [cols[0]] + [c for c in cols[1:] if c]
+
+
+def parse_tokens(text: str, name: str) -> tuple[list[list[str]], list[list[str]] | None]:
+    """The sentences of a CoNLL text to tag: each sentence's tokens (the first column) and,
+    when every token line has a second column, their labels (the last column; None when any
+    line has the token alone). ``-DOCSTART-`` lines are skipped."""
+    tokens: list[list[str]] = []
+    labels: list[list[str]] = []
+    toks: list[str] = []
+    labs: list[str] = []
+    labelled = True
+    for line in text.split("\n"):
+        if not line.strip():
+            if toks:
+                tokens.append(toks), labels.append(labs)
+                toks, labs = [], []
+            continue
+        cols = columns(line)
+        if cols[0] == "-DOCSTART-":
+            continue
+        toks.append(cols[0])
+        labs.append(cols[-1])
+        labelled = labelled and len(cols) > 1
+    if toks:
+        tokens.append(toks), labels.append(labs)
+    return tokens, labels if labelled and tokens else None
+
+
+def has_labels_of(text: str, labels, sample: int = 2000) -> bool:
+    """Whether ``text`` reads as CoNLL tagged with ``labels``: every non-blank line (of the
+    first ``sample``) has two or more columns and ends in one of them ("RT O", "Harry
+    B-PER"). A line of prose ends in a word, which is not a label."""
+    known = set(labels)
+    seen = 0
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        cols = columns(line)
+        if cols[0] == "-DOCSTART-":
+            continue
+        if len(cols) < 2 or cols[-1] not in known:
+            return False
+        seen += 1
+        if seen >= sample:
+            break
+    return seen > 0
+
+
+def looks_like_conll(text: str, sample: int = 2000) -> bool:
+    """Whether ``text`` looks like CoNLL (for messages that say what a file is): of its first
+    ``sample`` non-blank lines, nearly all are a token without spaces and further columns,
+    the last columns take few values (labels, not words), and sentences are separated by
+    blank lines once there are many lines. Labelled lines (``text<TAB>label``) have spaces
+    in their text column; prose has many different last words."""
+    lines = text.split("\n")
+    body, blank = [], False
+    for line in lines:
+        if not line.strip():
+            blank = blank or bool(body)
+            continue
+        body.append(line)
+        if len(body) >= sample:
+            break
+    if not body:
+        return False
+    good, last = 0, set()
+    for line in body:
+        cols = columns(line)
+        if len(cols) >= 2 and not any(c.isspace() for c in cols[0]) \
+                and not cols[0].startswith("__label__"):
+            good += 1
+            last.add(cols[-1])
+    n = len(body)
+    return (good >= 0.95 * n and len(last) <= min(200, max(10, n // 3))
+            and (blank or n < 100))
+
+
 def parse(text: str, name: str) -> Tagged:
     """Sentences of a CoNLL text (already decoded)."""
     out = Tagged(name)
@@ -48,10 +130,7 @@ def parse(text: str, name: str) -> Tagged:
                 out.tokens.append(toks), out.labels.append(labs), out.lines.append(start)
                 toks, labs = [], []
             continue
-        # Tab-separated files may hold an empty or odd-space token ("\tO" in BTC): split on
-        # tabs when there are any, else on any whitespace.
-        cols = [c.strip() for c in line.split("\t")] if "\t" in line else line.split()
-        cols = [cols[0]] + [c for c in cols[1:] if c]
+        cols = columns(line)
         if cols[0] == "-DOCSTART-":
             continue
         if len(cols) < 2:

@@ -23,6 +23,7 @@ from .files import read_text
 
 FASTTEXT = "__label__"
 LABEL_COLUMNS = ("auto", "first", "last")
+INPUT_LABEL_COLUMNS = ("auto", "first", "last", "none")   # of lines to classify
 
 
 @dataclass
@@ -169,6 +170,58 @@ def read_examples(paths=(), classes=(), label_column: str = "auto", encoding: st
         raise CorpusError("No examples to read. Give a labelled file, or --class LABEL=FILE "
                           "for each class.")
     return out
+
+
+# ------------------------------------------------- lines to classify, maybe labelled
+def input_label_side(lines: list[str], known: list[str], label_column: str = "auto",
+                     name: str = "the input") -> str | None:
+    """Where the labels of lines to classify are, so that they are not read as text:
+    ``"first"`` or ``"last"`` (a tab-separated column), ``"fasttext"`` (``__label__X text``),
+    or None (plain text: each whole line is a text).
+
+    ``label_column`` ``auto``: a labelled file is recognised by its labels: every non-blank
+    line starts with ``__label__``, or has a tab with one of the model's classes (``known``)
+    on the same side in every line; anything else is plain text. ``first`` / ``last``: that
+    column, which every non-blank line must have; ``none``: plain text.
+    """
+    if label_column not in INPUT_LABEL_COLUMNS:
+        raise ConfigError(f"--label-column must be auto, first, last or none (got "
+                          f"{label_column!r}).")
+    body = [(k, line) for k, line in enumerate(lines, start=1) if line.strip()]
+    if label_column == "none" or not body:
+        return None
+    if label_column in ("first", "last"):
+        for k, line in body:
+            if "\t" not in line:
+                raise CorpusError(f"{name}, line {k}: no tab before the label column "
+                                  f"({_show(line)}). Write LABEL<TAB>TEXT or TEXT<TAB>LABEL, "
+                                  "or drop --label-column.")
+        return label_column
+    if all(line.lstrip().startswith(FASTTEXT) for _, line in body):
+        return "fasttext"
+    if not all("\t" in line for _, line in body):
+        return None
+    known = set(known)
+    if all(line.rsplit("\t", 1)[1].strip() in known for _, line in body):
+        return "last"
+    if all(line.split("\t", 1)[0].strip() in known for _, line in body):
+        return "first"
+    return None
+
+
+def split_label(line: str, side: str | None) -> tuple[str, str | None]:
+    """(text, label) of one line to classify, with the label where :func:`input_label_side`
+    found it (None for a blank line or plain text)."""
+    if side is None or not line.strip():
+        return line, None
+    if side == "fasttext":
+        head = line.split()[0]
+        return line.strip()[len(head):].strip(), head[len(FASTTEXT):]
+    if side == "first":
+        label, body = line.split("\t", 1)
+    else:
+        body, label = line.rsplit("\t", 1)
+    return body.strip(), label.strip()
 
 
 def _show(line: str, n: int = 40) -> str:

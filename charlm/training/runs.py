@@ -64,14 +64,35 @@ def task_module(task: str):
     return mod
 
 
-def check_task_options(task: str, given) -> None:
-    """An option that applies to other tasks only is a one-line error naming the task."""
-    mine = set(task_module(task).OPTIONS)
-    for name in given:
-        owners = [t for t, mod in TASKS.items() if name in mod.OPTIONS]
-        if owners and name not in mine:
-            raise ConfigError(f"{flag(name)} does not apply to --task {task} (it is for "
-                              f"--task {' and '.join(owners)}). Drop it.")
+MODEL_NAMES = {"lm": "language models", "tag": "taggers", "classify": "classifiers"}
+
+
+def train_option_owners() -> dict[str, tuple]:
+    """Each option of ``charlm train`` that applies to some tasks only: the tasks (from each
+    task module's ``OPTIONS``)."""
+    owners: dict[str, tuple] = {}
+    for t, mod in TASKS.items():
+        for name in mod.OPTIONS:
+            owners[name] = owners.get(name, ()) + (t,)
+    return owners
+
+
+def check_task_options(task: str, given, owners: dict | None = None,
+                       subject: str | None = None) -> None:
+    """An option given that applies to other tasks only is a one-line error naming the task.
+
+    ``owners``: option -> the tasks it applies to (default: the task modules' ``OPTIONS``,
+    for ``charlm train``); ``subject``: what the option was given for, in the message (default
+    ``--task TASK``; ``charlm eval`` names the model file)."""
+    owners = train_option_owners() if owners is None else owners
+    task_module(task)
+    for name in sorted(given):
+        tasks = owners.get(name)
+        if tasks and task not in tasks:
+            whom = " and ".join(f"--task {t}" for t in tasks) if subject is None else \
+                " and ".join(MODEL_NAMES[t] for t in tasks)
+            raise ConfigError(f"{flag(name)} does not apply to {subject or '--task ' + task} "
+                              f"(it is for {whom}). Drop it.")
 
 
 def task_defaults(task: str, options: dict) -> dict:
@@ -84,9 +105,19 @@ def default_out(level: str, task: str = "lm") -> Path:
     return Path("models") / f"{level if task == 'lm' else task}.npz"
 
 
+FLAGS = {"time_budget": "--time", "classes": "--class", "out_path": "--out"}
+
+
 def flag(name: str) -> str:
     """The command-line spelling of a keyword option."""
-    return "--time" if name == "time_budget" else "--" + name.replace("_", "-")
+    return FLAGS.get(name) or "--" + name.replace("_", "-")
+
+
+def keyword(name: str) -> str:
+    """The Python API's spelling of an option (:func:`charlm.train`): ``resume=True``,
+    ``out=PATH``. Messages that tell the caller which option to use take ``flag`` or this
+    as their ``spell``, so one message serves the command line and the library."""
+    return f"{name}=True" if name in ("resume", "force") else f"{name}=PATH"
 
 
 # ----------------------------------------------------------------------- corpus
@@ -220,14 +251,17 @@ def prepare_training(corpus=None, *, task: str = "lm", out: str | Path | None = 
                      valid=None, resume: bool = False, force: bool = False, init_from=None,
                      epochs: int | None = None, steps: int | None = None, time=None,
                      time_budget: float | None = None, callback=None, should_stop=None,
-                     reducer=None, classes=None, lm_features=None, **options) -> Trainer:
+                     reducer=None, classes=None, lm_features=None, spell=flag,
+                     **options) -> Trainer:
     """A Trainer ready to ``run_loop()``, set up by the rules in this module's docstring.
     ``options``: ModelConfig and TrainConfig fields, ``encoding``; only the ones the caller
-    gave (a resume compares those with the saved run)."""
+    gave (a resume compares those with the saved run). ``spell``: how messages write the
+    options that settle a refusal (:func:`flag` for the command line, :func:`keyword` for
+    the Python API)."""
     callback = callback or (lambda e: None)
     planned = _plan(corpus, task, out, valid, resume, force, init_from,
                     given_limits(epochs, steps, time, time_budget), callback, classes,
-                    lm_features, options, reducer)
+                    lm_features, options, reducer, spell)
     trainer = planned if isinstance(planned, Trainer) else start(planned, callback, reducer)
     trainer.callback = callback
     trainer.should_stop = should_stop or (lambda: False)
@@ -238,16 +272,17 @@ def prepare_training(corpus=None, *, task: str = "lm", out: str | Path | None = 
 
 def plan_training(corpus=None, *, task: str = "lm", out=None, valid=None, force: bool = False,
                   init_from=None, epochs=None, steps=None, time=None, time_budget=None,
-                  callback=None, classes=None, lm_features=None, **options) -> Plan:
+                  callback=None, classes=None, lm_features=None, spell=flag,
+                  **options) -> Plan:
     """A new run decided by the same rules as :func:`prepare_training`, not yet started
     (cross-validation starts one run per fold from it)."""
     return _plan(corpus, task, out, valid, False, force, init_from,
                  given_limits(epochs, steps, time, time_budget),
-                 callback or (lambda e: None), classes, lm_features, options)
+                 callback or (lambda e: None), classes, lm_features, options, None, spell)
 
 
 def _plan(corpus, task, out, valid, resume, force, init_from, limits, callback, classes,
-          lm_features, options, reducer=None):
+          lm_features, options, reducer=None, spell=flag):
     unknown = set(options) - _MODEL_KEYS - _TRAIN_KEYS - _RUN_KEYS
     if unknown:
         raise ConfigError(f"Unknown option(s): {', '.join(sorted(unknown))}. Use the options "
@@ -261,14 +296,15 @@ def _plan(corpus, task, out, valid, resume, force, init_from, limits, callback, 
         raise ConfigError(f"--out {out} is a directory. Give a file name, e.g. "
                           f"--out {out / (level + '.npz')}.")
     if resume and force:
-        raise ConfigError("--resume continues the file that --force would replace. "
-                          "Use one of them.")
+        raise ConfigError(f"{spell('resume')} continues the file that {spell('force')} would "
+                          "replace. Use one of them.")
     if resume and init_from is not None:
-        raise ConfigError("--resume continues a run; --init-from starts a new one from a "
-                          "saved model. Use one of them.")
+        raise ConfigError(f"{spell('resume')} continues a run; {spell('init_from')} starts "
+                          "a new one from a saved model. Use one of them.")
     if resume:
-        return _resume(task, corpus, out, valid, classes, limits, options, callback, reducer)
-    refuse_existing(out, force)
+        return _resume(task, corpus, out, valid, classes, limits, options, callback, reducer,
+                       spell)
+    refuse_existing(out, force, spell)
     return plan_new(task, corpus, out, valid, init_from, limits, options, callback, classes,
                     lm_features)
 
@@ -300,7 +336,7 @@ def plan_new(task, corpus, out: Path, valid, init_from, limits: dict, options: d
         tcfg.init_from = str(Path(init_from).resolve())
     tcfg.validate()
     mod.check(mcfg, tcfg)
-    lms = [checkpoint.load_lm(p) for p in split_paths(lm_features)]
+    lms = load_feature_lms(split_paths(lm_features), callback)
     sources, record = read_sources(task, corpus, valid, classes, tcfg.encoding, callback)
     return Plan(task, out, mcfg, tcfg, sources, record, source, lms)
 
@@ -312,6 +348,29 @@ def split_paths(paths) -> list[str]:
     if isinstance(paths, (str, Path)):
         paths = str(paths).split(",")
     return [str(p).strip() for p in paths if str(p).strip()]
+
+
+def load_feature_lms(paths: list[str], callback) -> list:
+    """The --lm-features models, [(Model, reverse)]. The same file twice is refused (it adds
+    its features twice, and nothing else); two or more that all read forwards get a warning:
+    the features are meant to see each word from both sides (one LM trained with
+    --reverse)."""
+    seen: dict[str, str] = {}
+    for p in paths:
+        key = os.path.realpath(p)
+        if key in seen:
+            also = "" if seen[key] == p else f" (also as {seen[key]})"
+            raise ConfigError(f"--lm-features names {p} twice{also}. Give each model once: "
+                              "a forward and a backward (--reverse) character LM.")
+        seen[key] = p
+    lms = [checkpoint.load_lm(p) for p in paths]
+    if len(lms) > 1 and not any(rev for _, rev in lms):
+        callback({"kind": "warning", "message":
+                  f"all {len(lms)} --lm-features models read forwards (none was trained with "
+                  "--reverse), so no feature sees the words after each word. Train a "
+                  "backward one with `charlm train --reverse` and give it instead of one of "
+                  "them."})
+    return lms
 
 
 def build(plan: Plan, callback, sources: Sources | None = None, tcfg: TrainConfig | None = None):
@@ -366,12 +425,12 @@ def _init_from_options(source: Model, options: dict, init_from) -> None:
                               + f" Leave {flag(k)} out.")
 
 
-def load_resumable(out: Path):
+def load_resumable(out: Path, spell=flag):
     """The model file a ``--resume`` continues, of any task: (model, meta, arrays, its
     TrainConfig); a one-line error when there is none or it holds no training state."""
     if not out.exists():
-        raise ModelFileError(f"Nothing to resume: no model file at {out}. "
-                             "Check --out, or drop --resume to start a new run.")
+        raise ModelFileError(f"Nothing to resume: no model file at {out}. Check "
+                             f"{spell('out')}, or drop {spell('resume')} to start a new run.")
     model, meta, arrays = checkpoint.load(out)
     if not meta or "run" not in meta:
         raise ModelFileError(f"{out} holds no training state to resume.")
@@ -379,8 +438,8 @@ def load_resumable(out: Path):
 
 
 def _resume(task, corpus, out: Path, valid, classes, limits: dict, options: dict,
-            callback, reducer=None) -> Trainer:
-    model, meta, arrays, tcfg = load_resumable(out)
+            callback, reducer=None, spell=flag) -> Trainer:
+    model, meta, arrays, tcfg = load_resumable(out, spell)
     if model.config.task != task:
         raise ConfigError(f"{out} holds a {model.config.task} model; resume it with --task "
                           f"{model.config.task}, or choose another --out.")
@@ -443,11 +502,13 @@ def nothing_trained(trainer) -> str:
             "with the resume (e.g. --steps 1000: limits given with --resume count from now).")
 
 
-def refuse_existing(out: Path, force: bool) -> None:
-    """A new run never replaces a model file unless told to (--force)."""
+def refuse_existing(out: Path, force: bool, spell=flag) -> None:
+    """A new run never replaces a model file unless told to (--force; ``spell``: how the
+    caller writes options, :func:`flag` or :func:`keyword`)."""
     if Path(out).exists() and not force:
-        raise CharlmError(f"{out} already exists. Continue it with --resume, replace it with "
-                          "--force (the old file is kept as .bak), or choose another --out.")
+        raise CharlmError(f"{out} already exists. Continue it with {spell('resume')}, replace "
+                          f"it with {spell('force')} (the old file is kept as .bak), or choose "
+                          f"another file with {spell('out')}.")
 
 
 def set_aside(out: Path, callback) -> None:

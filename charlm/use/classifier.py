@@ -1,7 +1,7 @@
 """A trained classifier, as the Python API and the command line use it.
 
     clf = charlm.load_model("models/classify.npz")
-    label, probabilities = clf.classify("There is nothing to like in this movie.")
+    label, distribution = clf.classify("There is nothing to like in this movie.")
     clf.evaluate("test.tsv")["accuracy"]
 
 Letters: ``N`` texts, ``K`` classes.
@@ -15,25 +15,33 @@ from pathlib import Path
 import numpy as np
 
 from ..tasks import classify as task
-from ..text.labelled import read_examples
+from ..tasks.metrics import significant
+from ..text.labelled import Examples, read_examples
 
 
 @dataclass
 class Prediction:
-    """The class of one text: ``label`` with ``probability``, and every class's probability
-    (highest first). Unpacks as ``label, probabilities``."""
+    """The class of one text: ``label`` with its ``probability``, and the ``distribution``,
+    every class's probability (highest first). Unpacks as ``label, distribution``."""
 
     text: str
     label: str
     probability: float
-    probabilities: dict[str, float]
+    distribution: dict[str, float]
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        """The older name of :attr:`distribution`."""
+        return self.distribution
 
     def __iter__(self):
-        return iter((self.label, self.probabilities))
+        return iter((self.label, self.distribution))
 
     def to_json(self) -> dict:
-        return {"text": self.text, "label": self.label, "probability": self.probability,
-                "probabilities": self.probabilities}
+        """The JSON of ``charlm classify --json``: probabilities to 6 significant digits."""
+        return {"text": self.text, "label": self.label,
+                "probability": significant(self.probability),
+                "distribution": {k: significant(p) for k, p in self.distribution.items()}}
 
 
 class Classifier:
@@ -75,11 +83,11 @@ class Classifier:
             out.append(Prediction(text, self.labels[order[0]], float(p[order[0]]), probs))
         return out
 
-    def evaluate(self, data, label_column: str = "auto", encoding: str = "utf-8",
-                 batch: int = 64) -> dict:
-        """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix on
-        labelled examples: a file path (any format :mod:`charlm.tasks.classify` reads) or
-        :class:`~charlm.tasks.classify.Examples`."""
+    def evaluate(self, data: str | Path | Examples, label_column: str = "auto",
+                 encoding: str = "utf-8", batch: int = 64) -> dict:
+        """Accuracy, macro-F1, per-class precision/recall/F1, the confusion matrix and the
+        mean NLL on labelled examples: a file path (any format :mod:`charlm.text.labelled`
+        reads) or :class:`~charlm.text.labelled.Examples`."""
         if isinstance(data, (str, Path)):
             data = read_examples([data], label_column=label_column, encoding=encoding,
                                  known_labels=self.labels)

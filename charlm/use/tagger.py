@@ -2,42 +2,67 @@
 
     tagger = charlm.load_model("models/tag.npz")
     t = tagger.tag("Harry Potter and Hermione Granger invented a new spell")
-    t.labels, t.entities, t.probs
+    t.labels, t.probabilities, t.entities
+    for typ, start, end, text in t.entities: ...     # or e.type, e.start, e.end, e.text
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from ..nn.encoder import length_mask
-from ..tasks.metrics import entity_spans, is_iob, tagging_scores
+from ..tasks.metrics import entity_spans, is_iob, significant, tagging_scores
 from ..tasks.sentences import pad
 from ..tasks.tag import encode_tokens, predict, tag_log_probs
 from ..text import conll
 
 
+class Entity(NamedTuple):
+    """An entity found in a sentence: its ``type`` (PER), the tokens ``start`` to ``end``
+    (0-based, end exclusive: ``tokens[start:end]``) and their ``text``. A tuple, so
+    ``typ, start, end, text = entity`` works too."""
+
+    type: str
+    start: int
+    end: int
+    text: str
+
+
 @dataclass
 class Tagged:
-    """One tagged sentence: its tokens, a label per token with its probability, the full
-    distribution over the labels (tokens × K) and the entities (type, start, end exclusive,
-    text) for IOB labels."""
+    """One tagged sentence: its tokens, a label per token with the probability the model
+    gives it (``probabilities``), the full distribution over the labels (tokens × K) and the
+    entities (:class:`Entity`) for IOB labels."""
 
     tokens: list[str]
     labels: list[str]
-    probs: list[float]
+    probabilities: list[float]
     distribution: np.ndarray
-    entities: list[tuple[str, int, int, str]]
+    entities: list[Entity]
+
+    @property
+    def probs(self) -> list[float]:
+        """The older name of :attr:`probabilities`."""
+        return self.probabilities
+
+    def entity_probability(self, e: Entity) -> float:
+        """The lowest probability of the labels of an entity's tokens: how sure the model is
+        of the whole span."""
+        return min(self.probabilities[e.start:e.end])
 
     def to_json(self, label_names: list[str]) -> dict:
+        """The JSON of ``charlm tag --json``: probabilities to 6 significant digits."""
         return {"tokens": self.tokens, "labels": self.labels,
-                "probs": [round(p, 6) for p in self.probs],
-                "distribution": [{k: round(float(p), 6) for k, p in zip(label_names, row)}
+                "probabilities": [significant(p) for p in self.probabilities],
+                "distribution": [{k: significant(float(p)) for k, p in zip(label_names, row)}
                                  for row in self.distribution],
-                "entities": [{"type": t, "start": s, "end": e, "text": x}
-                             for t, s, e, x in self.entities]}
+                "entities": [{"type": e.type, "start": e.start, "end": e.end, "text": e.text,
+                              "probability": significant(self.entity_probability(e))}
+                             for e in self.entities]}
 
 
 class Tagger:
@@ -109,21 +134,22 @@ class Tagger:
                 js = np.searchsorted(ends, a, side="right")
                 for typ, j, a, b in zip(types, js.tolist(), (a - starts[js]).tolist(),
                                         (b - starts[js]).tolist()):
-                    ents[j].append((typ, a, b, " ".join(sentences[idx[j]][a:b])))
+                    ents[j].append(Entity(typ, a, b, " ".join(sentences[idx[j]][a:b])))
             for j, (i, a, b) in enumerate(zip(idx, starts.tolist(), ends.tolist())):
                 out[i] = Tagged(list(sentences[i]), labels[a:b], probs[a:b], p[a:b], ents[j])
         return out
 
-    def evaluate(self, path: str | Path | conll.Tagged) -> dict:
-        """Token accuracy and entity P/R/F1 (micro, overall and per type) on a CoNLL file."""
+    def evaluate(self, path: str | Path | conll.Tagged, batch: int = 64) -> dict:
+        """Token accuracy, the mean NLL per token (``nll``, nats) and entity P/R/F1 (micro,
+        overall and per type) on a CoNLL file (or its sentences, :func:`conll.parse`)."""
         data = path if isinstance(path, conll.Tagged) else conll.read(path)
         conll.check_labels(data, self.labels)
         index = {lab: i for i, lab in enumerate(self.labels)}
         xs = [encode_tokens(self.vocab, s) for s in data.tokens]
         ys = [np.array([index[x] for x in s], np.int64) for s in data.labels]
-        pred, nll, n = predict(self.model, xs, ys, tokens=data.tokens)
+        pred, nll, n = predict(self.model, xs, ys, batch, tokens=data.tokens)
         scores = tagging_scores(data.labels, [[self.labels[k] for k in p] for p in pred],
                                 self.iob)
         scores["sentences"] = len(data)
-        scores["loss"] = nll / n
+        scores["nll"] = nll / n
         return scores
