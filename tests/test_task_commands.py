@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_classify_cli import toy_tsv
 from typer.testing import CliRunner
 
 import charlm
@@ -53,15 +54,8 @@ def write_conll(path: Path, n: int, seed: int) -> Path:
 
 
 def write_tsv(path: Path, n: int, seed: int, label_first: bool = False) -> Path:
-    r = random.Random(seed)
-    lines = []
-    for i in range(n):
-        lab = ["pos", "neg"][i % 2]
-        text = " ".join([{"pos": "fine", "neg": "dull"}[lab]]
-                        + [r.choice("abcdefg") for _ in range(r.randint(1, 5))])
-        lines.append(f"{lab}\t{text}" if label_first else f"{text}\t{lab}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    """Labelled lines: a class word (fine / dull) and noise letters (test_classify_cli's)."""
+    return toy_tsv(path, n, seed, label_first)
 
 
 @pytest.fixture(scope="module")
