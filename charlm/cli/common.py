@@ -205,7 +205,7 @@ def main_options(
 
 # ---------------------------------------------------------------- model files
 LEVEL_HELP = "Which default model to use: models/<level>.npz."
-MODEL_HELP = "A model file (overrides --level)."
+MODEL_HELP = "A model file (overrides --level); starter = the bundled starter model."
 
 
 def model_path(level: str, model: Optional[Path]) -> Path:
@@ -221,19 +221,26 @@ TRAIN_HINT = {"tag": "charlm train --task tag TRAIN.conll --valid DEV.conll",
 MODEL_NAME = {"tag": "tagger", "classify": "classifier"}
 
 
-def open_model(level: str, model: Optional[Path], tasks: tuple = ("lm",)):
+def open_model(level: str, model: Optional[Path], tasks: tuple = ("lm",),
+               starter: bool = False):
     """The model of --model, or the default file of the first of ``tasks``
     (models/<level>.npz for a language model, models/<task>.npz otherwise); one of another
-    task than ``tasks`` is refused with the command that uses it."""
-    task = tasks[0]
+    task than ``tasks`` is refused with the command that uses it. ``starter``: a character
+    language model falls back to the bundled starter model when there is neither, and says
+    so in one line on stderr."""
+    task, fallback = tasks[0], None
     if task == "lm":
         path = model_path(level, model)
+        if starter and model is None and level == "char" and not path.exists():
+            fallback, path = path, checkpoint.starter_path()
         hint = ("charlm train corpus.txt" if level == "char"
                 else "charlm train --level word corpus.txt")
         what = f"{level} model"
     else:
         path = model if model is not None else Path("models") / f"{task}.npz"
         hint, what = TRAIN_HINT[task], MODEL_NAME[task]
+    if model is not None:
+        path = checkpoint.locate(path)   # the name `starter`: the bundled starter model
     if not path.exists():
         if model is not None:
             raise ModelFileError(f"No model file at {path}. Check the path, or make one with "
@@ -248,6 +255,9 @@ def open_model(level: str, model: Optional[Path], tasks: tuple = ("lm",)):
             m.config.task, m.config.task)
         raise ConfigError(f"{path} holds a {kind} model{wanted}, which this command cannot "
                           f"use. Use `{use}` (or `charlm eval`) with it.")
+    if fallback is not None:
+        err.print(f"No model at {fallback}: using charlm's starter model (English prose from "
+                  "Project Gutenberg books). Train your own with `charlm train FILE`.")
     return m, meta, path
 
 

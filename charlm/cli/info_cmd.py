@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -13,6 +14,7 @@ from ..training.runs import resume_command
 from .common import (
     LEVEL_HELP,
     MODEL_HELP,
+    WIDTH,
     Level,
     app,
     emit_json,
@@ -68,7 +70,8 @@ def info(
            "tokens_seen": run.get("tokens_seen"), "seconds": run.get("elapsed"),
            "best_valid_loss": run.get("best_valid"), "best_step": run.get("best_step"),
            "finished": run.get("finished"), "history": hist,
-           "task": m.config.task, "labels": m.labels, "best_valid_metric": metric}
+           "task": m.config.task, "labels": m.labels, "best_valid_metric": metric,
+           "source": meta.get("source")}
     if plot is not None:
         _plot(hist, plot)
     if as_json:
@@ -97,7 +100,7 @@ def info(
                    f"{lm.config.cell.upper()} {lm.config.hidden} (frozen, embedded)"
                    for lm, rev in f.lms])
         lines += [("words read  " if k == 0 else " " * 12) + x for k, x in enumerate(seen)]
-    lines += corpus_lines(corpus, tcfg)
+    lines += corpus_lines(corpus, tcfg) + source_lines(meta.get("source"))
     if tcfg:
         import textwrap
         lines += textwrap.wrap(text_options(tcfg, m.vocab), 80, initial_indent="text" + " " * 8,
@@ -156,6 +159,19 @@ def corpus_lines(corpus: dict | None, tcfg: dict) -> list[str]:
                      "line break")
     else:
         lines.append("validation  none")
+    return lines
+
+
+def source_lines(source) -> list[str]:
+    """Where a shipped model's text came from, its licence and its recipe (the meta entry
+    ``source``, e.g. the starter model's), one wrapped entry per key."""
+    if not isinstance(source, dict):
+        return []
+    lines: list[str] = []
+    for key, value in source.items():
+        lines += textwrap.wrap(f"{key}: {value}", WIDTH,
+                               initial_indent="source" + " " * 6 if not lines else " " * 12,
+                               subsequent_indent=" " * 14, break_on_hyphens=False)
     return lines
 
 

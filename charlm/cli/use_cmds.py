@@ -77,7 +77,7 @@ def sample(
     so `--seed` with that number draws the same sample again.
     """
 
-    m, meta, path = open_model(level, model)
+    m, meta, path = open_model(level, model, starter=True)
     vocab = m.vocab
     if num < 1:
         raise ConfigError(f"-n/--num must be at least 1 (got {num}).")
@@ -213,7 +213,7 @@ def score(
         raise ConfigError("Nothing to score. Give a sentence, --file FILE, or text on "
                           "standard input.")
     logb = {"e": 1.0, "2": math.log(2), "10": math.log(10)}[base]
-    m, meta, _ = open_model(level, model)
+    m, meta, _ = open_model(level, model, starter=True)
     penalty = unk_penalty_nats(m.vocab) if unk_penalty else 0.0
     reverse = bool((meta.get("config") or {}).get("reverse"))
     results = list(score_many(m, [t[::-1] for t in texts] if reverse else texts))
@@ -362,7 +362,7 @@ def eval_cmd(
 
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1 (got {batch}).")
-    m, meta, _ = open_model(level, model, tasks=("lm", "tag", "classify"))
+    m, meta, _ = open_model(level, model, tasks=("lm", "tag", "classify"), starter=True)
     if m.config.task == "tag":   # a CoNLL file: accuracy and entity P/R/F1
         return eval_tagger(Tagger(m, meta), file, as_json)
     if m.config.task == "classify":
