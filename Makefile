@@ -31,7 +31,11 @@ demo: $(BIN)/charlm
 	cd demo-out && ../$(BIN)/charlm train --cell lstm --hidden 128 --embed 32 --layers 1 \
 	  --dropout 0 --batch 32 --bptt 64 --lr 3e-3 --time 90s --eval-every 200 --force
 	cd demo-out && ../$(BIN)/charlm sample --level char -n 3 --length 300 --no-stop --seed 1
+	@echo "The model just trained (90 s of tiny Shakespeare):"
 	cd demo-out && ../$(BIN)/charlm score "the apple and pair salad" "the apple and pear salad"
+	@echo "The starter model that ships with charlm (English prose from Project Gutenberg):"
+	cd demo-out && ../$(BIN)/charlm score --model starter \
+	  "the apple and pair salad" "the apple and pear salad"
 
 # Data-parallel training on MPI_N processes (the optional extra: mpi4py and MPICH's wheel).
 MPI_N ?= 2

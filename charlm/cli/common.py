@@ -247,7 +247,7 @@ def main_options(
 
 # ---------------------------------------------------------------- model files
 LEVEL_HELP = "Which default language model to use: models/<level>.npz."
-MODEL_HELP = "A model file (overrides --level)."
+MODEL_HELP = "A model file (overrides --level); starter = the bundled starter model."
 TASK_HELP = ("Which default model: lm (models/<level>.npz), tag (models/tag.npz) or "
              "classify (models/classify.npz) [default: lm; with --model: the file's own].")
 
@@ -267,25 +267,32 @@ USE_COMMAND = {"lm": "charlm sample", "tag": "charlm tag", "classify": "charlm c
 
 
 def open_model(level: str, model: Optional[Path], tasks: tuple = ("lm",),
-               task: Optional[str] = None):
+               task: Optional[str] = None, starter: bool = False):
     """The model of --model, or the default file of ``task`` (by default the first of
     ``tasks``): models/<level>.npz for a language model, models/<task>.npz otherwise. A model
     of another task than ``tasks`` (or than ``task``, when both it and --model are given) is
-    refused with the command that uses it."""
-    given, task = task, task or tasks[0]
+    refused with the command that uses it. ``starter``: a character language model falls back
+    to the bundled starter model when there is neither (and no default file of another task
+    this command could mean: then the error names it), and says so in one line on stderr."""
+    given, task, fallback = task, task or tasks[0], None
+    others = [t for t in tasks if t != task and default_out(level, t).exists()]
     if task == "lm":
         path = model_path(level, model)
+        if starter and model is None and level == "char" and not path.exists() \
+                and not (others and given is None):
+            fallback, path = path, checkpoint.starter_path()
         hint = ("charlm train corpus.txt" if level == "char"
                 else "charlm train --level word corpus.txt")
         what = f"{level} model"
     else:
         path = model if model is not None else default_out(level, task)
         hint, what = TRAIN_HINT[task], MODEL_NAME[task]
+    if model is not None:
+        path = checkpoint.locate(path)   # the name `starter`: the bundled starter model
     if not path.exists():
         if model is not None:
             raise ModelFileError(f"No model file at {path}. Check the path, or make one with "
                                  f"`{hint} --out {path}`.")
-        others = [t for t in tasks if t != task and default_out(level, t).exists()]
         alt = "".join(f"; for the {MODEL_NAME[t]} in {default_out(level, t)}, add --task {t}"
                       for t in others)
         raise ModelFileError(f"No {what} at {path}. Train one first: `{hint}`{alt}.")
@@ -301,6 +308,9 @@ def open_model(level: str, model: Optional[Path], tasks: tuple = ("lm",),
         not_a = f", not a {MODEL_NAME[task]}" if task != "lm" else ""
         raise ConfigError(f"{path} holds a {kind} model{not_a}, which this command cannot "
                           f"use. Use `{use}` (or `charlm eval`) with it.")
+    if fallback is not None:
+        err.print(f"No model at {fallback}: using charlm's starter model (English prose from "
+                  "Project Gutenberg books). Train your own with `charlm train FILE`.")
     return m, meta, path
 
 

@@ -215,7 +215,7 @@ def pairs(
                               "good<TAB>bad lines.")
     else:
         todo = read_pairs(file)
-    m, _, _ = open_model(level, model)
+    m, _, _ = open_model(level, model, starter=True)
     t0 = time.perf_counter()
     n_sent = len({s for p in todo for s in (p.good, p.bad)})
     with tqdm(total=n_sent, unit="sentence", file=sys.stderr,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -84,7 +85,7 @@ def info(
            "best_step": run.get("best_step"),
            "finished": run.get("finished"), "history": hist,
            "task": m.config.task, "labels": m.labels, "best_valid_metric": metric,
-           "reverse": bool(tcfg.get("reverse", False))}
+           "reverse": bool(tcfg.get("reverse", False)), "source": meta.get("source")}
     if plot is not None:
         _plot(hist, plot)
     if as_json:
@@ -113,9 +114,8 @@ def info(
                    f"{lm.config.cell.upper()} {lm.config.hidden} (frozen, embedded)"
                    for lm, rev in f.lms])
         lines += [("words read  " if k == 0 else " " * 12) + x for k, x in enumerate(seen)]
-    lines += corpus_lines(corpus, tcfg, c.task)
+    lines += corpus_lines(corpus, tcfg, c.task) + source_lines(meta.get("source"))
     if tcfg:
-        import textwrap
         lines += textwrap.wrap(text_options(tcfg, m.vocab, c.task), 80,
                                initial_indent="text" + " " * 8,
                                subsequent_indent=" " * 12, break_on_hyphens=False)
@@ -180,6 +180,19 @@ def corpus_lines(corpus: dict | None, tcfg: dict, task: str = "lm") -> list[str]
                      "line break")
     else:
         lines.append("validation  none")
+    return lines
+
+
+def source_lines(source) -> list[str]:
+    """Where a shipped model's text came from, its licence and its recipe (the meta entry
+    ``source``, e.g. the starter model's), one wrapped entry per key."""
+    if not isinstance(source, dict):
+        return []
+    lines: list[str] = []
+    for key, value in source.items():
+        lines += textwrap.wrap(f"{key}: {value}", 80,
+                               initial_indent="source" + " " * 6 if not lines else " " * 12,
+                               subsequent_indent=" " * 14, break_on_hyphens=False)
     return lines
 
 

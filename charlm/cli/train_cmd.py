@@ -194,7 +194,8 @@ def train(
     init_from: Optional[Path] = typer.Option(None, "--init-from",
                                              help="Start from this model file's vocabulary "
                                                   "and parameters (fine-tuning), with a "
-                                                  "fresh optimizer and history."),
+                                                  "fresh optimizer and history; starter = "
+                                                  "the bundled starter model."),
     init_scale: Optional[float] = typer.Option(None, "--init-scale",
                                                help="Draw every weight from U(-S, S) "
                                                     "(e.g. 0.1) [default: the cells' own "

@@ -85,7 +85,7 @@ def sample(
     so `--seed` with that number draws the same sample again.
     """
 
-    m, meta, path = open_model(level, model)
+    m, meta, path = open_model(level, model, starter=True)
     vocab = m.vocab
     if num < 1:
         raise ConfigError(f"-n/--num must be at least 1 (got {num}).")
@@ -218,7 +218,7 @@ def score(
         raise ConfigError("Nothing to score. Give a sentence, --file FILE, or text on "
                           "standard input.")
     logb = {"e": 1.0, "2": math.log(2), "10": math.log(10)}[base]
-    m, meta, _ = open_model(level, model)
+    m, meta, _ = open_model(level, model, starter=True)
     penalty = unk_penalty_nats(m.vocab) if unk_penalty else 0.0
     reverse = bool((meta.get("config") or {}).get("reverse"))
     results = list(score_many(m, [t[::-1] for t in texts] if reverse else texts))
@@ -376,7 +376,8 @@ def eval_cmd(
     if file is None and not classes:
         raise ConfigError("Give a FILE to evaluate ('-' = standard input), or --class "
                           "LABEL=FILE per class for a classifier.")
-    m, meta, path = open_model(level, model, tasks=("lm", "tag", "classify"), task=task)
+    m, meta, path = open_model(level, model, tasks=("lm", "tag", "classify"), task=task,
+                              starter=True)
     kind = m.config.task
     given = {k for k in ctx.params
              if getattr(ctx.get_parameter_source(k), "name", "") != "DEFAULT"}

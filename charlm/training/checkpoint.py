@@ -14,6 +14,10 @@ Contents (all plain arrays; loading never unpickles anything):
 
 Files are written atomically: to a temporary file in the same directory, flushed to disk, then
 renamed over the destination, so a crash at any moment leaves the old file or the new one.
+
+One model file ships inside the package: the starter model (``charlm/models/starter.npz``), a
+character LSTM of general English prose. Everything that opens a model file by path also
+takes the name ``starter`` for it (:func:`locate`), unless a file of that name exists.
 """
 
 from __future__ import annotations
@@ -36,6 +40,22 @@ from ..text.vocab import Vocab
 FORMAT = "charlm-model"
 FORMAT_VERSION = 1
 _AGAIN = "Check the path, or train a new model with `charlm train`."
+STARTER = "starter"   # the name of the bundled starter model
+
+
+def starter_path() -> Path:
+    """Where the bundled starter model lies: package data of the installed charlm (in a
+    checkout, the same file under charlm/models/)."""
+    return Path(__file__).resolve().parents[1] / "models" / "starter.npz"
+
+
+def locate(path: str | Path) -> Path:
+    """The model file ``path`` names: the bundled starter model for the name ``starter``
+    (when no file of that name exists), otherwise ``path`` itself."""
+    path = Path(path)
+    if str(path) == STARTER and not path.exists():
+        return starter_path()
+    return path
 
 
 def save(path: str | Path, model: Model, meta_train: dict | None = None,
@@ -77,9 +97,13 @@ def save(path: str | Path, model: Model, meta_train: dict | None = None,
 
 
 def read(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """The meta dict and every array of a model file, checked to be a charlm model."""
-    path = Path(path)
+    """The meta dict and every array of a model file, checked to be a charlm model
+    (``starter``: the bundled starter model)."""
+    path = locate(path)
     if not path.exists():
+        if path == starter_path():
+            raise ModelFileError("The starter model is missing from this installation of "
+                                 "charlm. Reinstall charlm, or give a model file.")
         raise ModelFileError(f"No model file at {path}. Check the path.")
     if path.is_dir():
         raise ModelFileError(f"{path} is a directory, not a model file. Give the path of a "
@@ -120,7 +144,10 @@ def read(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def load(path: str | Path) -> tuple[Model, dict, dict[str, np.ndarray]]:
-    """Load a model file: (model with its best parameters, training meta, the other arrays)."""
+    """Load a model file: (model with its best parameters, training meta, the other arrays).
+    Parameters stored in another float type (the starter model's float16) come back in the
+    config's dtype."""
+    path = locate(path)
     meta, arrays = read(path)
     try:
         config = ModelConfig.from_json(meta["config"])

@@ -333,7 +333,7 @@ def plan_new(task, corpus, out: Path, valid, init_from, limits: dict, options: d
         v = source.vocab
         tcfg.level, tcfg.lowercase, tcfg.tokenizer = v.level, v.lowercase, v.tokenizer
         tcfg.unk_token = v.unk_token or ""
-        tcfg.init_from = str(Path(init_from).resolve())
+        tcfg.init_from = str(checkpoint.locate(init_from).resolve())
     tcfg.validate()
     mod.check(mcfg, tcfg)
     lms = load_feature_lms(split_paths(lm_features), callback)
@@ -434,6 +434,10 @@ def load_resumable(out: Path, spell=flag):
     model, meta, arrays = checkpoint.load(out)
     if not meta or "run" not in meta:
         raise ModelFileError(f"{out} holds no training state to resume.")
+    if not any(k.startswith("train/param/") for k in arrays):   # a shipped copy, stripped
+        raise ModelFileError(f"{out} holds a finished model without its training state "
+                             "(optimizer and latest parameters), so it cannot be resumed. "
+                             f"Start a new run from it with --init-from {out}.")
     return model, meta, arrays, TrainConfig.from_json(meta["config"])
 
 

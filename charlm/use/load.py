@@ -16,7 +16,8 @@ TASK_OBJECTS = {"lm": LanguageModel, "tag": Tagger, "classify": Classifier}
 
 def load_model(path: str | Path):
     """The model in a file, as the object of its task: a LanguageModel (``.sample``,
-    ``.score``), a Tagger (``.tag``) or a Classifier (``.classify``)."""
+    ``.score``), a Tagger (``.tag``) or a Classifier (``.classify``). The name ``starter``
+    loads the starter model that ships with charlm (see :mod:`charlm.use.starter`)."""
     model, meta, _ = checkpoint.load(path)
     cls = TASK_OBJECTS.get(model.config.task)
     if cls is None:
