@@ -42,7 +42,7 @@ both are norms of the mean-loss gradient), and after the update the parameter di
 ``||p_charlm - p_torch|| / ||p_charlm||`` over all parameters, the same for the change since
 the start (``||Δ_charlm - Δ_torch|| / ||Δ_charlm||``, far more sensitive), and the tensor whose
 change differs most. Torch's effective bias is bias_ih + bias_hh. ``--eval-every N`` also scores
-both models on the validation text every N steps, in charlm's convention (``train.evaluate``:
+both models on the validation text every N steps, in charlm's convention (``tasks.lm.evaluate``:
 ``--eval-batch`` rows from a zero state, the state carried), torch's module over the very same
 windows. At the end: mean losses and the paired mean difference (charlm - torch) over blocks of
 steps, and the validation figures.
@@ -111,7 +111,7 @@ def parse_args(argv=None):
     p.add_argument("--print-every", type=int, default=1)
     p.add_argument("--eval-every", type=int, default=0,
                    help="every N steps (and after the last) score both models on the validation "
-                        "text: charlm's train.evaluate, torch over the same rows and windows")
+                        "text: charlm's tasks.lm.evaluate, torch over the same rows and windows")
     p.add_argument("--eval-batch", type=int, default=32, help="validation rows (both sides)")
     p.add_argument("--block", type=int, default=0,
                    help="steps per block in the summary (0: about a tenth of --steps)")
@@ -135,10 +135,11 @@ def main(argv=None) -> int:
     import torch.nn.functional as F
 
     from charlm.nn.model import Model, ModelConfig
+    from charlm.tasks import lm as lmtask
     from charlm.tasks.lm import LMTask
     from charlm.tasks.stream import prepare_corpus
+    from charlm.training import trainer as ctrain
     from charlm.training.trainer import TrainConfig, Trainer
-    ctrain = sys.modules["charlm.train"]   # the module (the package exports a train function)
 
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -177,7 +178,7 @@ def main(argv=None) -> int:
         norms.append(norm)
         return norm
 
-    ctrain.clip_gradients = recording_clip   # train_step looks the name up in charlm.train
+    ctrain.clip_gradients = recording_clip   # train_step looks the name up in its module
 
     # ------------------------------------------------------------- torch
     class CharLSTM(nn.Module):         # as torch_quality.py builds it
@@ -342,7 +343,7 @@ def main(argv=None) -> int:
         if step % args.print_every == 0 or step == args.steps - 1:
             print(line, flush=True)
         if args.eval_every and ((step + 1) % args.eval_every == 0 or step == args.steps - 1):
-            vc = ctrain.evaluate(model, corpus.valid_ids, args.eval_batch, T)[0]
+            vc = lmtask.evaluate(model, corpus.valid_ids, args.eval_batch, T)[0]
             vt = torch_valid()
             evals.append({"step": step + 1, "valid_charlm": vc, "valid_torch": vt})
             emit({"type": "valid", **evals[-1]})
