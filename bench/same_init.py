@@ -108,6 +108,11 @@ def parse_args(argv=None):
     p.add_argument("--init", choices=["shared", "own"], default="shared",
                    help="shared: torch starts from charlm's weights; own: torch's default init")
     p.add_argument("--seed", type=int, default=1234, help="charlm's init and dropout; torch's seed")
+    p.add_argument("--only", choices=["both", "charlm", "torch"], default="both",
+                   help="train one side only (the other's losses are NaN): each side's run "
+                        "does not depend on the other's, so two runs that differ only in one "
+                        "side's options can share the other side's run (see "
+                        "bench/lm_quality.py pair)")
     p.add_argument("--print-every", type=int, default=1)
     p.add_argument("--eval-every", type=int, default=0,
                    help="every N steps (and after the last) score both models on the validation "
@@ -141,6 +146,7 @@ def main(argv=None) -> int:
     from charlm.training import trainer as ctrain
     from charlm.training.trainer import TrainConfig, Trainer
 
+    nan = float("nan")
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     B, T, H, L, E = args.batch, args.bptt, args.hidden, args.layers, args.embed
@@ -252,7 +258,7 @@ def main(argv=None) -> int:
               "clip_torch": args.clip_torch, "clip_charlm_summed": clip_c,
               "dropout": args.dropout, "torch_bias": args.torch_bias, "init": args.init,
               "torch_adam_eps": torch_eps,
-              "seed": args.seed, "windows_per_epoch": n_windows,
+              "seed": args.seed, "only": args.only, "windows_per_epoch": n_windows,
               "train_tokens": int(len(corpus.train_ids)), "params_charlm": model.n_params(),
               "params_torch": sum(p.numel() for p in net.parameters()), "torch": torch.__version__,
               "numpy": np.__version__}
@@ -264,7 +270,7 @@ def main(argv=None) -> int:
                   f"{compare()[0]:.3g}", flush=True)
     hdr = (f"{'step':>5} {'win':>4} {'loss charlm':>12} {'loss torch':>12} {'c - t':>10} "
            f"{'|g| charlm/T':>12} {'|g| torch':>10}")
-    if shared:
+    if shared and args.only == "both":
         hdr += f" {'rel dp':>9} {'rel dΔ':>9}  worst Δ tensor"
     print(hdr, flush=True)
 
@@ -305,25 +311,29 @@ def main(argv=None) -> int:
 
         t0 = time.perf_counter()
         norms.clear()
-        loss_c, tokens = trainer.train_step(k)
+        loss_c, g_c, tokens = nan, nan, X.size
+        if args.only != "torch":
+            loss_c, tokens = trainer.train_step(k)
+            if loss_c is None:
+                print(f"# charlm's step {step} diverged (undone); stopping", flush=True)
+                break
+            g_c = norms[-1] / Tk if norms else nan
         t_c += time.perf_counter() - t0
-        if loss_c is None:
-            print(f"# charlm's step {step} diverged (undone); stopping", flush=True)
-            break
-        g_c = norms[-1] / Tk if norms else float("nan")
         trainer.advance(tokens)                 # the run loop's own bookkeeping
 
         t0 = time.perf_counter()
-        x = torch.from_numpy(X.astype(np.int64))
-        y = torch.from_numpy(Y.astype(np.int64))
-        state = tuple(s.detach() for s in state)
-        logits, state = net(x, state)
-        loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        g_t = float(nn.utils.clip_grad_norm_(t_params, args.clip_torch))
-        opt.step()
-        loss_t = float(loss.item())
+        loss_t, g_t = nan, nan
+        if args.only != "charlm":
+            x = torch.from_numpy(X.astype(np.int64))
+            y = torch.from_numpy(Y.astype(np.int64))
+            state = tuple(s.detach() for s in state)
+            logits, state = net(x, state)
+            loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            g_t = float(nn.utils.clip_grad_norm_(t_params, args.clip_torch))
+            opt.step()
+            loss_t = float(loss.item())
         t_t += time.perf_counter() - t0
 
         lc_all.append(loss_c)
@@ -333,7 +343,7 @@ def main(argv=None) -> int:
                "gnorm_charlm_over_T": g_c, "gnorm_torch": g_t}
         line = (f"{step:5d} {k:4d} {loss_c:12.6f} {loss_t:12.6f} {loss_c - loss_t:10.2e} "
                 f"{g_c:12.5g} {g_t:10.5g}")
-        if shared:
+        if shared and args.only == "both":
             with torch.no_grad():
                 rel_p, rel_d, worst_name, worst = compare()
             rec.update(rel_param_diff=rel_p, rel_update_diff=rel_d, worst_tensor=worst_name,
@@ -343,8 +353,9 @@ def main(argv=None) -> int:
         if step % args.print_every == 0 or step == args.steps - 1:
             print(line, flush=True)
         if args.eval_every and ((step + 1) % args.eval_every == 0 or step == args.steps - 1):
-            vc = lmtask.evaluate(model, corpus.valid_ids, args.eval_batch, T)[0]
-            vt = torch_valid()
+            vc = (lmtask.evaluate(model, corpus.valid_ids, args.eval_batch, T)[0]
+                  if args.only != "torch" else nan)
+            vt = torch_valid() if args.only != "charlm" else nan
             evals.append({"step": step + 1, "valid_charlm": vc, "valid_torch": vt})
             emit({"type": "valid", **evals[-1]})
             print(f"# valid after {step + 1} steps: charlm {vc:.5f}  torch {vt:.5f}  "
