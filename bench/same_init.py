@@ -108,6 +108,10 @@ def parse_args(argv=None):
     p.add_argument("--init", choices=["shared", "own"], default="shared",
                    help="shared: torch starts from charlm's weights; own: torch's default init")
     p.add_argument("--seed", type=int, default=1234, help="charlm's init and dropout; torch's seed")
+    p.add_argument("--torch-seed", type=int, default=None,
+                   help="torch's seed (its dropout masks; with --init own its weights too) "
+                        "when it should differ from --seed: two torch runs from the same "
+                        "weights with other masks show how far masks alone move a run")
     p.add_argument("--only", choices=["both", "charlm", "torch"], default="both",
                    help="train one side only (the other's losses are NaN): each side's run "
                         "does not depend on the other's, so two runs that differ only in one "
@@ -148,7 +152,7 @@ def main(argv=None) -> int:
 
     nan = float("nan")
     torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed if args.torch_seed is None else args.torch_seed)
     B, T, H, L, E = args.batch, args.bptt, args.hidden, args.layers, args.embed
     clip_c = args.clip_charlm if args.clip_charlm is not None else args.clip_torch * T
     out_f = open(args.out, "a") if args.out else None
@@ -258,7 +262,8 @@ def main(argv=None) -> int:
               "clip_torch": args.clip_torch, "clip_charlm_summed": clip_c,
               "dropout": args.dropout, "torch_bias": args.torch_bias, "init": args.init,
               "torch_adam_eps": torch_eps,
-              "seed": args.seed, "only": args.only, "windows_per_epoch": n_windows,
+              "seed": args.seed, "torch_seed": args.torch_seed, "only": args.only,
+              "windows_per_epoch": n_windows,
               "train_tokens": int(len(corpus.train_ids)), "params_charlm": model.n_params(),
               "params_torch": sum(p.numel() for p in net.parameters()), "torch": torch.__version__,
               "numpy": np.__version__}
