@@ -42,7 +42,7 @@ both are norms of the mean-loss gradient), and after the update the parameter di
 ``||p_charlm - p_torch|| / ||p_charlm||`` over all parameters, the same for the change since
 the start (``||Δ_charlm - Δ_torch|| / ||Δ_charlm||``, far more sensitive), and the tensor whose
 change differs most. Torch's effective bias is bias_ih + bias_hh. ``--eval-every N`` also scores
-both models on the validation text every N steps, in charlm's convention (``train.evaluate``:
+both models on the validation text every N steps, in charlm's convention (``tasks.lm.evaluate``:
 ``--eval-batch`` rows from a zero state, the state carried), torch's module over the very same
 windows. At the end: mean losses and the paired mean difference (charlm - torch) over blocks of
 steps, and the validation figures.
@@ -108,10 +108,19 @@ def parse_args(argv=None):
     p.add_argument("--init", choices=["shared", "own"], default="shared",
                    help="shared: torch starts from charlm's weights; own: torch's default init")
     p.add_argument("--seed", type=int, default=1234, help="charlm's init and dropout; torch's seed")
+    p.add_argument("--torch-seed", type=int, default=None,
+                   help="torch's seed (its dropout masks; with --init own its weights too) "
+                        "when it should differ from --seed: two torch runs from the same "
+                        "weights with other masks show how far masks alone move a run")
+    p.add_argument("--only", choices=["both", "charlm", "torch"], default="both",
+                   help="train one side only (the other's losses are NaN): each side's run "
+                        "does not depend on the other's, so two runs that differ only in one "
+                        "side's options can share the other side's run (see "
+                        "bench/lm_quality.py pair)")
     p.add_argument("--print-every", type=int, default=1)
     p.add_argument("--eval-every", type=int, default=0,
                    help="every N steps (and after the last) score both models on the validation "
-                        "text: charlm's train.evaluate, torch over the same rows and windows")
+                        "text: charlm's tasks.lm.evaluate, torch over the same rows and windows")
     p.add_argument("--eval-batch", type=int, default=32, help="validation rows (both sides)")
     p.add_argument("--block", type=int, default=0,
                    help="steps per block in the summary (0: about a tenth of --steps)")
@@ -135,13 +144,15 @@ def main(argv=None) -> int:
     import torch.nn.functional as F
 
     from charlm.nn.model import Model, ModelConfig
+    from charlm.tasks import lm as lmtask
     from charlm.tasks.lm import LMTask
     from charlm.tasks.stream import prepare_corpus
+    from charlm.training import trainer as ctrain
     from charlm.training.trainer import TrainConfig, Trainer
-    ctrain = sys.modules["charlm.train"]   # the module (the package exports a train function)
 
+    nan = float("nan")
     torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed if args.torch_seed is None else args.torch_seed)
     B, T, H, L, E = args.batch, args.bptt, args.hidden, args.layers, args.embed
     clip_c = args.clip_charlm if args.clip_charlm is not None else args.clip_torch * T
     out_f = open(args.out, "a") if args.out else None
@@ -177,7 +188,7 @@ def main(argv=None) -> int:
         norms.append(norm)
         return norm
 
-    ctrain.clip_gradients = recording_clip   # train_step looks the name up in charlm.train
+    ctrain.clip_gradients = recording_clip   # train_step looks the name up in its module
 
     # ------------------------------------------------------------- torch
     class CharLSTM(nn.Module):         # as torch_quality.py builds it
@@ -251,7 +262,8 @@ def main(argv=None) -> int:
               "clip_torch": args.clip_torch, "clip_charlm_summed": clip_c,
               "dropout": args.dropout, "torch_bias": args.torch_bias, "init": args.init,
               "torch_adam_eps": torch_eps,
-              "seed": args.seed, "windows_per_epoch": n_windows,
+              "seed": args.seed, "torch_seed": args.torch_seed, "only": args.only,
+              "windows_per_epoch": n_windows,
               "train_tokens": int(len(corpus.train_ids)), "params_charlm": model.n_params(),
               "params_torch": sum(p.numel() for p in net.parameters()), "torch": torch.__version__,
               "numpy": np.__version__}
@@ -263,7 +275,7 @@ def main(argv=None) -> int:
                   f"{compare()[0]:.3g}", flush=True)
     hdr = (f"{'step':>5} {'win':>4} {'loss charlm':>12} {'loss torch':>12} {'c - t':>10} "
            f"{'|g| charlm/T':>12} {'|g| torch':>10}")
-    if shared:
+    if shared and args.only == "both":
         hdr += f" {'rel dp':>9} {'rel dΔ':>9}  worst Δ tensor"
     print(hdr, flush=True)
 
@@ -304,25 +316,29 @@ def main(argv=None) -> int:
 
         t0 = time.perf_counter()
         norms.clear()
-        loss_c, tokens = trainer.train_step(k)
+        loss_c, g_c, tokens = nan, nan, X.size
+        if args.only != "torch":
+            loss_c, tokens = trainer.train_step(k)
+            if loss_c is None:
+                print(f"# charlm's step {step} diverged (undone); stopping", flush=True)
+                break
+            g_c = norms[-1] / Tk if norms else nan
         t_c += time.perf_counter() - t0
-        if loss_c is None:
-            print(f"# charlm's step {step} diverged (undone); stopping", flush=True)
-            break
-        g_c = norms[-1] / Tk if norms else float("nan")
         trainer.advance(tokens)                 # the run loop's own bookkeeping
 
         t0 = time.perf_counter()
-        x = torch.from_numpy(X.astype(np.int64))
-        y = torch.from_numpy(Y.astype(np.int64))
-        state = tuple(s.detach() for s in state)
-        logits, state = net(x, state)
-        loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        g_t = float(nn.utils.clip_grad_norm_(t_params, args.clip_torch))
-        opt.step()
-        loss_t = float(loss.item())
+        loss_t, g_t = nan, nan
+        if args.only != "charlm":
+            x = torch.from_numpy(X.astype(np.int64))
+            y = torch.from_numpy(Y.astype(np.int64))
+            state = tuple(s.detach() for s in state)
+            logits, state = net(x, state)
+            loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            g_t = float(nn.utils.clip_grad_norm_(t_params, args.clip_torch))
+            opt.step()
+            loss_t = float(loss.item())
         t_t += time.perf_counter() - t0
 
         lc_all.append(loss_c)
@@ -332,7 +348,7 @@ def main(argv=None) -> int:
                "gnorm_charlm_over_T": g_c, "gnorm_torch": g_t}
         line = (f"{step:5d} {k:4d} {loss_c:12.6f} {loss_t:12.6f} {loss_c - loss_t:10.2e} "
                 f"{g_c:12.5g} {g_t:10.5g}")
-        if shared:
+        if shared and args.only == "both":
             with torch.no_grad():
                 rel_p, rel_d, worst_name, worst = compare()
             rec.update(rel_param_diff=rel_p, rel_update_diff=rel_d, worst_tensor=worst_name,
@@ -342,8 +358,9 @@ def main(argv=None) -> int:
         if step % args.print_every == 0 or step == args.steps - 1:
             print(line, flush=True)
         if args.eval_every and ((step + 1) % args.eval_every == 0 or step == args.steps - 1):
-            vc = ctrain.evaluate(model, corpus.valid_ids, args.eval_batch, T)[0]
-            vt = torch_valid()
+            vc = (lmtask.evaluate(model, corpus.valid_ids, args.eval_batch, T)[0]
+                  if args.only != "torch" else nan)
+            vt = torch_valid() if args.only != "charlm" else nan
             evals.append({"step": step + 1, "valid_charlm": vc, "valid_torch": vt})
             emit({"type": "valid", **evals[-1]})
             print(f"# valid after {step + 1} steps: charlm {vc:.5f}  torch {vt:.5f}  "

@@ -269,6 +269,8 @@ def test_missing_validation_file(lab, tmp_path):
     (["--cell", "rnn", "--peephole"], "--peephole"),
     (["--cell", "lstm", "--simplified"], "--simplified"),
     (["--cell", "lstm", "--activation", "relu"], "--activation"),
+    (["--tie-weights", "--embed", "4", "--hidden", "8"], "--embed must equal --hidden"),
+    (["--tie-weights", "--embed", "0"], "--tie-weights"),
     (["--cell", "gru", "--activation", "relu"], "--activation"),
     (["--activation", "sigmoid", "--cell", "rnn"], "'sigmoid'"),
     (["--resume", "--force"], "--resume"),

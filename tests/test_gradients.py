@@ -76,6 +76,35 @@ def test_one_hot_model_gradients(cell, opts):
     _assert_rows_pass(rows, names)
 
 
+@pytest.mark.parametrize("cell, opts", VARIANT_PARAMS)
+def test_tied_model_gradients(cell, opts):
+    """--tie-weights: W_y = E, one array used as the embedding and as the output layer; its
+    gradient (the sum of both uses') against the numerical gradient of the loss."""
+    rows = gradcheck.check_model(cell, opts, np.random.default_rng(17), embed=5, hidden=5,
+                                 tie_weights=True)
+    names = [n for n in _model_row_names(cell, opts, embed=5, layers=2) if n != "W_y"]
+    _assert_rows_pass(rows, names)
+
+
+@pytest.mark.parametrize("use", ["input", "output"])
+def test_tied_check_catches_a_missing_use(monkeypatch, use):
+    """E's gradient with only one of its two uses (``use``, the one kept): the check reports
+    E, and only E."""
+    real = Model.backward
+
+    def wrong(self, cache):
+        grads, dstate = real(self, cache)
+        (enc_cache, hf), dlogits = cache
+        output_part = dlogits.T @ hf          # what E gets as W_y
+        grads["E"] = grads["E"] - output_part if use == "input" else output_part
+        return grads, dstate
+    monkeypatch.setattr(Model, "backward", wrong)
+    rows = dict(gradcheck.check_model("lstm", {}, np.random.default_rng(17), embed=5,
+                                      hidden=5, tie_weights=True))
+    assert rows["E"] > 1e-3
+    assert all(err < TOLERANCE for name, err in rows.items() if name != "E")
+
+
 def test_model_gradients_through_dropout():
     """With dropout on, the same seeded mask in every evaluation makes the loss a plain
     function of the parameters, so backward through the masks can be checked too."""
@@ -182,10 +211,11 @@ def test_model_check_catches_a_wrong_gradient(monkeypatch, which):
 
 
 def test_run_all_reports_every_check_and_all_pass():
-    """What ``charlm gradcheck`` prints: 6 cells, embedding, softmax, 6 models, one-hot model."""
+    """What ``charlm gradcheck`` prints: 6 cells, embedding, softmax, 6 models, one-hot model,
+    tied model."""
     results = list(gradcheck.run_all(seed=0))
     components = {r.component for r in results}
-    assert len(components) == 6 + 1 + 1 + 6 + 1
+    assert len(components) == 6 + 1 + 1 + 6 + 1 + 1
     failed = [(r.component, r.param, r.max_rel_error) for r in results if not r.passed]
     assert not failed
     assert all(r.passed == (r.max_rel_error < TOLERANCE) for r in results)

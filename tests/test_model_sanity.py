@@ -4,16 +4,18 @@ step-by-step evaluation, optimizers and clipping, each against a value computed 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 from conftest import VARIANT_PARAMS, flat_state, make_model, random_state
 
-from charlm.errors import ConfigError
+from charlm.errors import ConfigError, ModelFileError
 from charlm.nn import optim
 from charlm.nn.layers import dropout_mask, log_softmax
 from charlm.nn.model import Model, ModelConfig
 from charlm.text.vocab import Vocab, split_sequences
+from charlm.training import checkpoint
 
 TEXT = ("The quick brown fox jumps over the lazy dog.\n"
         "Pack my box with five dozen liquor jugs!\n"
@@ -335,6 +337,46 @@ def test_clip_off_and_bad_mode():
 def test_config_validation_errors(bad):
     with pytest.raises(ConfigError):
         Model.create(ModelConfig(**bad), char_vocab(), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("bad, says", [
+    (dict(tie_weights=True, embed=64, hidden=512), "--embed must equal --hidden (got --embed 64"),
+    (dict(tie_weights=True, embed=0, hidden=8), "--embed must equal --hidden (got --embed 0"),
+    (dict(tie_weights=True, embed=8, hidden=8, task="tag"), "labels, not tokens"),
+])
+def test_tied_weights_config_errors(bad, says):
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        ModelConfig(**bad).validate()
+
+
+def test_tied_model_has_no_W_y_and_its_file_stores_E_once(tmp_path):
+    """W_y = E: one array (no W_y parameter, none in the file); the loaded model gives the
+    same logits, and its logits are E a + b_y (E's rows as the output weights)."""
+    model = make_model("lstm", {"tie_weights": True}, embed=5, hidden=5, V=7, seed=4)
+    untied = make_model("lstm", {}, embed=5, hidden=5, V=7, seed=4)
+    assert set(untied.params) - set(model.params) == {"W_y"}
+    assert model.n_params() == untied.n_params() - 7 * 5
+    assert checkpoint._expected_shapes(model.config, model.vocab) == \
+        {k: v.shape for k, v in model.params.items()}
+    rng = np.random.default_rng(5)
+    X = rng.integers(0, 7, (6, 2))
+    state = random_state(model, 2, rng)
+    logits, _, (_, hf) = model.forward(X, state)
+    np.testing.assert_allclose(logits, hf @ model.params["E"].T + model.params["b_y"],
+                               rtol=1e-12)
+    checkpoint.save(tmp_path / "t.npz", model)
+    with np.load(tmp_path / "t.npz") as z:
+        assert sorted(k for k in z.files if k.startswith("param/") and "L" not in k) == \
+            ["param/E", "param/b_y"]
+    loaded, _, _ = checkpoint.load(tmp_path / "t.npz")
+    assert loaded.config.tie_weights
+    np.testing.assert_array_equal(loaded.forward(X, state)[0], logits)
+    # a tied file without its E is damaged, not silently untied
+    with np.load(tmp_path / "t.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "param/E"}
+    np.savez(tmp_path / "no_e.npz", **arrays)
+    with pytest.raises(ModelFileError, match="lacks parameters E"):
+        checkpoint.load(tmp_path / "no_e.npz")
 
 
 def test_config_json_round_trip_and_parameter_names():

@@ -255,7 +255,9 @@ MODEL_IDS = ["{}{}-T{}m{}V{}H{}E{}L{}".format(c, "-" + "-".join(map(str, o.value
 
 def torch_model_loss(model, X, Y, state):
     """The same model in torch: nn.Embedding (or one-hot) -> layers -> nn.Linear, the
-    cross-entropy summed over all positions and divided by the batch size m."""
+    cross-entropy summed over all positions and divided by the batch size m. Tied weights:
+    the output layer's weight is the embedding's own tensor (``weight = emb.weight``, as
+    PyTorch's word language model ties them), so autograd sums the two uses' gradients."""
     cfg, P, V = model.config, model.params, model.V
     T, m = X.shape
     leaves = {k: tt(v, True) for k, v in P.items() if not k.startswith("L")}
@@ -298,7 +300,8 @@ def torch_model_loss(model, X, Y, state):
                 a0, c0 = tt(s[0], True), tt(s[1], True)
                 h, _ = course_lstm(h, a0, c0, tp["W_ax"], tp["W_aa"], tp["b"], tp["p"])
                 state_leaves += [a0, c0]
-    logits = h.reshape(T * m, -1) @ leaves["W_y"].T + leaves["b_y"]
+    W_y = leaves["E"] if cfg.tie_weights else leaves["W_y"]
+    logits = h.reshape(T * m, -1) @ W_y.T + leaves["b_y"]
     nll = F.cross_entropy(logits, torch.tensor(Y.reshape(-1).astype(np.int64)),
                           reduction="sum")
     L = nll / m
@@ -340,3 +343,43 @@ def test_model_loss_and_gradients_match_torch(cell, opts, T, m, V, hidden, embed
     assert len(ours) == len(tdstate)
     for d, td in zip(ours, tdstate):
         close(d, td.reshape(d.shape), "initial state")
+
+
+@pytest.mark.parametrize("cell, opts", [("lstm", {}), ("gru", {}), ("rnn", {"activation": "tanh"}),
+                                        ("lstm", {"peephole": True})],
+                         ids=["lstm", "gru", "rnn", "lstm-peephole"])
+def test_tied_model_matches_torch(cell, opts):
+    """--tie-weights: logits, loss and every gradient (E's the sum of its two uses) against
+    the same model in torch with the decoder's weight the embedding's tensor."""
+    cfg = ModelConfig(cell=cell, layers=2, hidden=6, embed=6, dropout=0.0, dtype="float64",
+                      tie_weights=True, **opts)
+    T, m, V = 5, 3, 11
+    rng = np.random.default_rng(21)
+    model = Model.create(cfg, tiny_vocab(V), rng)
+    assert "W_y" not in model.params
+    X = rng.integers(0, V, (T, m)).astype(np.uint8)
+    Y = rng.integers(0, V, (T, m)).astype(np.uint8)
+    state = random_state(model, m, rng)
+
+    logits = model.forward(X, state)[0].copy()
+    L, nll, _, cache = model.loss(X, Y, state)
+    grads, dstate = model.backward(cache)
+
+    tL, tnll, tlogits, tgrads, tdstate = torch_model_loss(model, X, Y, state)
+    close(logits, tlogits, "logits")
+    assert L == pytest.approx(tL, rel=1e-12)
+    assert nll == pytest.approx(tnll, rel=1e-12)
+    assert set(grads) == set(tgrads) == set(model.params)
+    for k in grads:
+        close(grads[k], tgrads[k], k)
+    for d, td in zip(flat_state(dstate), tdstate):
+        close(d, td.reshape(d.shape), "initial state")
+    # the forward-only paths (evaluation, scoring, sampling) use E as W_y too
+    logp, _ = model.target_log_probs(X, Y, state)
+    close(logp, -F.cross_entropy(
+        torch.tensor(tlogits), torch.tensor(Y.reshape(-1).astype(np.int64)),
+        reduction="none").numpy().reshape(T, m), "target log-probabilities")
+    close(model.log_probs(X, state)[0].reshape(T * m, V),
+          torch.log_softmax(torch.tensor(tlogits), dim=1), "log-probabilities")
+    step_logits, _ = model.step(X[0], state)
+    close(step_logits, tlogits[:m], "one step (sampling)")

@@ -97,7 +97,8 @@ def info(
               "lstm": " peephole" if c.peephole else ""}[c.cell]
     lines = [str(path),
              f"model       {m.vocab.level}-level {shape}, "
-             f"{'embedding ' + str(c.embed) if c.embed else 'one-hot inputs'}, "
+             f"{'embedding ' + str(c.embed) if c.embed else 'one-hot inputs'}"
+             f"{' (tied: also the output weights)' if c.tie_weights else ''}, "
              f"dropout {c.dropout}, {c.dtype}",
              f"vocabulary  {plural(len(m.vocab), 'token')}: "
              + " ".join(shown_token(t) for t in m.vocab.tokens[:20])

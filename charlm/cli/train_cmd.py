@@ -122,6 +122,9 @@ def train(
     layers: int = typer.Option(2, "--layers", help="Stacked recurrent layers (deep RNN)."),
     hidden: int = typer.Option(512, "--hidden", help="Hidden units per layer (n_a)."),
     embed: int = typer.Option(64, "--embed", help="Embedding size; 0 = one-hot inputs."),
+    tie_weights: bool = typer.Option(False, "--tie-weights",
+                                     help="lm: the embedding is also the output layer's "
+                                          "weights (W_y = E; needs --embed = --hidden)."),
     activation: Activation = typer.Option("tanh", "--activation", help="Basic RNN: tanh or relu."),
     peephole: bool = typer.Option(False, "--peephole", help="LSTM: gates also see c<t-1>."),
     simplified: bool = typer.Option(False, "--simplified", help="GRU: no relevance gate Γr."),

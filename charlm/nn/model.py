@@ -14,6 +14,11 @@ optional reverse direction and padding masks, is :mod:`charlm.nn.encoder`.
 A model is a config plus a dict of named float arrays; gradients use the same keys:
 ``E`` (V, n_e), ``L1.W_aa``, ``L1.W_ax``, ``L1.b`` (and ``L1.p`` for peephole LSTMs), …,
 ``W_y`` (K, D), ``b_y`` (K,); a bidirectional layer adds ``L1r.*`` for its backward direction.
+
+Tied embeddings (``tie_weights``, language models only; Press & Wolf 2017, Inan et al. 2017):
+the output layer's weights are the embedding, ``W_y = E`` (so n_e = n_a), and there is no
+``W_y`` among the parameters. E is then used twice, ``x<t> = E^T o<t>`` and
+``z<t> = E a[L]<t> + b_y``, and its gradient is the sum of both uses' gradients.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class ModelConfig:
     char_embed: int = 0        # tag only: character embedding of the word BRNN (0 = off)
     char_hidden: int = 0       # tag only: its hidden size n_c; r(w) has 2 n_c
     lm_features: int = 0       # tag only: n_f, the frozen character LMs' features per word
+    tie_weights: bool = False  # lm only: W_y = E (the embedding is the output layer's weights)
 
     def validate(self) -> None:
         if self.cell not in CELLS:
@@ -98,6 +104,16 @@ class ModelConfig:
         if (self.char_hidden or self.lm_features) and self.task != "tag":
             raise ConfigError("--char-embed/--char-hidden and --lm-features apply to --task "
                               "tag only. Drop them.")
+        if self.tie_weights:
+            if self.task != "lm":
+                raise ConfigError("--tie-weights makes the embedding the output layer of a "
+                                  "language model; a tagger's or classifier's outputs are "
+                                  "labels, not tokens. Drop --tie-weights.")
+            if self.embed != self.hidden:
+                raise ConfigError(f"--tie-weights uses the embedding as the output layer's "
+                                  f"weights, so --embed must equal --hidden (got --embed "
+                                  f"{self.embed}, --hidden {self.hidden}). Give --embed "
+                                  f"{self.hidden}, or drop --tie-weights.")
 
     @property
     def cell_opts(self) -> dict:
@@ -136,13 +152,20 @@ class Model:
         self.cell = CELLS[config.cell]
         self.dtype = np.dtype(config.dtype).type
 
+    @property
+    def W_y(self) -> np.ndarray:
+        """The output layer's weights (K, D): ``E`` itself when the weights are tied."""
+        return self.params["E" if self.config.tie_weights else "W_y"]
+
     @classmethod
     def create(cls, config: ModelConfig, vocab: Vocab, rng: np.random.Generator,
                labels: list[str] | None = None, features=None) -> "Model":
         """Fresh parameters: N(0, 1) embedding, U(±1/sqrt(n)) for the rest. ``labels``: the
         outputs of a tagger or classifier (a language model's outputs are its vocabulary).
         ``features``: a tagger's :class:`~charlm.nn.charwords.WordFeatures` (its ``C.*``
-        parameters are drawn last, so a word-only model is the same with or without)."""
+        parameters are drawn last, so a word-only model is the same with or without).
+        Tied weights: E is drawn as W_y would be, U(±1/sqrt(n_a)) (N(0, 1) rows as output
+        weights would start with logits of about ±sqrt(n_a) |a|), and no W_y is drawn."""
         config.validate()
         if (labels is None) != (config.task == "lm"):
             raise ConfigError(f"A {config.task} model needs its label list (and only it does).")
@@ -150,12 +173,15 @@ class Model:
         V, H = len(vocab), config.hidden
         K = V if labels is None else len(labels)
         params: dict[str, np.ndarray] = {}
-        if config.embed:
+        k = 1.0 / np.sqrt(H)
+        if config.tie_weights:
+            params["E"] = rng.uniform(-k, k, (V, config.embed)).astype(dt)
+        elif config.embed:
             params["E"] = rng.standard_normal((V, config.embed)).astype(dt)
         params.update(encoder.init_params(config, input_size(config, V), rng, dt))
         D = encoder.out_size(config)
-        k = 1.0 / np.sqrt(H)
-        params["W_y"] = rng.uniform(-k, k, (K, D)).astype(dt)
+        if not config.tie_weights:
+            params["W_y"] = rng.uniform(-k, k, (K, D)).astype(dt)
         params["b_y"] = rng.uniform(-k, k, (K,)).astype(dt)
         if config.char_hidden or config.lm_features:
             if features is None or (features.chars is None) != (not config.char_hidden) \
@@ -253,7 +279,7 @@ class Model:
 
     def output(self, hf: np.ndarray) -> np.ndarray:
         """The logits ``z = W_y a + b_y`` of hidden states hf (N, D): (N, K)."""
-        logits = hf @ self.params["W_y"].T
+        logits = hf @ self.W_y.T
         logits += self.params["b_y"]
         return logits
 
@@ -281,11 +307,16 @@ class Model:
         (cache, hf), dlogits = loss_cache
         T, m = cache[0].shape
         grads: dict[str, np.ndarray] = {}
+        tied = self.config.tie_weights
         # logits = h W_y^T + b_y
-        grads["W_y"] = dlogits.T @ hf
+        if not tied:
+            grads["W_y"] = dlogits.T @ hf
         grads["b_y"] = dlogits.sum(axis=0)
-        dh = (dlogits @ self.params["W_y"]).reshape(T, m, -1)
-        return self.encode_backward(dh, cache, grads, trace)
+        dh = (dlogits @ self.W_y).reshape(T, m, -1)
+        grads, dstate = self.encode_backward(dh, cache, grads, trace)
+        if tied:   # W_y = E: E's gradient is its input use's (x<t> = E^T o<t>) plus this one
+            grads["E"] += dlogits.T @ hf
+        return grads, dstate
 
     # ------------------------------------------------- evaluation and sampling
     def infer(self, X: np.ndarray, state: list) -> tuple[np.ndarray, list]:
@@ -301,11 +332,12 @@ class Model:
         largest norm of its columns, which bounds the logits (see :meth:`target_log_probs`).
         A copy of W_y: made once per evaluation or scoring pass, not per window; valid until
         the parameters change."""
-        H = self.params["W_y"].shape[1]
-        W = np.empty((H + 1, self.V), dtype=self.params["W_y"].dtype)
-        W[:H] = self.params["W_y"].T
+        W_y = self.W_y
+        H = W_y.shape[1]
+        W = np.empty((H + 1, self.V), dtype=W_y.dtype)
+        W[:H] = W_y.T
         W[H] = self.params["b_y"]
-        sq = np.einsum("ij,ij->i", self.params["W_y"], self.params["W_y"])
+        sq = np.einsum("ij,ij->i", W_y, W_y)
         sq += self.params["b_y"] * self.params["b_y"]
         return W, float(np.sqrt(sq.max())) * (1.0 + 1e-5)   # the margin: float32 sums
 
@@ -351,7 +383,7 @@ class Model:
         """log ŷ<t> for every step: X (T, m) -> (T, m, V) log-probabilities, final state."""
         h, new_state = self.infer(X, state)
         T, m, H = h.shape
-        logits = h.reshape(T * m, H) @ transposed(self.params["W_y"])
+        logits = h.reshape(T * m, H) @ transposed(self.W_y)
         logits += self.params["b_y"]
         return log_softmax(logits).reshape(T, m, -1), new_state
 
@@ -408,6 +440,6 @@ class Stepper:
             xz += lp["b"]
             h, s = m.cell.step(xz, prev, lp, stacked=W is not None, **self.opts)
             new_state.append(s)
-        logits = h @ m.params["W_y"].T
+        logits = h @ m.W_y.T
         logits += m.params["b_y"]
         return logits, new_state

@@ -208,7 +208,8 @@ def _expected_shapes(config: ModelConfig, vocab: Vocab, labels: list | None = No
                 else:
                     shapes[name] = (rows * H, H)
         n_x = D
-    shapes["W_y"] = (K, D)
+    if not config.tie_weights:   # tied: W_y is E, stored once
+        shapes["W_y"] = (K, D)
     shapes["b_y"] = (K,)
     if config.char_hidden:   # the character BRNN: one bidirectional layer over characters
         inner = _expected_shapes(char_config(config), features.chars, ["", ""])

@@ -177,11 +177,13 @@ def tiny_vocab(V: int) -> Vocab:
 
 
 def check_model(cell_name: str, opts: dict, rng: np.random.Generator, embed: int = 4,
-                layers: int = 2, T: int = 4, m: int = 2, V: int = 7, hidden: int = 5) -> list:
+                layers: int = 2, T: int = 4, m: int = 2, V: int = 7, hidden: int = 5,
+                tie_weights: bool = False) -> list:
     """The whole stacked model end to end: L = Σ_t L<t> / m with respect to every parameter and
-    the initial state of every layer."""
+    the initial state of every layer. ``tie_weights``: W_y = E (give embed = hidden), whose
+    gradient is then the sum of its input and output uses'."""
     cfg = ModelConfig(cell=cell_name, layers=layers, hidden=hidden, embed=embed, dropout=0.0,
-                      dtype="float64", **opts)
+                      dtype="float64", tie_weights=tie_weights, **opts)
     model = Model.create(cfg, tiny_vocab(V), rng)
     X = rng.integers(0, V, size=(T, m))
     Y = rng.integers(0, V, size=(T, m))
@@ -215,6 +217,8 @@ def run_all(seed: int = 0) -> Iterator[CheckResult]:
             yield _result(f"model 2x{label}", param, err)
     for param, err in check_model("lstm", {}, rng, embed=0, layers=1):
         yield _result("model 1xlstm one-hot", param, err)
+    for param, err in check_model("lstm", {}, rng, embed=5, hidden=5, tie_weights=True):
+        yield _result("model 2xlstm tied (W_y = E)", param, err)
 
 
 def _result(component: str, param: str, err: float) -> CheckResult:
