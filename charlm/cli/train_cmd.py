@@ -55,7 +55,7 @@ from .render import format_duration, percent
 # The panels of `charlm train --help`, in order, and the options in each (by parameter name).
 PANELS = {
     "Model": ("task", "cell", "layers", "hidden", "embed", "activation", "peephole",
-              "simplified", "bidirectional", "dropout", "dtype", "init_scale"),
+              "simplified", "bidirectional", "dropout", "tie_weights", "dtype", "init_scale"),
     "Data and vocabulary": ("level", "tokenizer", "vocab_size", "min_count", "lowercase",
                             "unk_token", "prose", "reverse", "encoding"),
     "Optimisation": ("optimizer", "lr", "momentum", "schedule", "decay", "decay_after", "clip",
