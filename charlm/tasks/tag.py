@@ -216,12 +216,25 @@ def predict(model, xs: list[np.ndarray], ys: list[np.ndarray] | None = None, bat
 
 
 # ------------------------------------------------------------ the run set-up
-DEFAULTS = {"level": "word"}     # a tagger labels words
+# Chosen by measurement (docs/benchmarks.md, "Per-task defaults"): one core, 60 s budgets on
+# BTC and WNUT-17; bidirectional layers and character words are what make tagging work.
+DEFAULTS = {"level": "word", "bidirectional": True, "embed": 64, "hidden": 64, "layers": 1,
+            "dropout": 0.3, "lr": 5e-3, "batch": 32, "min_count": 2, "char_embed": 25,
+            "char_hidden": 25, "eval_every": 100}
 OPTIONS = ("char_embed", "char_hidden", "lm_features")
 DEFAULT_TAG_CORPUS = "btc-train.conll"
 DEFAULT_TAG_VALID = "btc-dev.conll"
 DEFAULT_NOTICE = ("Training on the bundled corpus: the Broad Twitter Corpus (6,338 tweets; "
                   "its dev part validates).")
+
+
+def complete(options: dict, given: dict) -> dict:
+    """The defaults made to fit what was given: ``--char-hidden 0`` or ``--char-embed 0``
+    turns the default character words off (both sizes 0)."""
+    if options.get("char_hidden") == 0 or options.get("char_embed") == 0:
+        if not (given.get("char_hidden") or given.get("char_embed")):
+            options = {**options, "char_embed": 0, "char_hidden": 0}
+    return options
 
 
 def check(mcfg, tcfg) -> None:
