@@ -141,6 +141,19 @@ def run_charlm(job: dict) -> dict:
             if e["kind"] == "step":
                 seen["epochs"] = e["epoch"] + e["window"] / e["windows"]
         t0 = time.perf_counter()
+        if job["task"] == "classify" and job.get("folds"):
+            from charlm.training.folds import cross_validate_run
+            d = job["data"]
+            cv = cross_validate_run(d.get("files") or None, folds=job["folds"],
+                                    max_folds=job.get("max_folds", 0), final=False,
+                                    task="classify", classes=d.get("classes"), out=out,
+                                    seed=job["seed"], **limit(job), **opts)
+            rows = cv["per_fold"]
+            return {"figure": cv["mean_accuracy"], "sd": cv["sd_accuracy"],
+                    "folds_run": len(rows), "per_fold": [r["accuracy"] for r in rows],
+                    "steps": round(sum(r["steps"] for r in rows) / len(rows)),
+                    "epochs": sum(r["epochs"] for r in rows) / len(rows),
+                    "wall_s": time.perf_counter() - t0}
         if job["task"] == "classify":
             d = job["data"]
             ex = read_examples(d.get("files", []), d.get("classes", []))
@@ -150,15 +163,14 @@ def run_charlm(job: dict) -> dict:
             path = Path(tmp) / "train.tsv"
             path.write_text("".join(f"{ex.labels[i]}\t{ex.texts[i]}\n" for i in train),
                             encoding="utf-8")
-            clf = charlm.train(path, task="classify", out=out, time_budget=job["budget"],
-                               seed=job["seed"], callback=count, **opts)
+            clf = charlm.train(path, task="classify", out=out, seed=job["seed"], callback=count,
+                               **limit(job), **opts)
             figure = clf.evaluate(ex.subset(test))["accuracy"]
             model = clf.model
         else:
             d = job["data"]
             tagger = charlm.train(d["train"], task="tag", valid=d["dev"], out=out,
-                                  time_budget=job["budget"], seed=job["seed"], callback=count,
-                                  **opts)
+                                  seed=job["seed"], callback=count, **limit(job), **opts)
             figure = tagger.evaluate(d["dev"])["entities"]["f1"]
             model = tagger.model
         wall = time.perf_counter() - t0
@@ -172,14 +184,21 @@ def run_charlm(job: dict) -> dict:
             "init_from": meta["train"]["config"].get("init_from")}
 
 
+def limit(job: dict) -> dict:
+    """The run's limit: --epochs when given (the same work whatever the machine does
+    meanwhile), else the time budget."""
+    return {"epochs": job["epochs"]} if job.get("epochs") else {"time_budget": job["budget"]}
+
+
 def torch_command(job: dict) -> list[str]:
     d, b, s = job["data"], str(job["budget"]), str(job["seed"])
     if job["task"] == "classify":
         args = [str(HERE / "torch_classifier.py"), *d.get("files", [])]
         for c in d.get("classes", []):
             args += ["--class", c]
-        return args + ["--bidirectional", "--folds", "10", "--max-folds", "1", "--budget", b,
-                       "--seed", s]
+        folds, most = (job["folds"], job["max_folds"]) if job.get("folds") else (10, 1)
+        return args + ["--bidirectional", "--folds", str(folds), "--max-folds", str(most),
+                       "--budget", b, "--seed", s]
     return [str(HERE / "torch_tagger.py"), "--train", d["train"], "--dev", d["dev"],
             "--bidirectional", "--budget", b, "--seed", s]
 
@@ -187,8 +206,15 @@ def torch_command(job: dict) -> list[str]:
 def torch_result(lines: list[str], task: str) -> dict:
     rows = [json.loads(x) for x in lines if x.startswith("{")]
     if task == "classify":
-        r = next(x for x in rows if "fold" in x)
-        return {"figure": r["accuracy"], "steps": r["steps"], "epochs": r["epochs"]}
+        folds = [x for x in rows if "fold" in x]
+        summary = next(x for x in rows if x.get("summary"))
+        out = {"figure": summary["mean_accuracy"],
+               "steps": round(sum(r["steps"] for r in folds) / len(folds)),
+               "epochs": sum(r["epochs"] for r in folds) / len(folds)}
+        if len(folds) > 1:
+            out.update(sd=summary["sd_accuracy"], folds_run=len(folds),
+                       per_fold=[r["accuracy"] for r in folds])
+        return out
     r = rows[-1]
     return {"figure": r["f1"], "steps": r["steps"], "epochs": None}
 
@@ -208,14 +234,26 @@ def plan(a) -> list[dict]:
                 keep = a.configs.split(",")
                 configs = {c: o for c, o in configs.items() if c in keep}
             if a.init_from and task in a.init_from_tasks.split(","):
+                # the same shape and text options from scratch: what the LM alone changes
+                configs["defaults, the LM's shape"] = lm_shape(a.init_from)
                 configs["defaults + --init-from"] = {"init_from": a.init_from}
+            if a.datasets and name not in a.datasets.split(","):
+                continue
             base = {"task": task, "dataset": name, "data": data, "budget": a.budget,
-                    "seed": a.seed}
+                    "seed": a.seed, "folds": a.folds, "max_folds": a.max_folds,
+                    "epochs": a.epochs}
             if "torch" in rows:
                 jobs.append({**base, "impl": "torch", "config": "PyTorch BiLSTM"})
             jobs += [{**base, "impl": "charlm", "config": c, "options": o}
                      for c, o in configs.items()]
     return jobs
+
+
+def lm_shape(path: str) -> dict:
+    """The options a run started from the LM in ``path`` takes from it."""
+    from charlm.training.checkpoint import load
+    from charlm.training.runs import lm_options
+    return lm_options(load(path)[0])
 
 
 def launch(job: dict, core: int, python: str):
@@ -263,6 +301,9 @@ def table(rows: list[dict]) -> str:
     out = ["| task | data | model | figure | steps | epochs |", "|---|---|---|---:|---:|---:|"]
     for r in rows:
         what = "test accuracy" if r["task"] == "classify" else "dev entity F1"
+        if r.get("folds_run"):
+            what = (f"± {100 * r['sd']:.2f}, mean held-out accuracy of {r['folds_run']} "
+                    "folds")
         fig = (f"{100 * r['figure']:.2f} % {what}" if "figure" in r
                else "failed: " + " ".join(r.get("error", [])))
         ep = f"{r['epochs']:.1f}" if r.get("epochs") is not None else ""
@@ -278,12 +319,21 @@ def main(argv=None) -> int:
                    help="The folder with classify/ and tagging/.")
     p.add_argument("--budget", type=float, default=60.0, help="Training seconds per run.")
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--epochs", type=int, default=0,
+                   help="charlm rows: train this many epochs instead of --budget seconds "
+                        "(PyTorch rows keep the budget).")
     p.add_argument("--tasks", default="classify,tag")
     p.add_argument("--rows", default="torch,defaults,lm",
                    help="Which rows, comma-separated: torch (the PyTorch BiLSTM), defaults "
                         "(charlm with no option), lm (the language model's defaults, what "
                         "the tasks had before), candidates (what the defaults were chosen "
                         "from).")
+    p.add_argument("--datasets", default=None,
+                   help="Only these data sets (MR, UCI, BTC, WNUT-17; comma-separated).")
+    p.add_argument("--folds", type=int, default=0,
+                   help="classify: K-fold cross-validation (mean held-out accuracy) instead "
+                        "of the one 90/10 split (charlm rows only).")
+    p.add_argument("--max-folds", type=int, default=0, help="Only the first N of the folds.")
     p.add_argument("--configs", default=None,
                    help="Only these rows of charlm (their names, comma-separated).")
     p.add_argument("--init-from", default=None,
@@ -305,8 +355,8 @@ def main(argv=None) -> int:
     finally:
         if sink is not None:
             sink.close()
-    print(f"\n{a.budget:g} s of training per run, one core and one thread each, seed "
-          f"{a.seed}:\n")
+    what = f"{a.epochs} epochs" if a.epochs else f"{a.budget:g} s of training"
+    print(f"\n{what} per run, one core and one thread each, seed {a.seed}:\n")
     print(table(rows))
     return 0
 

@@ -218,8 +218,8 @@ def predict(model, xs: list[np.ndarray], ys: list[np.ndarray] | None = None, bat
 # ------------------------------------------------------------ the run set-up
 # Chosen by measurement (docs/benchmarks.md, "Per-task defaults"): one core, 60 s budgets on
 # BTC and WNUT-17; bidirectional layers and character words are what make tagging work.
-DEFAULTS = {"level": "word", "bidirectional": True, "embed": 64, "hidden": 64, "layers": 1,
-            "dropout": 0.3, "lr": 5e-3, "batch": 32, "min_count": 2, "char_embed": 25,
+DEFAULTS = {"level": "word", "bidirectional": True, "embed": 64, "hidden": 128, "layers": 1,
+            "dropout": 0.3, "lr": 3e-3, "batch": 32, "min_count": 1, "char_embed": 25,
             "char_hidden": 25, "eval_every": 100}
 OPTIONS = ("char_embed", "char_hidden", "lm_features")
 DEFAULT_TAG_CORPUS = "btc-train.conll"
