@@ -235,7 +235,7 @@ def plan(a) -> list[dict]:
                 configs = {c: o for c, o in configs.items() if c in keep}
             if a.init_from and task in a.init_from_tasks.split(","):
                 # the same shape and text options from scratch: what the LM alone changes
-                configs["defaults, the LM's shape"] = lm_shape(a.init_from)
+                configs["defaults at the LM's shape"] = lm_shape(a.init_from)
                 configs["defaults + --init-from"] = {"init_from": a.init_from}
             if a.datasets and name not in a.datasets.split(","):
                 continue
