@@ -159,7 +159,7 @@ def test_python_api_train_with_class_files(tmp_path):
     neg.write_text("dull a\ndull b\ndull c d\ndull e\n", encoding="utf-8")
     clf = charlm.train(task="classify", classes=[f"pos={pos}", ("neg", neg)], level="char",
                        hidden=4, embed=4, layers=1, steps=3, batch=4, valid_fraction=0.25,
-                       out=tmp_path / "m.npz")
+                       pool="last", out=tmp_path / "m.npz")
     assert clf.labels == ["neg", "pos"] and clf.config.pool == "last"
     assert clf.vocab.level == "char" and clf.train_meta["run"]["step"] == 3
     label, probs = clf.classify("fine")

@@ -120,6 +120,7 @@ def info(
         lines += textwrap.wrap(text_options(tcfg, m.vocab, c.task), 80,
                                initial_indent="text" + " " * 8,
                                subsequent_indent=" " * 12, break_on_hyphens=False)
+        lines += training_lines(tcfg, c.task)
     if run:
         unit = "example" if c.task == "classify" else "token"
         step = run.get("step", 0)
@@ -144,9 +145,20 @@ def info(
     else:
         lines.append("run         no training state in this file")
     for k, line in enumerate(lines):   # the path and the command are shown whole
-        whole = k == 0 or line.startswith("continue")
+        whole = k == 0 or line.startswith(("continue", "started"))
         out.print(Text(line if whole else fit_line(line, sys.stdout)),
                   style="bold" if k == 0 else None)
+
+
+def training_lines(tcfg: dict, task: str) -> list[str]:
+    """The run's optimizer settings, and the model files it started from (--init-from)."""
+    if "lr" not in tcfg:
+        return []
+    line = (f"training    {tcfg.get('optimizer', 'adam')}, lr {tcfg['lr']:g}, batch "
+            f"{tcfg.get('batch')}" + (f", bptt {tcfg.get('bptt')}" if task == "lm" else "")
+            + f", validation every {tcfg.get('eval_every')} steps")
+    start = tcfg.get("init_from")
+    return [line] + ([f"started     from {start.replace(',', ' and ')}"] if start else [])
 
 
 def shown_token(t: str) -> str:

@@ -86,7 +86,7 @@ def train(
     task: Task = typer.Option("lm", "--task",
                              help="lm (language model), tag (a label per token, CoNLL "
                                   "files) or classify (a label per line)."),
-    bidirectional: bool = typer.Option(False, "--bidirectional",
+    bidirectional: bool = typer.Option(False, "--bidirectional/--no-bidirectional",
                                        help="tag, classify: every layer a BRNN, reading "
                                             "the sentence both ways."),
     pool: Pool = typer.Option("last", "--pool",
@@ -107,9 +107,10 @@ def train(
     char_hidden: int = typer.Option(0, "--char-hidden",
                                     help="tag: hidden size of the character BRNN; 0 = off."),
     lm_features: Optional[str] = typer.Option(
-        None, "--lm-features", help="tag: character LM files, a forward and a backward "
-                                    "(--reverse) one, e.g. fwd.npz,bwd.npz, whose states feed "
-                                    "each word; embedded in the model file."),
+        None, "--lm-features", help="tag, classify (word level): character LM files, a "
+                                    "forward and a backward (--reverse) one, e.g. "
+                                    "fwd.npz,bwd.npz, whose states feed each word; embedded "
+                                    "in the model file."),
     reverse: bool = typer.Option(False, "--reverse",
                                  help="lm, char level: read each line backwards (a backward "
                                       "LM for --lm-features)."),
@@ -195,10 +196,14 @@ def train(
                                      "recorded corpus unless one is given; limits given now "
                                      "count from now; shape options cannot change)."),
     init_from: Optional[Path] = typer.Option(None, "--init-from",
-                                             help="Start from this model file's vocabulary "
-                                                  "and parameters (fine-tuning), with a "
-                                                  "fresh optimizer and history; starter = "
-                                                  "the bundled starter model."),
+                                             help="lm: start from this model file's "
+                                                  "vocabulary and parameters (fine-tuning; "
+                                                  "starter = the bundled starter model). "
+                                                  "tag, classify: start the encoder from a "
+                                                  "language model of the same level "
+                                                  "(FWD.npz, or FWD.npz,BWD.npz with a "
+                                                  "--reverse one for the backward direction)."
+                                                  " A fresh optimizer and history."),
     init_scale: Optional[float] = typer.Option(None, "--init-scale",
                                                help="Draw every weight from U(-S, S) "
                                                     "(e.g. 0.1) [default: the cells' own "

@@ -60,7 +60,7 @@ class ModelConfig:
     pool: str = "last"         # classify only: last | mean | max
     char_embed: int = 0        # tag only: character embedding of the word BRNN (0 = off)
     char_hidden: int = 0       # tag only: its hidden size n_c; r(w) has 2 n_c
-    lm_features: int = 0       # tag only: n_f, the frozen character LMs' features per word
+    lm_features: int = 0       # tag, classify: n_f, the frozen character LMs' features per word
     tie_weights: bool = False  # lm only: W_y = E (the embedding is the output layer's weights)
 
     def validate(self) -> None:
@@ -101,9 +101,12 @@ class ModelConfig:
             raise ConfigError("Character words need both --char-embed and --char-hidden "
                               f"(got {self.char_embed} and {self.char_hidden}). Give both, or "
                               "neither.")
-        if (self.char_hidden or self.lm_features) and self.task != "tag":
-            raise ConfigError("--char-embed/--char-hidden and --lm-features apply to --task "
-                              "tag only. Drop them.")
+        if self.char_hidden and self.task != "tag":
+            raise ConfigError("--char-embed and --char-hidden apply to --task tag only. "
+                              "Drop them.")
+        if self.lm_features and self.task == "lm":
+            raise ConfigError("--lm-features applies to --task tag and --task classify. "
+                              "Drop it.")
         if self.tie_weights:
             if self.task != "lm":
                 raise ConfigError("--tie-weights makes the embedding the output layer of a "

@@ -5,7 +5,8 @@ from files), its head and loss, and its validation metric; the run set-up
 
 A task module offers, under the same names::
 
-    DEFAULTS                                 options whose default differs for this task
+    DEFAULTS                                 this task's own defaults (over the configs')
+    complete(options, given) -> options      the defaults made to fit the options given
     OPTIONS                                  options that apply to this task only
     check(mcfg, tcfg)                        refuse options this task cannot take
     default_corpus() -> (files, valid)       the bundled data used when none is given

@@ -8,6 +8,10 @@ bidirectional) -> one pooled vector ``p`` (m, D) per example (:mod:`charlm.nn.po
 ``ŷ = softmax(W_y p + b_y)`` with ``W_y`` (K, D). The loss is the cross-entropy of each
 example's class, averaged over the batch.
 
+With ``--lm-features`` (word level) each word's input also holds the states of charlm's frozen
+character language models at that word, as a tagger's does (:mod:`charlm.nn.charwords`): the
+words are the vocabulary's tokens of the text, case kept.
+
 The data formats are read by :mod:`charlm.text.labelled`.
 """
 
@@ -20,12 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, CorpusError
+from ..nn.charwords import WordFeatures
 from ..nn.layers import log_softmax, softmax_xent
 from ..nn.model import Model
 from ..nn.pooling import pool_backward, pool_forward
 from ..text.bundled import bundled
 from ..text.labelled import Examples, label_set, parse_class_file, parse_labelled
-from ..text.vocab import UNK_ID, Vocab
+from ..text.vocab import SPECIALS, UNK_ID, Vocab
 from .metrics import classification_report, confusion_matrix, macro_f1
 from .sentences import Range, SentenceTask, n_batches, pad
 
@@ -48,11 +53,11 @@ def label_ids(labels: list[str], classes: list[str], where: list[str] | None = N
 
 
 def build_vocab(texts: list[str], level: str, min_count: int = 1, lowercase: bool = False,
-                max_size: int | None = None) -> Vocab:
+                max_size: int | None = None, tokenizer: str = "words") -> Vocab:
     """The vocabulary of the training texts (``<UNK>`` for the rest; no corpus unknown
     marker: ``<unk>`` in a review is just text)."""
     return Vocab.build(texts, level, max_size=max_size, min_count=min_count,
-                       lowercase=lowercase, unk_token=None)
+                       lowercase=lowercase, unk_token=None, tokenizer=tokenizer)
 
 
 def encode_texts(vocab: Vocab, texts: list[str]) -> list[np.ndarray]:
@@ -62,6 +67,21 @@ def encode_texts(vocab: Vocab, texts: list[str]) -> list[np.ndarray]:
     for t in texts:
         ids = vocab.encode(t)
         out.append(ids if len(ids) else np.array([UNK_ID], dtype=vocab.dtype))
+    return out
+
+
+def text_words(vocab: Vocab, texts: list[str]) -> list[list[str]]:
+    """Each text's words as ``vocab`` splits them (one per id of :func:`encode_texts`), with
+    their case kept: what the LM features of ``--lm-features`` read. A text with no token is
+    one empty word, as it is one ``<UNK>``."""
+    keep_case = Vocab(list(SPECIALS), "word", False, vocab.unk_token, vocab.tokenizer,
+                      vocab.normalize)
+    out = []
+    for t in texts:
+        words = keep_case.tokenize(t)
+        if len(words) != len(vocab.tokenize(t)):   # lower-casing split a character
+            words = vocab.tokenize(t)
+        out.append(words or [""])
     return out
 
 
@@ -108,21 +128,23 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
 
 
 # ------------------------------------------------------------- the head
-def forward(model, X: np.ndarray, lengths: np.ndarray, rng: np.random.Generator | None = None):
+def forward(model, X: np.ndarray, lengths: np.ndarray, rng: np.random.Generator | None = None,
+            words=None):
     """ŷ's logits for a padded batch: embedding -> layers -> pooled (m, D) -> W_y p + b_y.
 
-    X (T, m) ids, lengths (m,); ``rng`` turns dropout on. Returns logits (m, K) and the cache
-    for :func:`backward`.
+    X (T, m) ids, lengths (m,); ``rng`` turns dropout on; ``words``: the batch's
+    :class:`~charlm.nn.charwords.WordBatch` for a model with LM features. Returns logits
+    (m, K) and the cache for :func:`backward`.
     """
-    h, _, enc_cache = model.encode(X, None, lengths, rng)
+    h, _, enc_cache = model.encode(X, None, lengths, rng, words)
     logits, pool_cache, p = _head(model, h, lengths)
     return logits, (enc_cache, pool_cache, p)
 
 
-def infer(model, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def infer(model, X: np.ndarray, lengths: np.ndarray, words=None) -> np.ndarray:
     """The logits (m, K) of :func:`forward` without dropout, on the forward-only path
     (:meth:`Model.encode_infer`: no cache)."""
-    h, _ = model.encode_infer(X, None, lengths)
+    h, _ = model.encode_infer(X, None, lengths, words)
     return _head(model, h, lengths)[0]
 
 
@@ -134,11 +156,11 @@ def _head(model, h: np.ndarray, lengths: np.ndarray):
 
 
 def loss(model, X: np.ndarray, lengths: np.ndarray, y: np.ndarray,
-         rng: np.random.Generator | None = None):
+         rng: np.random.Generator | None = None, words=None):
     """Cross-entropy of the gold classes y (m,), averaged over the batch.
 
     Returns (L, summed NLL, logits (m, K), cache for :func:`backward`)."""
-    logits, cache = forward(model, X, lengths, rng)
+    logits, cache = forward(model, X, lengths, rng, words)
     L, nll, dlogits = softmax_xent(logits, np.asarray(y, dtype=np.intp), len(y))
     return L, nll, logits, (cache, dlogits)
 
@@ -152,18 +174,36 @@ def backward(model, loss_cache) -> dict[str, np.ndarray]:
     return grads
 
 
-def predict_proba(model, seqs: list[np.ndarray], m: int = 64) -> np.ndarray:
+def predict_proba(model, seqs: list[np.ndarray], m: int = 64,
+                  words: list[list[str]] | None = None,
+                  lm: list[np.ndarray] | None = None) -> np.ndarray:
     """P(class | text) for every sequence: (N, K), in the order given. Batches are made of
-    sequences of similar length (less padding); the result does not depend on them."""
+    sequences of similar length (less padding); the result does not depend on them. A model
+    with LM features also needs each text's ``words`` (:func:`text_words`), and takes their
+    LM states ``lm`` when already computed."""
     K = model.params["b_y"].shape[0]
     out = np.empty((len(seqs), K), dtype=np.float64)
     order = np.argsort([len(s) for s in seqs], kind="stable")
     for s in range(0, len(order), m):
         index = order[s: s + m]
         X, lengths = pad([seqs[i] for i in index])
-        logits = infer(model, X, lengths)
+        logits = infer(model, X, lengths, batch_words(model, words, lm, index))
         out[index] = np.exp(log_softmax(logits.astype(np.float64)))
     return out
+
+
+def batch_words(model, words, lm, index):
+    """The WordBatch of examples ``index`` (None for a model without LM features)."""
+    if model.features is None:
+        return None
+    return model.features.batch([words[i] for i in index],
+                                None if lm is None else [lm[i] for i in index])
+
+
+def predict_texts(model, texts: list[str], m: int = 64) -> np.ndarray:
+    """:func:`predict_proba` of texts (N, K)."""
+    words = text_words(model.vocab, texts) if model.features is not None else None
+    return predict_proba(model, encode_texts(model.vocab, texts), m, words)
 
 
 def evaluate_examples(model, examples: Examples, batch: int = 64) -> dict:
@@ -171,7 +211,7 @@ def evaluate_examples(model, examples: Examples, batch: int = 64) -> dict:
     NLL of the gold classes (``nll``, nats per example, as validation's loss) of a classifier
     on labelled examples."""
     gold = label_ids(examples.labels, list(model.labels), examples.where)
-    P = predict_proba(model, encode_texts(model.vocab, examples.texts), batch)
+    P = predict_texts(model, examples.texts, batch)
     report = classification_report(gold, P.argmax(axis=1), list(model.labels))
     nll = -np.log(np.maximum(P[np.arange(len(gold)), gold], 1e-300))
     report["nll"] = float(nll.mean()) if len(gold) else 0.0
@@ -194,10 +234,17 @@ class ClassifyTask(SentenceTask):
     higher_is_better = True
 
     def __init__(self, seqs: list[np.ndarray], y: np.ndarray, batch: int, seed: int,
-                 valid: tuple[list[np.ndarray], np.ndarray] | None = None, eval_batch: int = 64):
+                 valid: tuple[list[np.ndarray], np.ndarray] | None = None, eval_batch: int = 64,
+                 features=None, words=None, valid_words=None):
         if not len(seqs):
             raise CorpusError("No training examples. Give a labelled file with some lines.")
         self.seqs, self.y = seqs, np.asarray(y, dtype=np.int64)
+        # frozen LM features (``features``: the model's): computed once per text, here
+        self.words, self.valid_words = words, valid_words
+        has_lms = features is not None and features.lms
+        self.lm = features.lm_states(words) if has_lms else None
+        self.valid_lm = (features.lm_states(valid_words)
+                         if has_lms and valid_words is not None else None)
         self.lengths = np.array([len(s) for s in seqs], dtype=np.int64)
         self.batch_size, self.seed, self.eval_batch = batch, seed, eval_batch
         self.valid = valid
@@ -209,7 +256,8 @@ class ClassifyTask(SentenceTask):
     def loss(self, model, epoch: int, k: int, rng):
         index = self.batch_indices(epoch, k)
         X, lengths = pad([self.seqs[i] for i in index])
-        L, nll, _, cache = loss(model, X, lengths, self.y[index], rng)
+        L, nll, _, cache = loss(model, X, lengths, self.y[index], rng,
+                                batch_words(model, self.words, self.lm, index))
         return L, nll, len(index), cache
 
     def backward(self, model, cache) -> dict:
@@ -218,7 +266,7 @@ class ClassifyTask(SentenceTask):
     def validate(self, model) -> dict:
         t0 = time.perf_counter()
         seqs, y = self.valid
-        P = predict_proba(model, seqs, self.eval_batch)
+        P = predict_proba(model, seqs, self.eval_batch, self.valid_words, self.valid_lm)
         pred = P.argmax(axis=1)
         nll = -np.log(np.maximum(P[np.arange(len(y)), y], 1e-300))
         return {"valid_accuracy": float((pred == y).mean()), "valid_loss": float(nll.mean()),
@@ -227,16 +275,28 @@ class ClassifyTask(SentenceTask):
 
 
 # ------------------------------------------------------------ the run set-up
-DEFAULTS: dict = {}
-# Options that apply to the classifier only: pooling, its data formats, cross-validation.
-OPTIONS = ("pool", "classes", "label_column", "folds")
+# Chosen by measurement (docs/benchmarks.md, "Per-task defaults"): one core, 60 s budgets on
+# MR and the UCI sentences; the language model's (char level, 2x512) learn next to nothing there.
+DEFAULTS = {"level": "word", "bidirectional": True, "embed": 64, "hidden": 64, "layers": 1,
+            "dropout": 0.5, "lr": 5e-3, "batch": 32, "pool": "mean", "eval_every": 100}
+# Options that apply to the classifier only: pooling, its data formats, cross-validation (and,
+# with the tagger, the frozen character LMs' features).
+OPTIONS = ("pool", "classes", "label_column", "folds", "lm_features")
 DEFAULT_FILES = ("amazon_cells_labelled.txt", "imdb_labelled.txt", "yelp_labelled.txt")
 DEFAULT_NOTICE = (f"Training on the bundled review sentences: {', '.join(DEFAULT_FILES)} "
                   "(3,000 labelled sentences).")
 
 
+def complete(options: dict, given: dict) -> dict:
+    """Nothing to adjust."""
+    return options
+
+
 def check(mcfg, tcfg) -> None:
-    """Nothing beyond each config's own checks."""
+    """LM features are per word: they need word tokens."""
+    if mcfg.lm_features and tcfg.level != "word":
+        raise ConfigError("--lm-features gives each word the character LMs' states: it needs "
+                          "--level word. Drop --level char or --lm-features.")
 
 
 def default_corpus() -> tuple[list, None]:
@@ -246,13 +306,16 @@ def default_corpus() -> tuple[list, None]:
 
 @dataclass
 class ClassifyData:
-    """Training (and validation) examples as ids: the input of :class:`ClassifyTask`."""
+    """Training (and validation) examples as ids: the input of :class:`ClassifyTask`; and
+    their texts, which a model with LM features reads too."""
 
     vocab: Vocab
     labels: list[str]
     x: list[np.ndarray]
     y: np.ndarray
     valid: tuple[list[np.ndarray], np.ndarray] | None
+    texts: list[str] | None = None
+    valid_texts: list[str] | None = None
 
 
 def read_examples_of(sources, label_column: str = "auto",
@@ -296,7 +359,8 @@ def data_from_examples(train: Examples, valid: Examples | None, cfg,
     if valid is None and cfg.valid_fraction > 0:
         tr, va = stratified_split(y, cfg.valid_fraction, cfg.seed)
         train, valid, y = train.subset(tr), train.subset(va), y[tr]
-    vocab = build_vocab(train.texts, cfg.level, cfg.min_count, cfg.lowercase, cfg.vocab_size)
+    vocab = build_vocab(train.texts, cfg.level, cfg.min_count, cfg.lowercase, cfg.vocab_size,
+                        cfg.tokenizer)
     if len(vocab) <= 2:
         raise CorpusError(f"No token of the training texts is kept in the vocabulary (each "
                           f"must occur --min-count {cfg.min_count} times). Use more data or "
@@ -305,7 +369,8 @@ def data_from_examples(train: Examples, valid: Examples | None, cfg,
     if valid is not None and len(valid):
         valid_part = (encode_texts(vocab, valid.texts),
                       label_ids(valid.labels, classes, valid.where))
-    return ClassifyData(vocab, classes, encode_texts(vocab, train.texts), y, valid_part)
+    return ClassifyData(vocab, classes, encode_texts(vocab, train.texts), y, valid_part,
+                        train.texts, valid.texts if valid_part is not None else None)
 
 
 def same_data(model, data: ClassifyData) -> bool:
@@ -313,17 +378,31 @@ def same_data(model, data: ClassifyData) -> bool:
 
 
 def create_model(config, data: ClassifyData, rng, lms=None):
-    return Model.create(config, data.vocab, rng, labels=data.labels)
+    """A new classifier for the data; with ``lms`` ([(Model, reverse)], the frozen character
+    LMs of ``--lm-features``) each word's input also holds their states (the LMs travel in
+    its model file)."""
+    features = None
+    if lms:
+        features = WordFeatures.build([], 0, lms)
+        config.lm_features = features.lm_size
+    return Model.create(config, data.vocab, rng, labels=data.labels, features=features)
 
 
 def make_task(data: ClassifyData, cfg, model, reducer=None) -> ClassifyTask:
-    return ClassifyTask(data.x, data.y, cfg.batch, cfg.seed, data.valid, cfg.eval_batch)
+    f = model.features
+    words = valid_words = None
+    if f is not None:
+        words = text_words(data.vocab, data.texts)
+        if data.valid is not None:
+            valid_words = text_words(data.vocab, data.valid_texts)
+    return ClassifyTask(data.x, data.y, cfg.batch, cfg.seed, data.valid, cfg.eval_batch,
+                        f, words, valid_words)
 
 
 def prepare(train: Examples, valid: Examples | None, mcfg, tcfg,
-            classes: list[str] | None = None):
+            classes: list[str] | None = None, lms=None):
     """A fresh classifier and its training task for labelled examples (for scripts and
     tests; ``charlm train`` goes through the run set-up). Returns (model, task)."""
     data = data_from_examples(train, valid, tcfg, classes)
-    model = create_model(mcfg, data, np.random.default_rng(tcfg.seed))
+    model = create_model(mcfg, data, np.random.default_rng(tcfg.seed), lms)
     return model, make_task(data, tcfg, model)

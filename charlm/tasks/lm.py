@@ -40,6 +40,11 @@ DEFAULT_CORPUS = ("tinyshakespeare.txt",)
 DEFAULT_NOTICE = "Training on the bundled corpus: tiny Shakespeare (1.1 MB)."
 
 
+def complete(options: dict, given: dict) -> dict:
+    """Nothing to adjust."""
+    return options
+
+
 def check(mcfg, tcfg) -> None:
     """Nothing beyond each config's own checks."""
 

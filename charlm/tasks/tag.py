@@ -216,14 +216,28 @@ def predict(model, xs: list[np.ndarray], ys: list[np.ndarray] | None = None, bat
 
 
 # ------------------------------------------------------------ the run set-up
-DEFAULTS = {"level": "word"}     # a tagger labels words
-# Options that apply to the tagger only (its words' characters and LM features); it shows a
-# tagged validation sentence every --sample-every steps, as the language model shows a sample.
+# Chosen by measurement (docs/benchmarks.md, "Per-task defaults"): one core, 60 s budgets on
+# BTC and WNUT-17; bidirectional layers and character words are what make tagging work.
+DEFAULTS = {"level": "word", "bidirectional": True, "embed": 64, "hidden": 128, "layers": 1,
+            "dropout": 0.3, "lr": 3e-3, "batch": 32, "min_count": 1, "char_embed": 25,
+            "char_hidden": 25, "eval_every": 100}
+# Options that apply to the tagger only (its words' characters; with the classifier, the LM
+# features); it shows a tagged validation sentence every --sample-every steps, as the
+# language model shows a sample.
 OPTIONS = ("char_embed", "char_hidden", "lm_features", "sample_every")
 DEFAULT_TAG_CORPUS = "btc-train.conll"
 DEFAULT_TAG_VALID = "btc-dev.conll"
 DEFAULT_NOTICE = ("Training on the bundled corpus: the Broad Twitter Corpus (6,338 tweets; "
                   "its dev part validates).")
+
+
+def complete(options: dict, given: dict) -> dict:
+    """The defaults made to fit what was given: ``--char-hidden 0`` or ``--char-embed 0``
+    turns the default character words off (both sizes 0)."""
+    if options.get("char_hidden") == 0 or options.get("char_embed") == 0:
+        if not (given.get("char_hidden") or given.get("char_embed")):
+            options = {**options, "char_embed": 0, "char_hidden": 0}
+    return options
 
 
 def check(mcfg, tcfg) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import CharlmError, ConfigError
 from ..tasks import classify
 from ..text.labelled import Examples, label_set
-from .runs import check_writable, plan_training, set_aside
+from .runs import check_writable, plan_training, set_aside, start_encoder
 from .trainer import Trainer
 
 
@@ -27,7 +27,7 @@ class CrossValidationInterrupted(CharlmError):
 def cross_validate(examples: Examples, folds: int, mcfg, tcfg, out: str | Path,
                    callback=None, should_stop=None, final: bool = True,
                    max_folds: int = 0, record: dict | None = None,
-                   on_trainer=None) -> dict:
+                   on_trainer=None, lms=None, encoder_from=None) -> dict:
     """K-fold cross-validation, stratified and seeded, with the one trainer for every fold.
 
     Fold k trains on the other K-1 folds (a stratified ``valid_fraction`` of them held out to
@@ -38,7 +38,9 @@ def cross_validate(examples: Examples, folds: int, mcfg, tcfg, out: str | Path,
     written to ``out`` (``final=False``: not; benchmarks). ``max_folds`` N > 0 runs only the
     first N folds of the K (benchmarks with a small budget). Fold models live in a temporary
     directory beside ``out``. ``on_trainer(trainer)`` is told of each run before it starts
-    (the command line shows its progress).
+    (the command line shows its progress). ``lms``: the frozen LMs of --lm-features;
+    ``encoder_from``: the --init-from language models that start every fold's encoder
+    ([(Model, path)], see :func:`charlm.training.runs.start_encoder`).
     """
     on_trainer = on_trainer or (lambda t: None)
     out = Path(out)
@@ -51,7 +53,9 @@ def cross_validate(examples: Examples, folds: int, mcfg, tcfg, out: str | Path,
     with tempfile.TemporaryDirectory(prefix=f".{out.stem}.folds.", dir=out.parent) as tmp:
         for k, test in enumerate(parts[: max_folds or None], start=1):
             train = examples.subset(np.setdiff1d(np.arange(len(y)), test))
-            model, t = classify.prepare(train, None, mcfg, tcfg, classes)
+            model, t = classify.prepare(train, None, mcfg, tcfg, classes, lms)
+            if encoder_from:   # said once, for the first fold
+                start_encoder(model, encoder_from, callback if k == 1 else lambda e: None)
             callback({"kind": "fold_start", "fold": k, "folds": folds,
                       "train": len(t.seqs), "valid": len(t.valid[0]) if t.valid else 0,
                       "test": len(test)})
@@ -72,7 +76,8 @@ def cross_validate(examples: Examples, folds: int, mcfg, tcfg, out: str | Path,
                 raise CrossValidationInterrupted(
                     f"Cross-validation was interrupted in fold {k} of {folds}; nothing was "
                     "written. Run it again (it cannot be resumed).")
-            best = type(model)(model.config, model.vocab, trainer.best_params, model.labels)
+            best = type(model)(model.config, model.vocab, trainer.best_params, model.labels,
+                               model.features)
             t1 = time.perf_counter()
             report = classify.evaluate_examples(best, examples.subset(test))
             classify_s = time.perf_counter() - t1
@@ -96,7 +101,9 @@ def cross_validate(examples: Examples, folds: int, mcfg, tcfg, out: str | Path,
         return summary
     callback({"kind": "final_start", "examples": len(y)})
     final_cfg = replace(tcfg, valid_fraction=0.0)
-    model, t = classify.prepare(examples, None, mcfg, final_cfg, classes)
+    model, t = classify.prepare(examples, None, mcfg, final_cfg, classes, lms)
+    if encoder_from:
+        start_encoder(model, encoder_from, lambda e: None)
     trainer = Trainer(model, t, final_cfg, out, callback, should_stop)
     trainer.corpus_record = record
     on_trainer(trainer)
@@ -108,11 +115,13 @@ def cross_validate(examples: Examples, folds: int, mcfg, tcfg, out: str | Path,
 
 def cross_validate_run(corpus=None, *, folds: int, valid=None, resume: bool = False,
                        callback=None, should_stop=None, max_folds: int = 0, on_trainer=None,
+                       final: bool = True,
                        **run) -> dict:
     """``charlm train --task classify --folds K``: the run set up as any other
     (:func:`charlm.training.runs.plan_training`: options, limits, refusal and ``.bak``), then
     :func:`cross_validate` on its examples. The limits apply to every fold and to the final
-    model. Returns the summary."""
+    model (``final`` False: the folds only, no model file is written or set aside; for
+    benchmarks). Returns the summary."""
     if valid is not None:
         raise ConfigError("--folds makes its own validation parts; drop --valid.")
     if resume:
@@ -121,8 +130,10 @@ def cross_validate_run(corpus=None, *, folds: int, valid=None, resume: bool = Fa
     plan = plan_training(corpus, task=run.pop("task", "classify"), callback=callback,
                          folds=folds, **run)
     examples, _ = classify.read_examples_of(plan.sources, plan.tcfg.label_column)
-    check_writable(plan.out)
-    set_aside(plan.out, callback)
+    if final:
+        check_writable(plan.out)
+        set_aside(plan.out, callback)
     return cross_validate(examples, folds, plan.mcfg, plan.tcfg, plan.out, callback,
-                          should_stop, max_folds=max_folds, record=plan.record,
-                          on_trainer=on_trainer)
+                          should_stop, final=final, max_folds=max_folds, record=plan.record,
+                          on_trainer=on_trainer, lms=plan.lms,
+                          encoder_from=plan.encoder_from)

@@ -15,8 +15,13 @@ first step, for every task, in one place so that all follow the same rules.
 - ``resume``: options that change the model's shape or the data (cell, hidden, level, batch,
   bptt, …) are refused, naming the option; ``lr``, ``clip``, the limits and the evaluation
   intervals may change, stated as a warning event and recorded in the next history record;
-- ``init_from``: a saved model's vocabulary and parameters, with a fresh optimizer, schedule
-  and history (tokens outside that vocabulary are read as ``<UNK>``, counted in a warning);
+- ``init_from``: a language model: a saved model's vocabulary and parameters, with a fresh
+  optimizer, schedule and history (tokens outside that vocabulary are read as ``<UNK>``,
+  counted in a warning). A tagger or classifier: its encoder starts from one language model of
+  the same level (the forward direction and the embedding, matched by token) or two, "FWD.npz,
+  BWD.npz" (a ``--reverse`` one for the backward direction), see :mod:`charlm.nn.transfer`;
+  shape and text options not given come from the LM, given ones must fit it; the head is new
+  and a warning counts the tokens that the LM does not know;
 - ``init_scale``: every parameter drawn from U(-S, S) instead of the cells' initialisation.
 
 Events before training (``warning``, ``notice``) go to ``callback`` as the trainer's do.
@@ -38,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CharlmError, ConfigError, CorpusError, ModelFileError
+from ..nn import transfer
 from ..nn.model import Model, ModelConfig
 from ..tasks import TASKS
 from ..text.files import Sources, read_corpus_file
@@ -97,7 +103,8 @@ def check_task_options(task: str, given, owners: dict | None = None,
 
 def task_defaults(task: str, options: dict) -> dict:
     """The options given, completed with the task's own defaults (a given option wins)."""
-    return {**task_module(task).DEFAULTS, **options}
+    mod = task_module(task)
+    return mod.complete({**mod.DEFAULTS, **options}, options)
 
 
 def default_out(level: str, task: str = "lm") -> Path:
@@ -243,8 +250,9 @@ class Plan:
     tcfg: TrainConfig
     sources: Sources
     record: dict
-    source: Model | None = None        # the --init-from model
+    source: Model | None = None        # the --init-from model (a language model's run)
     lms: list = field(default_factory=list)   # --lm-features: [(Model, reverse)]
+    encoder_from: list = field(default_factory=list)   # tag, classify --init-from: [(Model, path)]
 
 
 def prepare_training(corpus=None, *, task: str = "lm", out: str | Path | None = None,
@@ -313,17 +321,27 @@ def plan_new(task, corpus, out: Path, valid, init_from, limits: dict, options: d
              callback, classes=None, lm_features=None) -> Plan:
     """A new run's configs, data and starting point (nothing is trained or written)."""
     mod = task_module(task)
-    options = task_defaults(task, options)
-    source = None
-    if init_from is not None:
-        if task != "lm":
-            raise ConfigError(f"--init-from starts a language model from a saved one; --task "
-                              f"{task} cannot start from a model file yet. Drop --init-from.")
+    given, options = options, task_defaults(task, options)
+    source, encoder_from = None, []
+    if init_from is not None and task == "lm":
+        if len(split_paths(init_from)) > 1:
+            raise ConfigError("A language model starts from one model file: give one "
+                              "--init-from.")
         source, _, _ = checkpoint.load(init_from)
         _init_from_options(source, options, init_from)
+    elif init_from is not None:
+        encoder_from = load_encoder_lms(init_from)
+        options = {**options, **lm_options(encoder_from[0][0]), **given}
     mcfg = (source.config if source is not None else
             ModelConfig(task=task, **{k: v for k, v in options.items() if k in _MODEL_KEYS}))
     mcfg.validate()
+    for k, (lm, path, reverse) in enumerate(encoder_from):
+        transfer.check_lm(lm, reverse, mcfg, options.get("level", "char"), path, k == 1)
+    if len(encoder_from) == 2 and not mcfg.bidirectional:
+        raise ConfigError("The second --init-from model starts the backward direction, which "
+                          "a unidirectional model has not. Add --bidirectional, or give one "
+                          "language model.")
+    encoder_from = [(lm, path) for lm, path, _ in encoder_from]
     tcfg = TrainConfig(**{k: v for k, v in options.items() if k in _TRAIN_KEYS},
                        **{k: limits.get(k, 0) for k in LIMITS},
                        encoding=options.get("encoding", "utf-8"))
@@ -333,12 +351,59 @@ def plan_new(task, corpus, out: Path, valid, init_from, limits: dict, options: d
         v = source.vocab
         tcfg.level, tcfg.lowercase, tcfg.tokenizer = v.level, v.lowercase, v.tokenizer
         tcfg.unk_token = v.unk_token or ""
-        tcfg.init_from = str(checkpoint.locate(init_from).resolve())
+    if init_from is not None:
+        tcfg.init_from = ",".join(str(checkpoint.locate(p).resolve())
+                                  for p in split_paths(init_from))
     tcfg.validate()
-    mod.check(mcfg, tcfg)
     lms = load_feature_lms(split_paths(lm_features), callback)
+    mcfg.lm_features = sum(lm.config.hidden for lm, _ in lms)
+    mod.check(mcfg, tcfg)
     sources, record = read_sources(task, corpus, valid, classes, tcfg.encoding, callback)
-    return Plan(task, out, mcfg, tcfg, sources, record, source, lms)
+    return Plan(task, out, mcfg, tcfg, sources, record, source, lms, encoder_from)
+
+
+def load_encoder_lms(init_from) -> list:
+    """The language models of a tagger's or classifier's --init-from ("FWD.npz" or
+    "FWD.npz,BWD.npz"): [(Model, path, reverse)], each refused with a one-line error when it
+    is no model file (their fit is checked against the run's config by
+    :func:`charlm.nn.transfer.check_lm`)."""
+    paths = split_paths(init_from)
+    if not 1 <= len(paths) <= 2:
+        raise ConfigError("--init-from takes one language model, or two for a bidirectional "
+                          "model: FWD.npz,BWD.npz (the second trained with --reverse).")
+    out = []
+    for p in paths:
+        lm, meta, _ = checkpoint.load(p)
+        if lm.config.task != "lm":
+            raise ConfigError(f"{p} holds a {lm.config.task} model, not a language model. "
+                              "--init-from for --task tag or classify takes a file written "
+                              "by `charlm train` (--task lm).")
+        out.append((lm, p, bool((meta.get("config") or {}).get("reverse", False))))
+    return out
+
+
+def lm_options(lm: Model) -> dict:
+    """What a tagger or classifier takes from the LM its encoder starts from, unless given:
+    the layers' shape, and how text becomes tokens (so that the tokens match)."""
+    return {**{k: getattr(lm.config, k) for k in transfer.SHAPE_KEYS},
+            "lowercase": lm.vocab.lowercase, "tokenizer": lm.vocab.tokenizer}
+
+
+def start_encoder(model: Model, encoder_from: list, callback) -> dict:
+    """Copy the --init-from LMs into a new tagger's or classifier's parameters (see
+    :mod:`charlm.nn.transfer`), saying what was copied and how many tokens were not."""
+    (fwd, path), *rest = encoder_from
+    done = transfer.start_from_lms(model, fwd, rest[0][0] if rest else None)
+    both = " and the backward direction from " + rest[0][1] if rest else ""
+    callback({"kind": "notice", "message":
+              f"The encoder starts from {path} (its embedding and {fwd.config.layers} "
+              f"layer{'s' if fwd.config.layers != 1 else ''}){both}; the output layer is new."})
+    missing = done["vocab"] - done["matched"]
+    if missing:
+        callback({"kind": "warning", "message":
+                  f"{missing:,} of the {done['vocab']:,} tokens of this run's vocabulary are "
+                  f"not in {path}'s; their embeddings start fresh."})
+    return done
 
 
 def split_paths(paths) -> list[str]:
@@ -398,6 +463,8 @@ def build(plan: Plan, callback, sources: Sources | None = None, tcfg: TrainConfi
         rng = np.random.default_rng([tcfg.seed, 3])
         for p in model.params.values():
             p[...] = rng.uniform(-tcfg.init_scale, tcfg.init_scale, p.shape)
+    if plan.encoder_from:
+        start_encoder(model, plan.encoder_from, callback)
     return data, model
 
 

@@ -65,7 +65,7 @@ class Classifier:
 
     def probabilities(self, texts: list[str], batch: int = 64) -> np.ndarray:
         """P(class | text): (N, K), columns in the order of :attr:`labels`."""
-        return task.predict_proba(self.model, task.encode_texts(self.vocab, list(texts)), batch)
+        return task.predict_texts(self.model, list(texts), batch)
 
     def classify(self, text: str) -> Prediction:
         """The likeliest class of ``text`` and every class's probability."""
