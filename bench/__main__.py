@@ -38,8 +38,9 @@ def common_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
         help="run at this niceness (negative raises the priority, where allowed)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def parse(argv: list[str]):
+    """The job and the options of a command line (argparse's usage error, exit 2, for a job
+    that does not exist or an option it does not take). ``list`` gives (None, options)."""
     top = argparse.ArgumentParser(
         prog="python -m bench", description="charlm's benchmark jobs (docs/benchmarks.md).",
         epilog="python -m bench list: the jobs; python -m bench NAME -h: a job's options.")
@@ -48,14 +49,31 @@ def main(argv: list[str] | None = None) -> int:
     top.add_argument("args", nargs=argparse.REMAINDER, help="the job's options")
     a = top.parse_args(argv)
     if a.name == "list":
+        return None, a
+    job = BY_NAME.get(a.name)
+    if job is None:
+        top.error(f"no job {a.name!r}: python -m bench list shows them")
+    if job.script:         # its options are the script's own, passed on as they are
+        return job, a
+    p = argparse.ArgumentParser(prog=f"python -m bench {job.name}",
+                                description=(job.run.__doc__ or job.what).strip())
+    common_options(p, defaults=False)
+    if job.options:
+        job.options(p)
+    for k, v in vars(p.parse_args(a.args)).items():
+        setattr(a, k, v)
+    return job, a
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    job, a = parse(argv)
+    if job is None:
         width = max(len(j.name) for j in JOBS)
         for j in JOBS:
             missing = j.script and not (BENCH / j.script.split()[0]).exists()
             print(f"{j.name:<{width}}  {j.what}" + ("  (not in this checkout)" if missing else ""))
         return 0
-    job = BY_NAME.get(a.name)
-    if job is None:
-        top.error(f"no job {a.name!r}: python -m bench list shows them")
     if job.script:
         script = BENCH / job.script.split()[0]
         if not script.exists():
@@ -64,13 +82,6 @@ def main(argv: list[str] | None = None) -> int:
         h = harness(a, job.name, argv)
         cmd = h.argv([sys.executable, str(script), *job.script.split()[1:], *a.args])
         return subprocess.run(cmd, cwd=REPO, env=h.env()).returncode
-    p = argparse.ArgumentParser(prog=f"python -m bench {job.name}",
-                                description=(job.run.__doc__ or job.what).strip())
-    common_options(p, defaults=False)
-    if job.options:
-        job.options(p)
-    for k, v in vars(p.parse_args(a.args)).items():
-        setattr(a, k, v)
     h = harness(a, job.name, argv)
     h.fresh()
     try:

@@ -137,7 +137,7 @@ class Harness:
         if timer:
             timer.cancel()
         running.sink.seek(0)
-        text = running.sink.read()
+        text = running.text = running.sink.read()
         running.sink.close()
         cut = timer is not None and code == -9
         if code and not cut:
@@ -204,6 +204,7 @@ class Running:
     proc: subprocess.Popen
     sink: object
     argv: list
+    text: str = ""                 # all it printed, once waited for
 
 
 @dataclass

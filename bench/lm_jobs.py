@@ -186,7 +186,7 @@ def quality(h: Harness, a) -> None:
         model = w / "model.npz"
         mine = h.start(h.charlm("train", *data, *ours, "--time", f"{budget}s",
                                 "--eval-every", every, "--out", model, *seed),
-                       cores="0", threads=1, stderr=open(w / "train.log", "w"))
+                       cores="0", threads=1)
         ref_cmd = [h.torch_python, h.reference("torch_quality.py"), *ref, *theirs,
                    "--budget-seconds", budget, "--eval-every-seconds", t_every,
                    "--threads", 1, "--tag", f"quality-{a.corpus}", *seed]

@@ -16,7 +16,7 @@ import math
 import tempfile
 from pathlib import Path
 
-from .harness import Col, Harness
+from .harness import Col, Harness, JobError
 
 PUBLISHED = ("published (Warstadt et al. 2020): 5-gram 61.2 / 60.3 / 21.7, LSTM (83 M words) "
              "69.8 / 80.1 / 62.7, GPT-2 83.0 / 86.4 / 65.7, humans 88.6 / 90.9 / —  "
@@ -184,7 +184,10 @@ def report(h: Harness, paths, png: str | None = None) -> None:
 
 
 def figure(rows, path: str) -> None:
-    import matplotlib  # optional: pip install 'charlm[plot]'
+    try:
+        import matplotlib  # optional: pip install 'charlm[plot]'
+    except ImportError:
+        raise JobError("--png needs matplotlib: pip install 'charlm[plot]'.") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

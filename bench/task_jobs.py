@@ -143,7 +143,7 @@ def _train_lms(h: Harness, jobs: list[tuple], seconds: float, w: Path, log: list
     for name, err, r in running:
         h.wait(r, echo=False)
         err.close()
-        for line in (w / f"{name}.log").read_text(encoding="utf-8").splitlines():
+        for line in r.text.splitlines():       # charlm train's summary, on stdout
             if line.startswith(("Trained", "Best")):
                 log.append(f"{name} LM: {line}")
                 print(log[-1], flush=True)
@@ -264,7 +264,8 @@ def _mr(h: Harness) -> list[str]:
     return ["--class", f"pos={pos}", "--class", f"neg={neg}"]
 
 
-CV_COLS = [Col("model", lambda r: f"{r['impl']}, {r['level']} level, "
+CV_COLS = [Col("model", lambda r: f"{'PyTorch' if r['impl'] == 'torch' else 'charlm'}, "
+                                  f"{r['level']} level, "
                                   f"{'bidirectional' if r['bidirectional'] else 'unidirectional'}"
                                   " LSTM", True),
            Col("accuracy (mean ± sd)", lambda r: f"{100 * r['mean_accuracy']:.2f} ± "
