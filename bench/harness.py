@@ -178,13 +178,22 @@ class Harness:
         for suffix in (".jsonl", ".md"):
             self.path(suffix).unlink(missing_ok=True)
 
+    def machine(self) -> str:
+        """The machine as ``charlm bench`` reports it, seen from a process started with this
+        job's --cores and --threads."""
+        lines = self.run([sys.executable, "-c", "import json; from charlm.use.bench import "
+                          "describe_machine as d, machine_info as m; "
+                          "print(json.dumps({'machine': d(m())}))"], record=False, echo=False)
+        return lines[-1]["machine"]
+
     def say(self, text: str = "") -> None:
         """A line of the summary: printed, and kept in OUT/<job>.md."""
         md = self.path(".md")
         if md not in self._header_written:
             self._header_written.add(md)
-            with open(md, "a", encoding="utf-8") as f:
-                f.write(header(self.command) + "\n\n")
+            now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            with open(md, "a", encoding="utf-8") as f:   # a table's record: when, where, how
+                f.write(f"{now} · commit {commit()} · {self.machine()} · `{self.command}`\n\n")
         print(text, flush=True)
         with open(md, "a", encoding="utf-8") as f:
             f.write(text + "\n")
@@ -256,16 +265,3 @@ def commit() -> str:
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return head + (" with uncommitted changes" if dirty else "")
-
-
-def machine() -> str:
-    """The machine as ``charlm bench`` reports it."""
-    sys.path.insert(0, str(REPO))
-    from charlm.use.bench import describe_machine, machine_info
-    return describe_machine(machine_info())
-
-
-def header(command: str) -> str:
-    """When, at which commit, on which machine and with which command: a table's record."""
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return f"{now} · commit {commit()} · {machine()} · `{command}`"
