@@ -413,7 +413,7 @@ def test_gradcheck_prints_raw_errors_and_the_tolerance(monkeypatch):
     monkeypatch.setattr(gradcheck, "run_all", lambda seed: iter(results))
     r = invoke("gradcheck", "--json")
     rows = json_lines(r.stdout)
-    assert r.exit_code == 0 and len(rows) == 114
+    assert r.exit_code == 0 and len(rows) == 114 + 12   # + the tied model (8 arrays, 4 states)
     assert sum(row["max_rel_error"] == 0.0 for row in rows) <= 2   # was 95 rows of zeros
     assert all(row["tolerance"] == 1e-6 and row["atol"] == 1e-11 for row in rows)
     assert all(0 < row["max_abs_error"] < 1e-8 for row in rows)
