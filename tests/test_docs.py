@@ -85,6 +85,8 @@ def split(snippet: str) -> list[list[str]]:
 def charlm_args(tokens: list[str]) -> list[str] | None:
     """The arguments after the `charlm` program in a command (after env, taskset, mpiexec …)."""
     for i, t in enumerate(tokens):
+        if re.fullmatch(r"(\S*/)?python3?", t) or t.endswith(".py"):
+            return None          # another program's command line ("--only charlm" is its word)
         if t == "charlm" or t.endswith("/charlm"):
             return [a for a in tokens[i + 1:] if a not in PLACEHOLDERS]
     return None

@@ -117,6 +117,39 @@ def test_same_seed_same_model_through_the_cli(tmp_path):
         assert np.array_equal(a[k], b[k]), k
 
 
+# ----------------------------------------------------------------- clipping
+@pytest.mark.parametrize("opts, expected", [
+    (dict(), 5.0 * SMALL["bptt"]),                 # Adam: 5 per step of the window
+    (dict(bptt=8), 5.0 * 8),
+    (dict(optimizer="sgd", lr=0.5), 5.0),          # the SGD recipes' 5 on the summed loss
+    (dict(optimizer="adagrad", lr=0.05), 5.0),
+    (dict(clip=3.0), 3.0),                         # given: as given
+    (dict(clip=0.0), 0.0),
+])
+def test_default_clip_threshold(tmp_path, monkeypatch, opts, expected):
+    """The threshold every step is clipped at, and the one the model file records."""
+    seen = []
+
+    def recording(grads, max_value, mode="norm"):
+        seen.append(max_value)
+        return clip_gradients(grads, max_value, mode)
+    monkeypatch.setattr("charlm.training.trainer.clip_gradients", recording)
+    tr = write(tmp_path / "c.txt", word_lines(40, 21))
+    lm = charlm.train([tr], out=tmp_path / "m.npz", steps=3, eval_every=0,
+                      **{**SMALL, **opts})
+    assert seen == [expected] * 3
+    assert lm.train_meta["config"]["clip"] == expected
+
+
+def test_default_clip_per_task_and_old_files():
+    cfg = TrainConfig(bptt=35)
+    assert cfg.clip is None
+    assert cfg.default_clip("lm") == 175.0
+    assert cfg.default_clip("tag") == cfg.default_clip("classify") == 5.0
+    # a model file written before: its recorded clip stays what it was
+    assert TrainConfig.from_json({"clip": 5.0, "bptt": 128, "optimizer": "adam"}).clip == 5.0
+
+
 # ------------------------------------------------------------------- limits
 def test_steps_limit(tmp_path):
     text = word_lines(60, 5)

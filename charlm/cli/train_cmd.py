@@ -150,9 +150,10 @@ def train(
                                       "does not improve)."),
     decay: float = typer.Option(0.5, "--decay", help="Learning-rate factor of the schedule."),
     decay_after: int = typer.Option(1, "--decay-after", help="Epoch where decay starts."),
-    clip: float = typer.Option(5.0, "--clip",
-                               help="Clipping threshold for the gradient of L = Σ_t L<t> "
-                                    "(summed over the window); 0 = off."),
+    clip: Optional[float] = typer.Option(
+        None, "--clip", help="Clipping threshold for the gradient of L = Σ_t L<t> (summed "
+                             "over the window); 0 = off [default: 5 × --bptt for a language "
+                             "model with Adam (5 per step), else 5]."),
     clip_mode: ClipMode = typer.Option("norm", "--clip-mode",
                                   help="norm (global norm) or value (element-wise)."),
     batch: int = typer.Option(32, "--batch", help="Rows (lm), sentences or examples trained "

@@ -66,7 +66,7 @@ class TrainConfig:
     schedule: str = "constant"      # constant | decay | plateau
     decay: float = 0.5              # factor for decay and plateau
     decay_after: int = 1            # decay: first epoch after which lr is multiplied
-    clip: float = 5.0
+    clip: float | None = None       # None: default_clip(), set by the Trainer
     clip_mode: str = "norm"
     batch: int = 32
     bptt: int = 128
@@ -92,6 +92,8 @@ class TrainConfig:
                                   f"(got {getattr(self, name)}).")
         for name in ("lr", "clip", "momentum", "decay"):
             v = getattr(self, name)
+            if v is None and name == "clip":
+                continue
             if not math.isfinite(v) or v < 0:
                 raise ConfigError(f"--{name} must be a finite number ≥ 0 (got {v}).")
         if self.lr == 0:
@@ -132,6 +134,17 @@ class TrainConfig:
         if self.reverse and (self.level != "char" or self.prose):
             raise ConfigError("--reverse reads each line's characters backwards: it applies "
                               "to --level char without --prose. Drop it or those options.")
+
+    def default_clip(self, task: str) -> float:
+        """``--clip`` when none is given: a bound on the norm of the gradient of
+        ``L = Σ_t L<t>``. For a language model trained with Adam, 5 per step of the window
+        (5 × bptt: 5 on the loss per step, which is PyTorch's ``clip_grad_norm_(5)`` of a mean
+        loss): it clips the rare spikes only. A flat 5 on a 128-step window's sum clipped every
+        step of the default recipe (600 of 600, against 1 of 600 with 5 per step), which makes
+        Adam's steps those of normalised gradients: ahead for about 120 steps, then 0.011-0.015
+        nats/char behind to step 600 (``bench/same_init.py``, docs/benchmarks.md). Otherwise 5,
+        the SGD recipes' own (Zaremba et al. clip the summed loss at 5)."""
+        return 5.0 * self.bptt if task == "lm" and self.optimizer == "adam" else 5.0
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
@@ -181,6 +194,8 @@ class Trainer:
         ``LMTask``, ``TagTask``, ``ClassifyTask``). ``reducer``: None (one process) or a
         ``charlm.training.distributed.Reducer`` (see the module's docstring); the task then
         trains this process's share of each batch (``task.takes_share``)."""
+        if cfg.clip is None:
+            cfg.clip = cfg.default_clip(task.name)
         cfg.validate()
         corpus = getattr(task, "corpus", None)
         if reducer is not None and not getattr(task, "takes_share", False):
