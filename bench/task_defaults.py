@@ -24,6 +24,13 @@ from.
   PyTorch: ``bench/torch_tagger.py --bidirectional`` (word embeddings, one bidirectional
   LSTM layer, Adam, the protocol's sizes).
 
+Options for the other measurements of docs/benchmarks.md: ``--epochs N`` trains charlm's rows
+for N epochs instead of the budget (the same work however busy the machine is: no lock on
+time needed); ``--folds K`` (classify) runs K-fold cross-validation instead of the one split;
+``--init-from LM.npz`` adds the rows "defaults + --init-from" and "defaults at the LM's shape"
+(the shape and text options that --init-from takes from the LM, from scratch); ``--datasets``
+and ``--configs`` pick rows by name.
+
 Prints one JSON line per run as it finishes, then the table.
 """
 
@@ -315,8 +322,9 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--corpora", default=str(HERE.parent.parent / "shared/corpora"),
-                   help="The folder with classify/ and tagging/.")
+    p.add_argument("--corpora", default=os.environ.get("CORPORA"),
+                   required="CORPORA" not in os.environ,
+                   help="The folder with classify/ and tagging/ (default: $CORPORA).")
     p.add_argument("--budget", type=float, default=60.0, help="Training seconds per run.")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--epochs", type=int, default=0,
