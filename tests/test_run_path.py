@@ -112,6 +112,27 @@ def test_a_classifier_writing_to_a_log_shows_progress_between_evaluations(tmp_pa
     assert len(status) >= 6, r.stderr
 
 
+def test_cross_validation_draws_every_fold_and_the_final_model_from_init_scale(tmp_path):
+    """--folds with --init-scale S starts each fold's model and the final one as a single run
+    does: every parameter drawn again from U(-S, S) with the run's seed (the draw repeated
+    here with NumPy), not the cells' initialisation."""
+    from charlm.training.folds import cross_validate_run
+    seen = []
+
+    def first_params(trainer):
+        seen.append({k: v.copy() for k, v in trainer.model.params.items()})
+    cross_validate_run(toy_tsv(tmp_path / "d.tsv", n=40), folds=2, task="classify",
+                       level="word", cell="gru", layers=1, hidden=8, embed=8, batch=8,
+                       steps=1, seed=7, init_scale=0.05, out=tmp_path / "c.npz",
+                       on_trainer=first_params)
+    assert len(seen) == 3                      # two folds and the final model
+    for params in seen:
+        rng = np.random.default_rng([7, 3])
+        for k, v in params.items():
+            expected = rng.uniform(-0.05, 0.05, v.shape).astype(v.dtype)
+            np.testing.assert_array_equal(v, expected, err_msg=k)
+
+
 # ------------------------------------------------------------- files of before
 def test_model_files_of_the_earlier_layout_load_and_answer_the_same():
     """Files written by charlm before its modules moved into layer folders (one of each task,

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import CharlmError, ConfigError
 from ..tasks import classify
 from ..text.labelled import Examples, label_set
-from .runs import check_writable, plan_training, set_aside, start_encoder
+from .runs import check_writable, plan_training, set_aside, start_encoder, uniform_init
 from .trainer import Trainer
 
 
@@ -54,6 +54,7 @@ def cross_validate(examples: Examples, folds: int, mcfg, tcfg, out: str | Path,
         for k, test in enumerate(parts[: max_folds or None], start=1):
             train = examples.subset(np.setdiff1d(np.arange(len(y)), test))
             model, t = classify.prepare(train, None, mcfg, tcfg, classes, lms)
+            uniform_init(model, tcfg)
             if encoder_from:   # said once, for the first fold
                 start_encoder(model, encoder_from, callback if k == 1 else lambda e: None)
             callback({"kind": "fold_start", "fold": k, "folds": folds,
@@ -102,6 +103,7 @@ def cross_validate(examples: Examples, folds: int, mcfg, tcfg, out: str | Path,
     callback({"kind": "final_start", "examples": len(y)})
     final_cfg = replace(tcfg, valid_fraction=0.0)
     model, t = classify.prepare(examples, None, mcfg, final_cfg, classes, lms)
+    uniform_init(model, final_cfg)
     if encoder_from:
         start_encoder(model, encoder_from, lambda e: None)
     trainer = Trainer(model, t, final_cfg, out, callback, should_stop)

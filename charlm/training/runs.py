@@ -459,13 +459,19 @@ def build(plan: Plan, callback, sources: Sources | None = None, tcfg: TrainConfi
                   f"({data.vocab.tokens[2]!r}); the model can learn little more than "
                   "where sequences end."})
     model = mod.create_model(plan.mcfg, data, np.random.default_rng(tcfg.seed), plan.lms)
+    uniform_init(model, tcfg)
+    if plan.encoder_from:
+        start_encoder(model, plan.encoder_from, callback)
+    return data, model
+
+
+def uniform_init(model, tcfg) -> None:
+    """``--init-scale S``: every parameter of a new model drawn again from U(-S, S) (seeded by
+    the run's seed); nothing without it."""
     if tcfg.init_scale is not None:
         rng = np.random.default_rng([tcfg.seed, 3])
         for p in model.params.values():
             p[...] = rng.uniform(-tcfg.init_scale, tcfg.init_scale, p.shape)
-    if plan.encoder_from:
-        start_encoder(model, plan.encoder_from, callback)
-    return data, model
 
 
 def start(plan: Plan, callback, reducer=None) -> Trainer:
