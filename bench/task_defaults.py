@@ -28,7 +28,9 @@ Options for the other measurements of docs/benchmarks.md: ``--epochs N`` trains 
 for N epochs instead of the budget (the same work however busy the machine is: no lock on
 time needed); ``--folds K`` (classify) runs K-fold cross-validation instead of the one split;
 ``--init-from LM.npz`` adds the rows "defaults + --init-from" and "defaults at the LM's shape"
-(the shape and text options that --init-from takes from the LM, from scratch); ``--datasets``
+(the shape and text options that --init-from takes from the LM, from scratch);
+``--lm-features LM[,LM]`` the row "defaults + --lm-features" (frozen character LMs' states
+beside each word's embedding); ``--datasets``
 and ``--configs`` pick rows by name.
 
 Prints one JSON line per run as it finishes, then the table.
@@ -244,6 +246,8 @@ def plan(a) -> list[dict]:
                 # the same shape and text options from scratch: what the LM alone changes
                 configs["defaults at the LM's shape"] = lm_shape(a.init_from)
                 configs["defaults + --init-from"] = {"init_from": a.init_from}
+            if a.lm_features and task in a.init_from_tasks.split(","):
+                configs["defaults + --lm-features"] = {"lm_features": a.lm_features}
             if a.datasets and name not in a.datasets.split(","):
                 continue
             base = {"task": task, "dataset": name, "data": data, "budget": a.budget,
@@ -346,7 +350,11 @@ def main(argv=None) -> int:
                    help="Only these rows of charlm (their names, comma-separated).")
     p.add_argument("--init-from", default=None,
                    help="A word-level language model: adds a row 'defaults + --init-from'.")
-    p.add_argument("--init-from-tasks", default="classify,tag")
+    p.add_argument("--lm-features", default=None,
+                   help="Character language models (comma-separated; 'starter' = the bundled "
+                        "one): adds a row 'defaults + --lm-features'.")
+    p.add_argument("--init-from-tasks", default="classify,tag",
+                   help="The tasks that get the --init-from and --lm-features rows.")
     p.add_argument("--cores", default="0,1", help="The cores to run on, one run each.")
     p.add_argument("--json", default=None, help="Also write the JSON lines here.")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
@@ -356,6 +364,9 @@ def main(argv=None) -> int:
         return 0
     if a.init_from:
         a.init_from = str(Path(a.init_from).resolve())
+    if a.lm_features:
+        a.lm_features = ",".join(p if p == "starter" else str(Path(p).resolve())
+                                 for p in a.lm_features.split(","))
     cores = [int(c) for c in a.cores.split(",")]
     sink = open(a.json, "a", encoding="utf-8") if a.json else None
     try:
