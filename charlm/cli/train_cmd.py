@@ -366,18 +366,21 @@ def _display(cfg, run, steps_per_epoch: int):
     return LineDisplay(common.PLAIN_PROGRESS_SECONDS)
 
 
+UNIT_SHORT = {"token": "tok", "example": "ex"}   # a task's unit as the speed shows it
+
+
 class Progress:
     """The trainer's events as progress for every task: the start, the latest figures on
     the bar (or a plain line now and then), a line per evaluation, warnings and notices, and
-    for cross-validation a line per fold. A classifier's counts and losses are per example,
-    the others' per token."""
+    for cross-validation a line per fold. Counts and losses are per the task's unit (a
+    classifier's per example, the others' per token); what an epoch is, whether a sample
+    shows at evaluations and whether the loss is the metric, the task says."""
 
-    def __init__(self, level: str, task: str):
-        self.level, self.task = level, task
+    def __init__(self, level: str):
+        self.level = level
         self.display = None
         self.trainer = None
         self.state = {"ema": None, "tok": 0, "sec": 0.0, "step": None, "elapsed": 0.0}
-        self.unit = "ex" if task == "classify" else "tok"
 
     def attach(self, trainer) -> None:
         """Show this trainer's run (a fold's, the final model's, or the one run)."""
@@ -385,6 +388,7 @@ class Progress:
             self.display.close()
         self.trainer = trainer
         self.display = _display(trainer.cfg, trainer.run, len(trainer.batches))
+        self.unit = UNIT_SHORT[trainer.task.unit]
         self.state.update(ema=None, tok=0, sec=0.0, step=None, elapsed=trainer.run.elapsed)
 
     def close(self) -> None:
@@ -417,20 +421,8 @@ class Progress:
         if k == "start":
             st["elapsed"] = self.trainer.run.elapsed
             self.line(fit_line(f"{e['params']:,} parameters, vocabulary {e['vocab']:,}."))
-            if self.task == "lm":
-                self.line(fit_line(f"{e['tokens_per_epoch']:,} tokens per epoch in "
-                                   f"{e['windows_per_epoch']:,} windows of "
-                                   f"{cfg.batch}×{cfg.bptt}."))
-            elif self.task == "tag":
-                self.line(fit_line(
-                    f"{len(self.trainer.model.labels)} labels, {e['tokens_per_epoch']:,} tokens "
-                    f"per epoch in {e['windows_per_epoch']:,} batches of up to {cfg.batch} "
-                    "sentences."))
-            else:
-                self.line(fit_line(
-                    f"{len(self.trainer.model.labels)} classes, {e['tokens_per_epoch']:,} "
-                    f"examples per epoch in {e['windows_per_epoch']:,} batches of up to "
-                    f"{cfg.batch}."))
+            self.line(fit_line(self.trainer.task.epoch_line(
+                cfg, self.trainer.model.labels, e["tokens_per_epoch"], e["windows_per_epoch"])))
         elif k == "step":
             if e["loss"] is not None:
                 st["ema"] = e["loss"] if st["ema"] is None else \
@@ -444,7 +436,7 @@ class Progress:
             if st["step"] is not None:
                 self.display.evaluated(st["step"], self.status)
             self.line(self.eval_line(e))    # whole: a log keeps every figure
-            if not cfg.sample_every and self.task == "lm":
+            if not cfg.sample_every and self.trainer.task.samples:
                 s = self.trainer.progress_sample().replace("\n", " ⏎ ")
                 self.line(fit_line(f"  sample: {s}"))
         elif k == "sample":
@@ -466,10 +458,10 @@ class Progress:
         """One evaluation, whole: never cut to the terminal's width (a log keeps it all).
         Losses in nats per token (per example for a classifier), ratios in percent."""
         line = f"step {e['step']:>6}  epoch {e['epoch']:5.2f}"
-        per = "example" if self.task == "classify" else "token"
+        per = self.trainer.task.unit
         if e.get("train_loss") is not None:
             line += f"  train {e['train_loss']:.4f} nats/{per}"
-        if self.task == "lm":
+        if self.trainer.task.metric == "valid_loss":    # the loss is the metric
             if "valid_loss" in e:
                 line += f"  valid {e['valid_loss']:.4f} = {self.metric(e['valid_loss'])}"
         elif "valid_loss" in e:
@@ -488,7 +480,7 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
     if trainer.reducer is not None and not trainer.reducer.is_writer:
         _run_quietly(trainer)   # rank 0 shows the progress and the summary
         return
-    progress = Progress(level, trainer.task.name)
+    progress = Progress(level)
     progress.attach(trainer)
     trainer.callback = progress
     try:
@@ -514,7 +506,7 @@ def _run_training(trainer, out_file: Path, level: str) -> None:
 
 def _cross_validate(corpus, task: str, opts: dict) -> None:
     """--folds K: the folds and the final model, with the progress of each."""
-    progress = Progress(opts.get("level", "char"), task)
+    progress = Progress(opts.get("level", "char"))
 
     def events(e: dict) -> None:   # before the first fold: what the limits mean here
         if e["kind"] == "fold_start" and e["fold"] == 1:
@@ -595,13 +587,13 @@ def _next_commands(task: str, out_file: Path, level: str) -> str:
 
 def _summary(trainer, out_file: Path, level: str, reason: str) -> None:
     run, task = trainer.run, trainer.task.name
-    per = "example" if task == "classify" else "token"
+    per = trainer.task.unit
     lines = [f"Trained {run.step:,} step{'s' if run.step != 1 else ''} "
              f"({run.tokens_seen:,} {per}s, "
              f"{format_duration(run.elapsed)}); stopped by the {reason} limit."]
     if run.best_valid is not None:
         b = run.best_valid
-        if task == "lm":
+        if trainer.task.metric == "valid_loss":    # the loss is the metric
             extra = (f"{b / math.log(2):.3f} bits/char" if level == "char"
                      else f"perplexity {math.exp(min(b, 700)):.1f}")
             lines.append(f"Best validation loss {b:.4f} nats/token ({extra}) at step "

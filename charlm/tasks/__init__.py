@@ -16,6 +16,11 @@ A task module offers, under the same names::
     same_data(model, data) -> bool           a saved model and these data agree (--resume)
     create_model(config, data, rng, lms)     a new model for the data
     make_task(data, cfg, model, reducer)     the trainer's task object (see sentences.py)
+
+The task object also tells the progress display what it shows: ``unit`` (what counts and
+losses are per: token or example), ``samples`` (a sample at each evaluation),
+``metric`` (``valid_loss`` when the loss itself is the figure) and ``epoch_line(cfg, labels,
+tokens, windows)`` (what an epoch is, said at the start).
 """
 
 from . import classify, lm, tag

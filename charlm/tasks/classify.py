@@ -232,6 +232,12 @@ class ClassifyTask(SentenceTask):
     name = "classify"
     metric = "valid_accuracy"
     higher_is_better = True
+    unit = "example"
+
+    def epoch_line(self, cfg, labels, tokens: int, windows: int) -> str:
+        """What an epoch is, said when training starts."""
+        return (f"{len(labels)} classes, {tokens:,} examples per epoch in {windows:,} "
+                f"batches of up to {cfg.batch}.")
 
     def __init__(self, seqs: list[np.ndarray], y: np.ndarray, batch: int, seed: int,
                  valid: tuple[list[np.ndarray], np.ndarray] | None = None, eval_batch: int = 64,

@@ -79,6 +79,12 @@ class LMTask:
     takes_share = True      # over MPI, each process trains its rows of every window
     metric = "valid_loss"
     higher_is_better = False
+    unit = "token"          # what the trainer's counts and losses are per
+    samples = True          # progress shows a sample at each evaluation
+
+    def epoch_line(self, cfg, labels, tokens: int, windows: int) -> str:
+        """What an epoch is, said when training starts."""
+        return f"{tokens:,} tokens per epoch in {windows:,} windows of {cfg.batch}×{cfg.bptt}."
 
     def __init__(self, corpus, cfg, model, reducer=None):
         self.corpus, self.cfg, self.reducer = corpus, cfg, reducer

@@ -88,6 +88,8 @@ class SentenceTask:
     batch_size: int
     seed: int
     _order: tuple[int, list[np.ndarray]] | None = None
+    unit = "token"          # what the trainer's counts and losses are per
+    samples = False         # progress shows no sample at evaluations
 
     def batch_indices(self, epoch: int, k: int) -> np.ndarray:
         """The sentence indices of batch k of ``epoch``."""

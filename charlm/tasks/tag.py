@@ -131,6 +131,11 @@ class TagTask(SentenceTask):
     name = "tag"
     higher_is_better = True
 
+    def epoch_line(self, cfg, labels, tokens: int, windows: int) -> str:
+        """What an epoch is, said when training starts."""
+        return (f"{len(labels)} labels, {tokens:,} tokens per epoch in {windows:,} batches of "
+                f"up to {cfg.batch} sentences.")
+
     def __init__(self, data: TagData, cfg, model):
         if model.labels != data.labels:
             raise CorpusError("The model's labels differ from the data's. Train on the same "
