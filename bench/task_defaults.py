@@ -327,7 +327,6 @@ def table(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpora", default=os.environ.get("CORPORA"),
-                   required="CORPORA" not in os.environ,
                    help="The folder with classify/ and tagging/ (default: $CORPORA).")
     p.add_argument("--budget", type=float, default=60.0, help="Training seconds per run.")
     p.add_argument("--seed", type=int, default=1234)
@@ -359,9 +358,11 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="Also write the JSON lines here.")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.one is not None:
+    if a.one is not None:   # one run, started by this script with its data paths
         print(json.dumps(run_charlm(json.loads(a.one))), flush=True)
         return 0
+    if not a.corpora:
+        p.error("give --corpora DIR (or set $CORPORA): the folder with classify/ and tagging/")
     if a.init_from:
         a.init_from = str(Path(a.init_from).resolve())
     if a.lm_features:
