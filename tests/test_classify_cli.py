@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 import charlm
 from charlm.cli import app
 from charlm.tasks.metrics import classification_report, significant
+from charlm.text.vocab import SPECIALS
+from charlm.training import checkpoint
 
 SMALL = ["--task", "classify", "--level", "word", "--cell", "gru", "--layers", "1",
          "--hidden", "8", "--embed", "8", "--batch", "8", "--lr", "0.02", "--eval-every", "10",
@@ -174,3 +176,17 @@ def test_info_on_a_classifier(trained):
     assert re.search(r"best        validation accuracy \d+\.\d\d % at step", r.stdout)
     r = invoke("info", "--model", model, "--json")
     assert json.loads(r.stdout)["labels"] == ["neg", "pos"]
+
+
+def test_tokenizer_whitespace_reads_a_tokenized_corpus_as_it_is_split(tmp_path):
+    """--tokenizer whitespace (word level) keeps exactly the space-separated pieces of a text
+    already tokenized, as a sentence-polarity corpus is; the default splits them further."""
+    data = tmp_path / "d.tsv"
+    data.write_text("pos\the's a co-star .\nneg\tit's dull .\n" * 10, encoding="utf-8")
+    for tokenizer, expect in (("whitespace", {"he's", "a", "co-star", ".", "it's", "dull"}),
+                              ("words", {"he's", "a", "co", "-", "star", ".", "it's", "dull"})):
+        r = invoke("train", data, *SMALL, "--tokenizer", tokenizer, "--steps", 1,
+                   "--out", tmp_path / f"{tokenizer}.npz")
+        assert r.exit_code == 0, r.output
+        model = checkpoint.load(tmp_path / f"{tokenizer}.npz")[0]
+        assert set(model.vocab.tokens) - set(SPECIALS) == expect, tokenizer

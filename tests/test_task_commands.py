@@ -308,7 +308,7 @@ def test_text_spans_and_percentages_match_the_json(models):
     (["--task", "tag", "--prose"], "--prose"),
     (["--task", "tag", "--bptt", "10"], "--bptt"),
     (["--task", "tag", "--pool", "mean"], "--pool"),
-    (["--task", "classify", "--tokenizer", "whitespace"], "--tokenizer"),
+    (["--task", "tag", "--tokenizer", "whitespace"], "--tokenizer"),
     (["--task", "classify", "--bptt", "10"], "--bptt"),
     (["--task", "classify", "--sample-every", "5"], "--sample-every"),
     (["--task", "classify", "--unk-token", "UNK"], "--unk-token"),

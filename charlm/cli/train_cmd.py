@@ -116,9 +116,10 @@ def train(
                                       "LM for --lm-features)."),
     level: Level = typer.Option("char", "--level", help="Tokens: char or word."),
     tokenizer: Tokenizer = typer.Option("words", "--tokenizer",
-                                        help="Word level: words (splits words, numbers and "
-                                             "punctuation) or whitespace (a corpus already "
-                                             "tokenized: exactly the space-separated pieces)."),
+                                        help="lm, classify, word level: words (splits words, "
+                                             "numbers and punctuation) or whitespace (a text "
+                                             "already tokenized: exactly the space-separated "
+                                             "pieces)."),
     cell: Cell = typer.Option("lstm", "--cell", help="Recurrent cell: rnn, gru or lstm."),
     layers: int = typer.Option(2, "--layers", help="Stacked recurrent layers (deep RNN)."),
     hidden: int = typer.Option(512, "--hidden", help="Hidden units per layer (n_a)."),

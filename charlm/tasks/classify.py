@@ -287,7 +287,7 @@ DEFAULTS = {"level": "word", "bidirectional": True, "embed": 64, "hidden": 64, "
             "dropout": 0.5, "lr": 5e-3, "batch": 32, "pool": "mean", "eval_every": 100}
 # Options that apply to the classifier only: pooling, its data formats, cross-validation (and,
 # with the tagger, the frozen character LMs' features).
-OPTIONS = ("pool", "classes", "label_column", "folds", "lm_features")
+OPTIONS = ("pool", "classes", "label_column", "folds", "lm_features", "tokenizer")
 DEFAULT_FILES = ("amazon_cells_labelled.txt", "imdb_labelled.txt", "yelp_labelled.txt")
 DEFAULT_NOTICE = (f"Training on the bundled review sentences: {', '.join(DEFAULT_FILES)} "
                   "(3,000 labelled sentences).")
