@@ -103,14 +103,20 @@ def pinned(core: int, cmd: list[str]) -> list[str]:
     return cmd
 
 
-def run_pair(cmds: list[list[str]], logs: list[Path]) -> list[int]:
-    """Start every command at once; wait for all; their exit codes."""
+def run_pair(cmds: list[list[str]], logs: list[Path]) -> bool:
+    """Start every command at once and wait for all. False (each log's end and the exit
+    codes said on stderr) when any failed."""
     procs = []
     for cmd, log in zip(cmds, logs):
         with open(log, "w") as f:
             procs.append(subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
                                           env=one_thread_env(), cwd=ROOT))
-    return [p.wait() for p in procs]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        for log in logs:
+            sys.stderr.write(log.read_text()[-2000:])
+        print(f"a side failed: exit codes {codes}", file=sys.stderr)
+    return not any(codes)
 
 
 def charlm_cmd(*args) -> list[str]:
@@ -164,11 +170,7 @@ def race(args) -> int:
                        "--threads", "1", "--budget-seconds", f"{args.budget:g}",
                        "--seed", str(args.seed)])]
     logs = [work / f"race_charlm_seed{args.seed}.log", work / f"race_torch_seed{args.seed}.log"]
-    codes = run_pair(cmds, logs)
-    if any(codes):
-        for log in logs:
-            sys.stderr.write(log.read_text()[-2000:])
-        print(f"a side failed: exit codes {codes}", file=sys.stderr)
+    if not run_pair(cmds, logs):
         return 1
     c = run_record(model)
     final = [json.loads(x) for x in logs[1].read_text().splitlines()
@@ -208,11 +210,7 @@ def wt2(args) -> int:
                                  "--eval-every", "1000000", "--out", m, "--force"))
             for i, ((_, opts), m) in enumerate(zip(sides, models))]
     logs = [m.with_suffix(".log") for m in models]
-    codes = run_pair(cmds, logs)
-    if any(codes):
-        for log in logs:
-            sys.stderr.write(log.read_text()[-2000:])
-        print(f"a side failed: exit codes {codes}", file=sys.stderr)
+    if not run_pair(cmds, logs):
         return 1
     recs = []
     for (label, opts), m in zip(sides, models):
