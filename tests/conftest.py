@@ -39,3 +39,21 @@ def flat_state(state) -> list[np.ndarray]:
     for s in state:
         out.extend(s if isinstance(s, tuple) else [s])
     return out
+
+
+def whole_and_resumed(common: list, task: str, tmp_path, steps: int = 6, first: int = 3):
+    """``charlm train COMMON`` run straight through for ``steps`` steps (ref.npz), and for
+    ``first`` steps then ``--resume``d for the rest (int.npz); the two paths, for a test to
+    compare array by array."""
+    from typer.testing import CliRunner
+
+    from charlm.cli import app
+    runner = CliRunner()
+    for name, n in (("ref.npz", steps), ("int.npz", first)):
+        r = runner.invoke(app, [*map(str, common), "--steps", str(n),
+                                "--out", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["train", "--task", task, "--resume", "--steps", str(steps - first),
+                            "--out", str(tmp_path / "int.npz")])
+    assert r.exit_code == 0, r.output
+    return tmp_path / "ref.npz", tmp_path / "int.npz"

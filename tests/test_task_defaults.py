@@ -10,6 +10,7 @@ from dataclasses import asdict, fields
 
 import numpy as np
 import pytest
+from conftest import whole_and_resumed
 from test_tagging import write_conll
 from typer.testing import CliRunner
 
@@ -103,13 +104,7 @@ def test_resume_keeps_the_runs_own_options_and_info_shows_them(tmp_path):
            "--layers", "2", "--lr", "0.002", "--pool", "last", "--eval-every", "3",
            "--dropout", "0.1", "--batch", "8"]
     common = ["train", "--task", "classify", str(data), *own]
-    r = runner.invoke(app, [*common, "--steps", "6", "--out", str(tmp_path / "ref.npz")])
-    assert r.exit_code == 0, r.output
-    r = runner.invoke(app, [*common, "--steps", "3", "--out", str(tmp_path / "int.npz")])
-    assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["train", "--task", "classify", "--resume", "--steps", "3",
-                            "--out", str(tmp_path / "int.npz")])
-    assert r.exit_code == 0, r.output
+    whole_and_resumed(common, "classify", tmp_path)
     ref, _, a = checkpoint.load(tmp_path / "ref.npz")
     got, meta, b = checkpoint.load(tmp_path / "int.npz")
     assert got.config.to_json() == ref.config.to_json()

@@ -316,13 +316,10 @@ def torch_model_loss(model, X, Y, state):
     return L.item(), nll.item(), logits.detach().numpy(), grads, [s.grad for s in state_leaves]
 
 
-@pytest.mark.parametrize("cell, opts, T, m, V, hidden, embed, layers", MODEL_CASES,
-                         ids=MODEL_IDS)
-def test_model_loss_and_gradients_match_torch(cell, opts, T, m, V, hidden, embed, layers):
-    cfg = ModelConfig(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=0.0,
-                      dtype="float64", **opts)
-    rng = np.random.default_rng([T, m, V, hidden, embed, layers])
-    model = Model.create(cfg, tiny_vocab(V), rng)
+def check_against_torch(model, T: int, m: int, rng):
+    """Logits, loss, NLL and every gradient (parameters and initial state) of ``model`` on
+    random ids against the same model in torch; returns (X, Y, state, torch's logits)."""
+    V = len(model.vocab)
     X = rng.integers(0, V, (T, m)).astype(np.uint8)
     Y = rng.integers(0, V, (T, m)).astype(np.uint8)
     state = random_state(model, m, rng)
@@ -343,6 +340,17 @@ def test_model_loss_and_gradients_match_torch(cell, opts, T, m, V, hidden, embed
     assert len(ours) == len(tdstate)
     for d, td in zip(ours, tdstate):
         close(d, td.reshape(d.shape), "initial state")
+    return X, Y, state, tlogits
+
+
+@pytest.mark.parametrize("cell, opts, T, m, V, hidden, embed, layers", MODEL_CASES,
+                         ids=MODEL_IDS)
+def test_model_loss_and_gradients_match_torch(cell, opts, T, m, V, hidden, embed, layers):
+    cfg = ModelConfig(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=0.0,
+                      dtype="float64", **opts)
+    rng = np.random.default_rng([T, m, V, hidden, embed, layers])
+    model = Model.create(cfg, tiny_vocab(V), rng)
+    check_against_torch(model, T, m, rng)
 
 
 @pytest.mark.parametrize("cell, opts", [("lstm", {}), ("gru", {}), ("rnn", {"activation": "tanh"}),
@@ -357,23 +365,7 @@ def test_tied_model_matches_torch(cell, opts):
     rng = np.random.default_rng(21)
     model = Model.create(cfg, tiny_vocab(V), rng)
     assert "W_y" not in model.params
-    X = rng.integers(0, V, (T, m)).astype(np.uint8)
-    Y = rng.integers(0, V, (T, m)).astype(np.uint8)
-    state = random_state(model, m, rng)
-
-    logits = model.forward(X, state)[0].copy()
-    L, nll, _, cache = model.loss(X, Y, state)
-    grads, dstate = model.backward(cache)
-
-    tL, tnll, tlogits, tgrads, tdstate = torch_model_loss(model, X, Y, state)
-    close(logits, tlogits, "logits")
-    assert L == pytest.approx(tL, rel=1e-12)
-    assert nll == pytest.approx(tnll, rel=1e-12)
-    assert set(grads) == set(tgrads) == set(model.params)
-    for k in grads:
-        close(grads[k], tgrads[k], k)
-    for d, td in zip(flat_state(dstate), tdstate):
-        close(d, td.reshape(d.shape), "initial state")
+    X, Y, state, tlogits = check_against_torch(model, T, m, rng)
     # the forward-only paths (evaluation, scoring, sampling) use E as W_y too
     logp, _ = model.target_log_probs(X, Y, state)
     close(logp, -F.cross_entropy(

@@ -17,6 +17,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import whole_and_resumed
 from test_lmfeatures import LINES
 from test_tagging import arrays_of, write_conll
 from typer.testing import CliRunner
@@ -307,13 +308,7 @@ def test_a_classifier_with_lm_features_ships_them_and_resumes_exactly(lms, tmp_p
     feats = f"{lms / 'fwd.npz'},{lms / 'bwd.npz'}"
     common = ["train", "--task", "classify", str(data), "--lm-features", feats,
               "--hidden", "4", "--embed", "3", "--eval-every", "2", "--batch", "8"]
-    r = runner.invoke(app, [*common, "--steps", "6", "--out", str(tmp_path / "ref.npz")])
-    assert r.exit_code == 0, r.output
-    r = runner.invoke(app, [*common, "--steps", "3", "--out", str(tmp_path / "int.npz")])
-    assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["train", "--task", "classify", "--resume", "--steps", "3",
-                            "--out", str(tmp_path / "int.npz")])
-    assert r.exit_code == 0, r.output
+    whole_and_resumed(common, "classify", tmp_path)
     a, b = arrays_of(tmp_path / "ref.npz"), arrays_of(tmp_path / "int.npz")
     assert "lm/1/param/L1.W_aa" in a and a.keys() == b.keys()
     for k in a:
