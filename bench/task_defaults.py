@@ -162,6 +162,7 @@ def run_charlm(job: dict) -> dict:
                     "folds_run": len(rows), "per_fold": [r["accuracy"] for r in rows],
                     "steps": round(sum(r["steps"] for r in rows) / len(rows)),
                     "epochs": sum(r["epochs"] for r in rows) / len(rows),
+                    "valid_mean": sum(r["best_valid_accuracy"] for r in rows) / len(rows),
                     "wall_s": time.perf_counter() - t0}
         if job["task"] == "classify":
             d = job["data"]

@@ -45,6 +45,21 @@ def test_gradients_through_pooling_and_masks(pool, bidirectional):
     check_all_grads(make(pool=pool, bidirectional=bidirectional), SEQS, Y)
 
 
+@pytest.mark.parametrize("pool", ["mean", "max"])
+def test_gradients_through_input_dropout(pool):
+    """A bidirectional classifier with dropout on its input and between its layers: one
+    seeded set of masks makes the loss a function of the parameters, checked numerically
+    (the input's mask is shared by both directions, so both add into the embedding's
+    gradient through it)."""
+    model = make(pool=pool, layers=2, dropout=0.3, opts={"input_dropout": 0.4})
+    X, lengths = pad(SEQS)
+    f = lambda: C.loss(model, X, lengths, Y, np.random.default_rng(5))[0]  # noqa: E731
+    grads = C.backward(model, C.loss(model, X, lengths, Y, np.random.default_rng(5))[3])
+    assert abs(f() - C.loss(model, X, lengths, Y)[0]) > 1e-3      # the masks are on
+    for k, w in model.params.items():
+        assert rel_error(grads[k], numerical_grad(f, w)) < TOLERANCE, k
+
+
 @pytest.mark.parametrize("cell, opts", [("rnn", {}), ("gru", {}), ("lstm", {"peephole": True})],
                          ids=["rnn", "gru", "lstm-peephole"])
 def test_gradients_other_cells_two_layers(cell, opts):

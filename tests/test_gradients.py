@@ -105,10 +105,12 @@ def test_tied_check_catches_a_missing_use(monkeypatch, use):
     assert all(err < TOLERANCE for name, err in rows.items() if name != "E")
 
 
-def test_model_gradients_through_dropout():
+@pytest.mark.parametrize("opts", [{}, {"input_dropout": 0.3}], ids=["layers", "and-input"])
+def test_model_gradients_through_dropout(opts):
     """With dropout on, the same seeded mask in every evaluation makes the loss a plain
-    function of the parameters, so backward through the masks can be checked too."""
-    model = make_model("lstm", {}, dropout=0.4, layers=2, hidden=6)
+    function of the parameters, so backward through the masks can be checked too (with
+    ``input_dropout`` also through the embedding's mask: E's gradient)."""
+    model = make_model("lstm", opts, dropout=0.4, layers=2, hidden=6)
     rng = np.random.default_rng(16)
     X, Y = rng.integers(0, 7, (5, 3)), rng.integers(0, 7, (5, 3))
     state = random_state(model, 3, rng)

@@ -99,7 +99,8 @@ def info(
              f"model       {m.vocab.level}-level {shape}, "
              f"{'embedding ' + str(c.embed) if c.embed else 'one-hot inputs'}"
              f"{' (tied: also the output weights)' if c.tie_weights else ''}, "
-             f"dropout {c.dropout}, {c.dtype}",
+             f"dropout {c.dropout}"
+             f"{f' (input {c.input_dropout})' if c.input_dropout else ''}, {c.dtype}",
              f"vocabulary  {plural(len(m.vocab), 'token')}: "
              + " ".join(shown_token(t) for t in m.vocab.tokens[:20])
              + (" …" if len(m.vocab) > 20 else ""),

@@ -55,7 +55,8 @@ from .render import format_duration, percent
 # The panels of `charlm train --help`, in order, and the options in each (by parameter name).
 PANELS = {
     "Model": ("task", "cell", "layers", "hidden", "embed", "activation", "peephole",
-              "simplified", "bidirectional", "dropout", "tie_weights", "dtype", "init_scale"),
+              "simplified", "bidirectional", "dropout", "input_dropout", "tie_weights", "dtype",
+              "init_scale"),
     "Data and vocabulary": ("level", "tokenizer", "vocab_size", "min_count", "lowercase",
                             "unk_token", "prose", "reverse", "encoding"),
     "Optimisation": ("optimizer", "lr", "momentum", "schedule", "decay", "decay_after", "clip",
@@ -131,6 +132,10 @@ def train(
     peephole: bool = typer.Option(False, "--peephole", help="LSTM: gates also see c<t-1>."),
     simplified: bool = typer.Option(False, "--simplified", help="GRU: no relevance gate Γr."),
     dropout: float = typer.Option(0.2, "--dropout", help="Dropout between layers, [0, 1)."),
+    input_dropout: float = typer.Option(
+        0.0, "--input-dropout",
+        help="Dropout on the first layer's input (the embedding and any word features), "
+             "[0, 1)."),
     dtype: Dtype = typer.Option("float32", "--dtype", help="float32 or float64."),
     vocab_size: int = typer.Option(10000, "--vocab-size",
                                    help="Most tokens kept, counting <EOS> and <UNK>."),

@@ -25,7 +25,9 @@ alone, to round-off.
 
 Parameters keep the language model's names for the forward direction (``L1.W_ax``,
 ``L1.W_aa``, ``L1.b``, …) and add ``L1r.*`` for the backward one. Inverted dropout follows
-every layer (between layers and before the head) while training, as in the language model.
+every layer (between layers and before the head) while training, as in the language model;
+``input_dropout`` also drops units of the first layer's input x (the embedding, and any word
+features beside it), each step's and each unit's independently.
 
 Pure functions: :func:`forward` returns a cache that the caller hands back to
 :func:`backward`; nothing is stored anywhere else. :func:`infer` is the forward-only pass
@@ -146,7 +148,9 @@ def _stack(params: dict, config, x: np.ndarray, state, lengths, rng, run):
     rev = reverse_index(lengths, T, m) if bidir else None
     if state is None:
         state = zero_state(config, m, dt)
-    h = x
+    p_in = getattr(config, "input_dropout", 0.0) if rng is not None else 0.0
+    in_drop = dropout_mask(x.shape, p_in, rng, dt) if p_in > 0 else None
+    h = x if in_drop is None else x * in_drop
     caches, drops, new_state = [], [], []
     for l in range(1, config.layers + 1):
         a, s, cache = run(cell, h, state[l - 1], layer_params(params, l), **opts)
@@ -164,7 +168,7 @@ def _stack(params: dict, config, x: np.ndarray, state, lengths, rng, run):
             a = a * drop
         drops.append(drop)
         h = a
-    return h, new_state, (caches, drops, mask, rev)
+    return h, new_state, (caches, drops, mask, rev, in_drop)
 
 
 def backward(dh: np.ndarray, cache, params: dict, config, trace: dict | None = None):
@@ -176,7 +180,7 @@ def backward(dh: np.ndarray, cache, params: dict, config, trace: dict | None = N
     forward direction's cell of layer l records its per-step gradient of the hidden state in
     ``trace[l]`` (see the cells' ``backward``).
     """
-    caches, drops, mask, rev = cache
+    caches, drops, mask, rev, in_drop = cache
     cell, opts = CELLS[config.cell], config.cell_opts
     n = config.hidden
     grads: dict[str, np.ndarray] = {}
@@ -203,4 +207,6 @@ def backward(dh: np.ndarray, cache, params: dict, config, trace: dict | None = N
         dstate.append(ds)
         for k, v in g.items():
             grads[prefix(l) + k] = v
+    if in_drop is not None:
+        dh = dh * in_drop                            # dx through the input's mask
     return dh, dstate[::-1], grads

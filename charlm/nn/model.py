@@ -54,6 +54,7 @@ class ModelConfig:
     peephole: bool = False     # lstm only
     simplified: bool = False   # gru only
     dropout: float = 0.2
+    input_dropout: float = 0.0  # dropout on the first layer's input (embedding, word features)
     dtype: str = "float32"
     task: str = "lm"           # lm | tag | classify
     bidirectional: bool = False  # tag and classify only
@@ -73,6 +74,8 @@ class ModelConfig:
             raise ConfigError(f"--embed must be 0 (one-hot inputs) or more (got {self.embed}).")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1) (got {self.dropout}).")
+        if not 0.0 <= self.input_dropout < 1.0:
+            raise ConfigError(f"--input-dropout must be in [0, 1) (got {self.input_dropout}).")
         if self.activation not in ("tanh", "relu"):
             raise ConfigError(f"Unknown activation {self.activation!r}. Use 'tanh' or 'relu'.")
         if self.dtype not in ("float32", "float64"):
