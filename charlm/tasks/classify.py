@@ -283,8 +283,9 @@ class ClassifyTask(SentenceTask):
 # ------------------------------------------------------------ the run set-up
 # Chosen by measurement (docs/benchmarks.md, "Per-task defaults"): one core, 60 s budgets on
 # MR and the UCI sentences; the language model's (char level, 2x512) learn next to nothing there.
-DEFAULTS = {"level": "word", "bidirectional": True, "embed": 64, "hidden": 64, "layers": 1,
-            "dropout": 0.5, "lr": 5e-3, "batch": 32, "pool": "mean", "eval_every": 100}
+DEFAULTS = {"level": "word", "bidirectional": True, "embed": 128, "hidden": 64, "layers": 1,
+            "dropout": 0.5, "input_dropout": 0.4, "lr": 5e-3, "batch": 32, "pool": "mean",
+            "eval_every": 100}
 # Options that apply to the classifier only: pooling, its data formats, cross-validation (and,
 # with the tagger, the frozen character LMs' features).
 OPTIONS = ("pool", "classes", "label_column", "folds", "lm_features", "tokenizer")
