@@ -187,8 +187,9 @@ def run_charlm(job: dict) -> dict:
         meta = json.loads(str(np.load(out)["meta"]))
     run = meta["train"]["run"]
     used = {k: v for k, v in {**meta["train"]["config"], **model.config.to_json()}.items()
-            if k in ("level", "bidirectional", "hidden", "embed", "layers", "dropout", "lr",
-                     "batch", "char_hidden", "min_count", "pool", "eval_every")}
+            if k in ("level", "bidirectional", "hidden", "embed", "layers", "dropout",
+                     "input_dropout", "lr", "batch", "char_hidden", "min_count", "pool",
+                     "eval_every")}
     return {"figure": figure, "steps": run["step"], "epochs": seen["epochs"],
             "wall_s": wall, "used": used,
             "init_from": meta["train"]["config"].get("init_from")}
@@ -256,7 +257,7 @@ def plan(a) -> list[dict]:
                     "epochs": a.epochs}
             if "torch" in rows:
                 jobs.append({**base, "impl": "torch", "config": "PyTorch BiLSTM"})
-            jobs += [{**base, "impl": "charlm", "config": c, "options": o}
+            jobs += [{**base, "impl": "charlm", "config": c, "options": {**o, **a.set}}
                      for c, o in configs.items()]
     return jobs
 
@@ -325,6 +326,18 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def option_value(text: str, parser) -> tuple[str, object]:
+    """``--set embed=64`` -> ("embed", 64): the value read as JSON where it is (numbers,
+    true/false), else kept as text."""
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        parser.error(f"--set takes OPTION=VALUE (got {text!r})")
+    try:
+        return key.strip().replace("-", "_"), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip().replace("-", "_"), value
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpora", default=os.environ.get("CORPORA"),
@@ -355,6 +368,9 @@ def main(argv=None) -> int:
                         "one): adds a row 'defaults + --lm-features'.")
     p.add_argument("--init-from-tasks", default="classify,tag",
                    help="The tasks that get the --init-from and --lm-features rows.")
+    p.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                   help="An option for every charlm row, as charlm.train takes it (e.g. "
+                        "embed=64, input_dropout=0); repeat for more.")
     p.add_argument("--cores", default="0,1", help="The cores to run on, one run each.")
     p.add_argument("--json", default=None, help="Also write the JSON lines here.")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
@@ -364,6 +380,7 @@ def main(argv=None) -> int:
         return 0
     if not a.corpora:
         p.error("give --corpora DIR (or set $CORPORA): the folder with classify/ and tagging/")
+    a.set = dict(option_value(s, p) for s in a.set)
     if a.init_from:
         a.init_from = str(Path(a.init_from).resolve())
     if a.lm_features:
