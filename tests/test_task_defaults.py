@@ -54,6 +54,24 @@ def test_a_task_without_options_uses_its_own_defaults(tmp_path, task):
         assert got[k] == base[k], k
 
 
+def test_a_file_from_before_input_dropout_loads_without_it(tmp_path):
+    """A model file whose config has no ``input_dropout`` (written before the option) is read
+    as trained: no input dropout, whatever the task's default is now."""
+    data = write_reviews(tmp_path / "r.tsv")
+    r = runner.invoke(app, ["train", "--task", "classify", str(data), "--steps", "1",
+                            "--hidden", "4", "--embed", "3", "--out", str(tmp_path / "m.npz")])
+    assert r.exit_code == 0, r.output
+    assert checkpoint.load(tmp_path / "m.npz")[0].config.input_dropout == \
+        classify.DEFAULTS["input_dropout"] > 0
+    with np.load(tmp_path / "m.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    del meta["config"]["input_dropout"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **arrays)
+    assert checkpoint.load(tmp_path / "old.npz")[0].config.input_dropout == 0.0
+
+
 def test_the_language_model_keeps_its_defaults(tmp_path):
     (tmp_path / "c.txt").write_text("some text to read\n" * 40, encoding="utf-8")
     plan = plan_training(tmp_path / "c.txt", out=tmp_path / "m.npz", steps=1)
@@ -102,13 +120,14 @@ def test_resume_keeps_the_runs_own_options_and_info_shows_them(tmp_path):
     data = write_reviews(tmp_path / "r.tsv")
     own = ["--level", "char", "--no-bidirectional", "--hidden", "6", "--embed", "3",
            "--layers", "2", "--lr", "0.002", "--pool", "last", "--eval-every", "3",
-           "--dropout", "0.1", "--batch", "8"]
+           "--dropout", "0.1", "--input-dropout", "0.2", "--batch", "8"]
     common = ["train", "--task", "classify", str(data), *own]
     whole_and_resumed(common, "classify", tmp_path)
     ref, _, a = checkpoint.load(tmp_path / "ref.npz")
     got, meta, b = checkpoint.load(tmp_path / "int.npz")
     assert got.config.to_json() == ref.config.to_json()
     assert (got.vocab.level, got.config.hidden, got.config.bidirectional) == ("char", 6, False)
+    assert (got.config.dropout, got.config.input_dropout) == (0.1, 0.2)
     assert meta["config"]["lr"] == 0.002 and meta["config"]["eval_every"] == 3
     for k in ref.params:
         assert np.array_equal(ref.params[k], got.params[k]), k
@@ -121,4 +140,4 @@ def test_resume_keeps_the_runs_own_options_and_info_shows_them(tmp_path):
     assert info["train_config"]["lr"] == 0.002 and info["config"]["pool"] == "last"
     r = runner.invoke(app, ["info", "--model", str(tmp_path / "int.npz")])
     assert "lr 0.002, batch 8" in r.output and "validation every 3 steps" in r.output
-    assert "char-level 2×LSTM 6" in r.output
+    assert "char-level 2×LSTM 6" in r.output and "dropout 0.1 (input 0.2)" in r.output
