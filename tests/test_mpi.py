@@ -58,11 +58,13 @@ def test_charlm_does_not_import_mpi4py_outside_mpi():
     assert out.stdout.strip() == "False", out.stderr
 
 
+@pytest.mark.parametrize("opts", [{}, {"input_dropout": 0.25}], ids=["layers", "and-input"])
 @pytest.mark.parametrize("cuts", [(3,), (2, 5), (1, 2, 4)])
-def test_shares_of_a_batch_add_up_to_the_whole_batch(cuts):
+def test_shares_of_a_batch_add_up_to_the_whole_batch(cuts, opts):
     """Rows split as N processes split them: the shares' losses and gradients (averaged over
-    the whole m, with the whole batch's dropout masks sliced) sum to the whole batch's."""
-    model = make_model("lstm", dropout=0.3, dtype="float64", hidden=6, layers=2)
+    the whole m, with the whole batch's dropout masks sliced, the input's too) sum to the
+    whole batch's."""
+    model = make_model("lstm", opts, dropout=0.3, dtype="float64", hidden=6, layers=2)
     m, T = 7, 5
     rng = np.random.default_rng(3)
     X = rng.integers(0, model.V, (T, m))
