@@ -258,6 +258,8 @@ def test_missing_validation_file(lab, tmp_path):
     (["--decay", "1.5"], "--decay"),
     (["--decay-after", "-1"], "--decay-after"),
     (["--dropout", "1"], "--dropout"),
+    (["--input-dropout", "1"], "--input-dropout"),
+    (["--input-dropout", "-0.1"], "--input-dropout"),
     (["--valid-fraction", "1"], "--valid-fraction"),
     (["--vocab-size", "2"], "--vocab-size"),
     (["--min-count", "0"], "--min-count"),

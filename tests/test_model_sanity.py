@@ -330,7 +330,8 @@ def test_clip_off_and_bad_mode():
 # ------------------------------------------------------------------- config
 @pytest.mark.parametrize("bad", [
     dict(cell="transformer"), dict(layers=0), dict(hidden=0), dict(embed=-1),
-    dict(dropout=1.0), dict(dropout=-0.1), dict(activation="gelu", cell="rnn"),
+    dict(dropout=1.0), dict(dropout=-0.1), dict(input_dropout=1.0), dict(input_dropout=-0.1),
+    dict(activation="gelu", cell="rnn"),
     dict(dtype="float16"), dict(peephole=True, cell="gru"), dict(simplified=True),
     dict(activation="relu"),  # the default cell is the LSTM
 ])
