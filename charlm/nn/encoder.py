@@ -148,7 +148,7 @@ def _stack(params: dict, config, x: np.ndarray, state, lengths, rng, run):
     rev = reverse_index(lengths, T, m) if bidir else None
     if state is None:
         state = zero_state(config, m, dt)
-    p_in = getattr(config, "input_dropout", 0.0) if rng is not None else 0.0
+    p_in = config.input_dropout if rng is not None else 0.0
     in_drop = dropout_mask(x.shape, p_in, rng, dt) if p_in > 0 else None
     h = x if in_drop is None else x * in_drop
     caches, drops, new_state = [], [], []
